@@ -1,0 +1,113 @@
+/**
+ * @file backbone.h
+ * @brief The MobileOne backbone (s0..s4): load, reparameterize, run.
+ *
+ * A ::mo_backbone is immutable after mo_backbone_open() and may be shared by any
+ * number of threads. Each thread runs it through its own ::mo_session, which owns
+ * all scratch memory (sized once at open: running never allocates).
+ */
+#ifndef MO_BACKBONE_H
+#define MO_BACKBONE_H
+
+#include "mo/common.h"
+#include "mo/file.h"
+#include "mo/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mo_backbone mo_backbone;
+typedef struct mo_session mo_session;
+
+#define MO_NUM_LEVELS 4
+
+/**
+ * @brief Feature maps of one run: stage1..stage4 outputs (nominal strides 4, 8, 16, 32).
+ *
+ * Views into session memory, valid until the next run on the same session.
+ * With output stride 16 the stage4 map keeps stride 16; with 8, stage3 and stage4 keep 8.
+ */
+typedef struct mo_features {
+    mo_tensor level[MO_NUM_LEVELS]; /**< level[i] is the output of stage i+1 */
+    int stride[MO_NUM_LEVELS];      /**< input pixels per feature pixel, per level */
+    const float *pooled;            /**< global average of level[3], level[3].c floats */
+} mo_features;
+
+/** Settings for mo_backbone_open(). Initialise with mo_backbone_default_settings(). */
+typedef struct mo_backbone_settings {
+    size_t size;          /**< sizeof(mo_backbone_settings), for ABI checks */
+    const char *prefix;   /**< tensor name prefix in the file; default "backbone." */
+} mo_backbone_settings;
+
+/** @brief Fill @p s with defaults. */
+MO_API void mo_backbone_default_settings(mo_backbone_settings *s);
+
+/**
+ * @brief Build a backbone from a model file holding fused (`reparam_conv`) or
+ *        train-time (`rbr_conv`, `rbr_scale`, `rbr_skip`) weights.
+ *
+ * The variant comes from the file's "mo.variant" metadata; every tensor is checked
+ * against the architecture. Train-time branches are folded (BatchNorm, 1x1 padded to
+ * 3x3, identity) into one conv per block here.
+ * @param[out] out receives the backbone; close with mo_backbone_close()
+ * @param f an open model file; it may be closed once this returns
+ * @param s settings, or NULL for defaults
+ * @return MO_OK, MO_EINVAL, MO_ENOMEM, MO_EFORMAT (missing tensor or metadata),
+ *         MO_EMISMATCH (tensor shape), MO_EUNSUPPORTED (unknown variant)
+ */
+MO_API int mo_backbone_open(mo_backbone **out, const mo_file *f,
+                            const mo_backbone_settings *s);
+
+/** @brief Free a backbone and set `*bb` to NULL. No session of it may remain open. */
+MO_API void mo_backbone_close(mo_backbone **bb);
+
+/** @brief Variant name, "s0".."s4". */
+MO_API const char *mo_backbone_variant(const mo_backbone *bb);
+
+/** @brief Channels of feature level @p level (0..3), or MO_EINVAL. */
+MO_API int mo_backbone_channels(const mo_backbone *bb, int level);
+
+/** @brief Digest of the backbone weights it was built from (see mo_file_digest()). */
+MO_API const char *mo_backbone_digest(const mo_backbone *bb);
+
+/** Settings for mo_session_open(). Initialise with mo_session_default_settings(). */
+typedef struct mo_session_settings {
+    size_t size;               /**< sizeof(mo_session_settings) */
+    int max_height;            /**< largest input height the session accepts; default 224 */
+    int max_width;             /**< largest input width; default 224 */
+    int min_output_stride;     /**< smallest output stride runs will ask for (8, 16, 32); default 32 */
+} mo_session_settings;
+
+/** @brief Fill @p s with defaults. */
+MO_API void mo_session_default_settings(mo_session_settings *s);
+
+/** Largest input side a session accepts. */
+#define MO_MAX_INPUT_SIDE 8192
+
+/**
+ * @brief Open a per-thread session on @p bb, allocating all scratch memory.
+ * @param s settings or NULL for defaults
+ * @return MO_OK, MO_EINVAL (sizes outside 1..MO_MAX_INPUT_SIDE, bad stride), MO_ENOMEM
+ */
+MO_API int mo_session_open(mo_session **out, const mo_backbone *bb,
+                           const mo_session_settings *s);
+
+/** @brief Free a session and set `*s` to NULL. */
+MO_API void mo_session_close(mo_session **s);
+
+/**
+ * @brief Run the backbone on a normalized 3-channel input.
+ * @param input h x w x 3, h and w within the session's maxima
+ * @param output_stride 32 (plain), 16 or 8 (dilated stage4 / stages 3-4); not below
+ *        the session's min_output_stride
+ * @param[out] out feature views, valid until the next run on @p s
+ * @return MO_OK or MO_EINVAL
+ */
+MO_API int mo_backbone_run(mo_session *s, const mo_tensor *input, int output_stride,
+                           mo_features *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

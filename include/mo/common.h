@@ -1,0 +1,63 @@
+/**
+ * @file common.h
+ * @brief Error codes, export macro and version of the MobileOne vision SDK.
+ *
+ * Every call that can fail returns an `int`: ::MO_OK (0) on success or one of the
+ * negative `MO_E*` codes below. mo_strerror() turns a code into a message.
+ */
+#ifndef MO_COMMON_H
+#define MO_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  define MO_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#  define MO_API __attribute__((visibility("default")))
+#else
+#  define MO_API
+#endif
+
+/** Error codes returned by every fallible SDK call. */
+enum mo_error {
+    MO_OK = 0,            /**< success */
+    MO_EINVAL = -1,       /**< invalid argument (NULL pointer, size out of range, bad option) */
+    MO_ENOMEM = -2,       /**< an allocation failed */
+    MO_EIO = -3,          /**< a file could not be opened, read or written */
+    MO_EFORMAT = -4,      /**< a file is corrupt, truncated or not of the expected format */
+    MO_EUNSUPPORTED = -5, /**< valid input the SDK does not handle (e.g. unknown variant) */
+    MO_EMISMATCH = -6,    /**< parts that must fit together do not (head vs backbone, shapes) */
+};
+
+/**
+ * @brief Message for an error code.
+ * @param err a value returned by an SDK call
+ * @return a static string; never NULL (unknown codes give "unknown error")
+ */
+MO_API const char *mo_strerror(int err);
+
+/**
+ * @brief Detail of the last error raised on the calling thread.
+ *
+ * Loaders and decoders record which file, tensor or field was wrong; the text is
+ * thread-local and stays valid until the next failing SDK call on the same thread.
+ * @return a string, empty when there is no detail; never NULL
+ */
+MO_API const char *mo_last_error(void);
+
+/** @brief SDK version as "MAJOR.MINOR.PATCH". */
+MO_API const char *mo_version(void);
+
+#define MO_VERSION_MAJOR 0
+#define MO_VERSION_MINOR 1
+#define MO_VERSION_PATCH 0
+
+#ifdef __cplusplus
+}
+#endif
+#endif
