@@ -1,0 +1,53 @@
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "errors_internal.h"
+
+/* Thread-local so concurrent sessions do not overwrite each other's detail. */
+static _Thread_local char last_error[512];
+
+const char *mo_strerror(int err)
+{
+    switch (err) {
+    case MO_OK: return "success";
+    case MO_EINVAL: return "invalid argument";
+    case MO_ENOMEM: return "out of memory";
+    case MO_EIO: return "input/output error";
+    case MO_EFORMAT: return "corrupt or unsupported file format";
+    case MO_EUNSUPPORTED: return "unsupported";
+    case MO_EMISMATCH: return "parts do not fit together";
+    default: return "unknown error";
+    }
+}
+
+const char *mo_last_error(void)
+{
+    return last_error;
+}
+
+static void vset(const char *fmt, va_list ap)
+{
+    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+}
+
+void mo_set_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vset(fmt, ap);
+    va_end(ap);
+}
+
+int mo_fail(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vset(fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+const char *mo_version(void)
+{
+    return MO_VERSION_STRING;
+}
