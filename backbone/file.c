@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <json-c/json.h>
 #include <zlib.h>
@@ -366,8 +367,9 @@ int mo_file_open(mo_file **out, const char *path)
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return mo_fail(MO_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
     long len = -1;
-    if (!fseek(fp, 0, SEEK_END))
+    if (!fstat(fileno(fp), &st) && S_ISREG(st.st_mode) && !fseek(fp, 0, SEEK_END))
         len = ftell(fp);
     if (len < 0 || fseek(fp, 0, SEEK_SET)) {
         fclose(fp);

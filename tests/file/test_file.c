@@ -1,0 +1,211 @@
+/* Model file loader: valid files open, every kind of damage is refused with a message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <zlib.h>
+
+#include "mo/file.h"
+
+/* Builds a safetensors image in memory: two tensors "a" (F32 [2,3]) and "b" (F16 [2]). */
+typedef struct blob {
+    uint8_t *p;
+    size_t n;
+} blob;
+
+static const float a_vals[6] = { 1, -2, 3.5f, 0, 1e-3f, 65504 };
+static const uint16_t b_vals[2] = { 0x3c00 /* 1.0 */, 0xc000 /* -2.0 */ };
+
+static blob build(const char *format, const char *version, const char *b_shape, int b_end,
+                  int bad_crc, const char *extra_meta)
+{
+    uint8_t data[28];
+    memcpy(data, a_vals, 24);
+    memcpy(data + 24, b_vals, 4);
+    unsigned ca = (unsigned)crc32(0, data, 24), cb = (unsigned)crc32(0, data + 24, 4);
+    if (bad_crc)
+        ca ^= 1;
+    char crc[128];
+    snprintf(crc, sizeof(crc), "{\\\"a\\\": \\\"%08x\\\", \\\"b\\\": \\\"%08x\\\"}", ca, cb);
+    char hdr[1024];
+    int hn = snprintf(hdr, sizeof(hdr),
+                      "{\"__metadata__\": {\"mo.format\": \"%s\", \"mo.format_version\": \"%s\", "
+                      "\"mo.crc32\": \"%s\"%s}, "
+                      "\"a\": {\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [0, 24]}, "
+                      "\"b\": {\"dtype\": \"F16\", \"shape\": %s, \"data_offsets\": [24, %d]}}   ",
+                      format, version, crc, extra_meta ? extra_meta : "", b_shape, b_end);
+    blob r;
+    r.n = 8 + (size_t)hn + sizeof(data);
+    r.p = malloc(r.n);
+    for (int i = 0; i < 8; i++)
+        r.p[i] = (uint8_t)((uint64_t)hn >> (8 * i));
+    memcpy(r.p + 8, hdr, (size_t)hn);
+    memcpy(r.p + 8 + hn, data, sizeof(data));
+    return r;
+}
+
+static blob good(void)
+{
+    return build("mobileone-sdk", "1", "[2]", 28, 0, ", \"cls.classes\": \"[]\"");
+}
+
+static int open_blob(blob b, mo_file **f)
+{
+    int r = mo_file_open_memory(f, b.p, b.n);
+    free(b.p);
+    return r;
+}
+
+static void test_valid(void **state)
+{
+    (void)state;
+    mo_file *f = NULL;
+    assert_int_equal(open_blob(good(), &f), MO_OK);
+    assert_int_equal(mo_file_num_tensors(f), 2);
+    assert_string_equal(mo_file_meta(f, "cls.classes"), "[]");
+    assert_null(mo_file_meta(f, "nope"));
+    float a[6], b[2];
+    int64_t sa[2] = { 2, 3 }, sb[1] = { 2 };
+    assert_int_equal(mo_file_read_f32(f, "a", 2, sa, a), MO_OK);
+    assert_memory_equal(a, a_vals, sizeof(a));
+    assert_int_equal(mo_file_read_f32(f, "b", 1, sb, b), MO_OK);
+    assert_true(b[0] == 1.0f && b[1] == -2.0f);
+    mo_tensor_info info;
+    assert_int_equal(mo_file_tensor(f, "b", &info), MO_OK);
+    assert_int_equal(info.dtype, MO_DTYPE_F16);
+    assert_int_equal(info.numel, 2);
+    char d1[17], d2[17];
+    assert_int_equal(mo_file_digest(f, "a", d1), MO_OK);
+    assert_int_equal(mo_file_digest(f, "", d2), MO_OK);
+    assert_int_equal((int)strlen(d1), 16);
+    assert_string_not_equal(d1, d2);
+    assert_int_equal(mo_file_digest(f, "zz", d1), MO_EFORMAT);
+    mo_file_close(&f);
+    assert_null(f);
+    mo_file_close(&f); /* closing twice is harmless */
+}
+
+static void test_shape_and_missing(void **state)
+{
+    (void)state;
+    mo_file *f = NULL;
+    assert_int_equal(open_blob(good(), &f), MO_OK);
+    float a[6];
+    int64_t wrong[2] = { 3, 2 };
+    assert_int_equal(mo_file_read_f32(f, "a", 2, wrong, a), MO_EMISMATCH);
+    assert_non_null(strstr(mo_last_error(), "[2, 3]"));
+    assert_non_null(strstr(mo_last_error(), "[3, 2]"));
+    assert_int_equal(mo_file_read_f32(f, "missing", 2, wrong, a), MO_EFORMAT);
+    assert_non_null(strstr(mo_last_error(), "missing"));
+    assert_int_equal(mo_file_tensor(f, "missing", NULL), MO_EFORMAT);
+    mo_file_close(&f);
+}
+
+static void expect_refused(blob b, int code, const char *word)
+{
+    mo_file *f = (mo_file *)0x1;
+    assert_int_equal(open_blob(b, &f), code);
+    assert_null(f);
+    if (!strstr(mo_last_error(), word))
+        fail_msg("message '%s' lacks '%s'", mo_last_error(), word);
+}
+
+static void test_wrong_magic_and_version(void **state)
+{
+    (void)state;
+    expect_refused(build("other", "1", "[2]", 28, 0, NULL), MO_EFORMAT, "mo.format");
+    expect_refused(build("mobileone-sdk", "2", "[2]", 28, 0, NULL), MO_EFORMAT, "version 2");
+}
+
+static void test_offsets_and_sizes(void **state)
+{
+    (void)state;
+    expect_refused(build("mobileone-sdk", "1", "[2]", 40, 0, NULL), MO_EFORMAT, "outside");
+    expect_refused(build("mobileone-sdk", "1", "[3]", 28, 0, NULL), MO_EFORMAT, "bytes for");
+    expect_refused(build("mobileone-sdk", "1", "[-2]", 28, 0, NULL), MO_EFORMAT, "dim 0");
+    expect_refused(build("mobileone-sdk", "1", "[1,1,1,1,2]", 28, 0, NULL), MO_EFORMAT, "dims");
+    expect_refused(build("mobileone-sdk", "1", "[2]", 28, 1, NULL), MO_EFORMAT, "checksum");
+}
+
+static void test_truncated_everywhere(void **state)
+{
+    (void)state;
+    blob g = good();
+    for (size_t n = 0; n < g.n; n++) {
+        mo_file *f = NULL;
+        int r = mo_file_open_memory(&f, g.p, n);
+        assert_int_equal(r, MO_EFORMAT);
+        assert_null(f);
+        assert_true(strlen(mo_last_error()) > 0);
+    }
+    free(g.p);
+}
+
+static void test_garbled(void **state)
+{
+    (void)state;
+    blob g = good();
+    /* Flip every byte in turn: the loader either refuses or (when the flip lands in
+     * padding) opens; it never crashes, and a flipped data byte is a checksum error. */
+    for (size_t i = 0; i < g.n; i++) {
+        g.p[i] ^= 0x5a;
+        mo_file *f = NULL;
+        int r = mo_file_open_memory(&f, g.p, g.n);
+        if (i >= g.n - 28)
+            assert_int_equal(r, MO_EFORMAT);
+        if (r == MO_OK)
+            mo_file_close(&f);
+        g.p[i] ^= 0x5a;
+    }
+    uint8_t huge[16] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f };
+    mo_file *f = NULL;
+    assert_int_equal(mo_file_open_memory(&f, huge, sizeof(huge)), MO_EFORMAT);
+    free(g.p);
+}
+
+static void test_io_errors(void **state)
+{
+    (void)state;
+    mo_file *f = NULL;
+    assert_int_equal(mo_file_open(&f, "/nonexistent/model.safetensors"), MO_EIO);
+    assert_non_null(strstr(mo_last_error(), "/nonexistent/model.safetensors"));
+    assert_int_equal(mo_file_open(&f, "/"), MO_EIO);
+    assert_int_equal(mo_file_open(NULL, "x"), MO_EINVAL);
+    assert_int_equal(mo_file_open(&f, NULL), MO_EINVAL);
+    char path[] = "/tmp/mo_test_empty_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fclose(fdopen(fd, "w"));
+    assert_int_equal(mo_file_open(&f, path), MO_EFORMAT);
+    assert_non_null(strstr(mo_last_error(), path));
+    remove(path);
+}
+
+static void test_strerror(void **state)
+{
+    (void)state;
+    for (int e = MO_EMISMATCH; e <= MO_OK; e++)
+        assert_string_not_equal(mo_strerror(e), "unknown error");
+    assert_string_equal(mo_strerror(-1000), "unknown error");
+    assert_non_null(mo_version());
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid),
+        cmocka_unit_test(test_shape_and_missing),
+        cmocka_unit_test(test_wrong_magic_and_version),
+        cmocka_unit_test(test_offsets_and_sizes),
+        cmocka_unit_test(test_truncated_everywhere),
+        cmocka_unit_test(test_garbled),
+        cmocka_unit_test(test_io_errors),
+        cmocka_unit_test(test_strerror),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
