@@ -1,0 +1,184 @@
+/* Classification head: global average pool (computed by the backbone as mo_features.pooled),
+ * then a linear layer. Softmax and top-k are small pure functions. */
+#include <json-c/json.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../backbone/errors_internal.h"
+#include "mo/classify.h"
+
+struct mo_cls {
+    int k, c;
+    float *weight; /* [k][c] */
+    float *bias;   /* [k] */
+    char **names;  /* [k] */
+};
+
+void mo_cls_close(mo_cls **pc)
+{
+    if (!pc || !*pc)
+        return;
+    mo_cls *c = *pc;
+    if (c->names)
+        for (int i = 0; i < c->k; i++)
+            free(c->names[i]);
+    free(c->names);
+    free(c->weight);
+    free(c->bias);
+    free(c);
+    *pc = NULL;
+}
+
+/* A head trained on another backbone would give silent garbage: refuse it. */
+static int check_backbone(const mo_file *f, const mo_backbone *bb)
+{
+    const char *variant = mo_file_meta(f, "mo.variant");
+    if (variant && strcmp(variant, mo_backbone_variant(bb)))
+        return mo_fail(MO_EMISMATCH, "classification head was trained on MobileOne-%s, not %s",
+                       variant, mo_backbone_variant(bb));
+    const char *digest = mo_file_meta(f, "mo.backbone_digest");
+    if (digest && strcmp(digest, mo_backbone_digest(bb)))
+        return mo_fail(MO_EMISMATCH,
+                       "classification head names backbone %s, but the backbone is %s", digest,
+                       mo_backbone_digest(bb));
+    return MO_OK;
+}
+
+static int read_names(mo_cls *c, const mo_file *f)
+{
+    const char *s = mo_file_meta(f, "cls.classes");
+    if (!s)
+        return mo_fail(MO_EFORMAT, "metadata cls.classes is missing");
+    json_object *o = json_tokener_parse(s);
+    int ret = MO_OK;
+    if (!o || !json_object_is_type(o, json_type_array) || json_object_array_length(o) == 0 ||
+        json_object_array_length(o) > 1000000) {
+        ret = mo_fail(MO_EFORMAT, "metadata cls.classes is not a non-empty JSON list");
+        goto done;
+    }
+    c->k = (int)json_object_array_length(o);
+    if (!(c->names = calloc((size_t)c->k, sizeof(char *)))) {
+        ret = mo_fail(MO_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < c->k; i++) {
+        json_object *n = json_object_array_get_idx(o, (size_t)i);
+        if (!json_object_is_type(n, json_type_string)) {
+            ret = mo_fail(MO_EFORMAT, "cls.classes[%d] is not a string", i);
+            goto done;
+        }
+        if (!(c->names[i] = strdup(json_object_get_string(n)))) {
+            ret = mo_fail(MO_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+done:
+    json_object_put(o);
+    return ret;
+}
+
+int mo_cls_open(mo_cls **out, const mo_file *f, const mo_backbone *bb)
+{
+    validate_input_or_ret(out, MO_EINVAL);
+    *out = NULL;
+    validate_input_or_ret(f && bb, MO_EINVAL);
+    int ret = check_backbone(f, bb);
+    if (ret)
+        return ret;
+    mo_cls *c = calloc(1, sizeof(*c));
+    if (!c)
+        return mo_fail(MO_ENOMEM, "out of memory");
+    if ((ret = read_names(c, f)))
+        goto fail;
+    c->c = mo_backbone_channels(bb, MO_NUM_LEVELS - 1);
+    mo_tensor_info info;
+    if ((ret = mo_file_tensor(f, "cls.linear.weight", &info)))
+        goto fail;
+    if (info.ndim != 2 || info.shape[0] != c->k || info.shape[1] != c->c) {
+        ret = mo_fail(MO_EMISMATCH,
+                      "cls.linear.weight must be [%d classes, %d backbone channels]", c->k, c->c);
+        goto fail;
+    }
+    c->weight = malloc(sizeof(float) * (size_t)c->k * (size_t)c->c);
+    c->bias = malloc(sizeof(float) * (size_t)c->k);
+    if (!c->weight || !c->bias) {
+        ret = mo_fail(MO_ENOMEM, "out of memory");
+        goto fail;
+    }
+    int64_t ws[2] = { c->k, c->c }, bs[1] = { c->k };
+    if ((ret = mo_file_read_f32(f, "cls.linear.weight", 2, ws, c->weight)) ||
+        (ret = mo_file_read_f32(f, "cls.linear.bias", 1, bs, c->bias)))
+        goto fail;
+    *out = c;
+    return MO_OK;
+fail:
+    mo_cls_close(&c);
+    return ret;
+}
+
+int mo_cls_num_classes(const mo_cls *c)
+{
+    return c ? c->k : 0;
+}
+
+const char *mo_cls_class_name(const mo_cls *c, int i)
+{
+    return c && i >= 0 && i < c->k ? c->names[i] : NULL;
+}
+
+int mo_cls_logits(const mo_cls *c, const mo_features *f, float *logits)
+{
+    validate_input_or_ret(c && f && f->pooled && logits, MO_EINVAL);
+    if (f->level[MO_NUM_LEVELS - 1].c != c->c)
+        return mo_fail(MO_EINVAL, "features have %d channels, the head expects %d",
+                       f->level[MO_NUM_LEVELS - 1].c, c->c);
+    const float *x = f->pooled;
+    for (int k = 0; k < c->k; k++) {
+        const float *w = c->weight + (size_t)k * (size_t)c->c;
+        float s = 0;
+        for (int i = 0; i < c->c; i++)
+            s += w[i] * x[i];
+        logits[k] = s + c->bias[k];
+    }
+    return MO_OK;
+}
+
+void mo_softmax(float *x, int n)
+{
+    if (!x || n <= 0)
+        return;
+    float m = x[0];
+    for (int i = 1; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        sum += x[i];
+    }
+    for (int i = 0; i < n; i++)
+        x[i] = (float)(x[i] / sum);
+}
+
+int mo_topk(const float *p, int n, int k, mo_class_score *out)
+{
+    validate_input_or_ret(p && out && n >= 0 && k >= 0, MO_EINVAL);
+    if (k > n)
+        k = n;
+    if (k == 0)
+        return 0;
+    /* Insertion into a sorted list of k: k is small (top-5), n is the class count. */
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (m == k && !(p[i] > out[m - 1].prob))
+            continue;
+        int j = m < k ? m++ : m - 1;
+        while (j > 0 && p[i] > out[j - 1].prob) {
+            out[j] = out[j - 1];
+            j--;
+        }
+        out[j].index = i;
+        out[j].prob = p[i];
+    }
+    return m;
+}

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian 12 packages the SDK, its tests and its tools need (only what is missing).
+set -eu
+pkgs="build-essential meson ninja-build pkg-config libstb-dev libcmocka-dev zlib1g-dev
+      libjson-c-dev libjpeg62-turbo-dev python3-torch python3-torchvision python3-numpy python3-pil"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
