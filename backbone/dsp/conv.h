@@ -1,0 +1,131 @@
+/*
+ * Convolution kernels of the MobileOne backbone (internal, not installed).
+ *
+ * After reparameterization a MobileOne network is a 3x3 stem on 3 channels, then
+ * alternating depthwise 3x3 and pointwise 1x1 convolutions, each with a bias and a
+ * ReLU, some with squeeze-excite (SE) between the conv and the ReLU. These are the
+ * only kernels it needs. All maps are NHWC float32 (channels contiguous).
+ *
+ * Each kernel type is declared once with a decl_*_fn macro (as dav1d's decl_cdef_fn)
+ * and reached through ::mo_conv_dsp. The portable C versions (suffix _c, conv.c) are
+ * the specification: an optimized version must give the same result up to float
+ * rounding (tests/backbone/test_conv.c and later checkdsp compare them).
+ *
+ * Adding a SIMD version: write backbone/dsp/<arch>/conv_<isa>.c defining e.g.
+ * mo_pw_avx2 with the same signature, declare it below, and add two lines to
+ * mo_conv_dsp_init() guarded by the matching cpu flag.
+ *
+ * Threading: the stem and depthwise kernels compute output rows [y0, y1) only, and the
+ * pointwise kernel any run of pixels, so a caller can split one layer over threads
+ * without another entry point.
+ */
+#ifndef MO_DSP_CONV_H
+#define MO_DSP_CONV_H
+
+#include <stddef.h>
+
+/* Output size of a 3x3 conv with padding == dilation, or of a 1x1 conv, at this stride. */
+#define MO_CONV_OUT(n, stride) (((n) - 1) / (stride) + 1)
+
+/**
+ * Stem: 3x3 conv on a 3-channel image, stride 2, padding 1, + bias, + optional ReLU.
+ * @param dst    output, MO_CONV_OUT(ih, 2) x MO_CONV_OUT(iw, 2) x cout
+ * @param dst_stride elements from one output row to the next (>= ow * cout)
+ * @param src    input, ih x iw x 3
+ * @param src_stride elements from one input row to the next (>= iw * 3)
+ * @param weight packed [ky][kx][ci][cout] = 27 x cout floats (mo_stem_pack())
+ * @param bias   cout floats
+ * @param relu   1: apply max(0, x); 0: leave the conv output as it is
+ * @param y0,y1  output rows to compute, 0 <= y0 <= y1 <= oh
+ */
+#define decl_stem3x3_fn(name) \
+    void (name)(float *dst, ptrdiff_t dst_stride, const float *src, ptrdiff_t src_stride, \
+                int ih, int iw, int cout, const float *weight, const float *bias, int relu, \
+                int y0, int y1)
+typedef decl_stem3x3_fn(mo_stem3x3_fn);
+
+/**
+ * Depthwise 3x3 conv (groups = channels), stride 1 or 2, dilation d, padding d,
+ * + bias, + optional ReLU. Output size MO_CONV_OUT(ih, stride) x MO_CONV_OUT(iw, stride).
+ * @param weight packed [ky][kx][c] = 9 x c floats (mo_dw_pack())
+ * @param stride 1 or 2
+ * @param dil    dilation >= 1 (also the padding); any value, even beyond the map size
+ * @param y0,y1  output rows to compute
+ * dst and src must not overlap.
+ */
+#define decl_dw3x3_fn(name) \
+    void (name)(float *dst, ptrdiff_t dst_stride, const float *src, ptrdiff_t src_stride, \
+                int ih, int iw, int c, int stride, int dil, const float *weight, \
+                const float *bias, int relu, int y0, int y1)
+typedef decl_dw3x3_fn(mo_dw3x3_fn);
+
+/* Columns of output channels per panel of packed pointwise weights. */
+#define MO_PW_NR 16
+
+/**
+ * Pointwise 1x1 conv as a GEMM: dst[p][co] = bias[co] + sum_ci src[p][ci] * W[co][ci],
+ * + optional ReLU, over @p n contiguous pixels (rows of cin and cout floats).
+ * @param weight packed by mo_pw_pack(): ceil(cout / MO_PW_NR) panels, each cin rows of
+ *               MO_PW_NR output channels (zero beyond cout), so the loop over output
+ *               channels reads contiguous memory.
+ * dst and src must not overlap.
+ */
+#define decl_pw_fn(name) \
+    void (name)(float *dst, const float *src, size_t n, int cin, int cout, \
+                const float *weight, const float *bias, int relu)
+typedef decl_pw_fn(mo_pw_fn);
+
+/**
+ * Squeeze-excite on a conv output, followed by the block's ReLU, in place:
+ * m = mean over pixels of x; r = relu(rb + rw m); e = sigmoid(eb + ew r);
+ * x[p][ch] = relu(x[p][ch] * e[ch]).
+ * @param x   n pixels of c floats
+ * @param rw  reduce weights [cr][c], rb [cr]; ew expand weights [c][cr], eb [c]
+ * @param tmp scratch of c + cr floats
+ */
+#define decl_se_fn(name) \
+    void (name)(float *x, size_t n, int c, int cr, const float *rw, const float *rb, \
+                const float *ew, const float *eb, float *tmp)
+typedef decl_se_fn(mo_se_fn);
+
+/** Global average pool: dst[ch] = mean over the n pixels of src (rows of c floats). */
+#define decl_gap_fn(name) void (name)(float *dst, const float *src, size_t n, int c)
+typedef decl_gap_fn(mo_gap_fn);
+
+typedef struct mo_conv_dsp {
+    mo_stem3x3_fn *stem3x3;
+    mo_dw3x3_fn *dw3x3;
+    mo_pw_fn *pw;
+    mo_se_fn *se;
+    mo_gap_fn *gap;
+} mo_conv_dsp;
+
+/* CPU feature bits for mo_conv_dsp_init(); none is used by the C reference yet. */
+enum {
+    MO_CPU_SSE41 = 1u << 0,
+    MO_CPU_AVX2 = 1u << 1, /* with FMA */
+    MO_CPU_AVX512 = 1u << 2,
+    MO_CPU_NEON = 1u << 8,
+};
+
+/** Fill @p dsp with the best kernels allowed by @p cpu_flags (0: the C reference). */
+void mo_conv_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags);
+
+decl_stem3x3_fn(mo_stem3x3_c);
+decl_dw3x3_fn(mo_dw3x3_c);
+decl_pw_fn(mo_pw_c);
+decl_se_fn(mo_se_c);
+decl_gap_fn(mo_gap_c);
+
+/* Weight packing from PyTorch layouts; done once when a model is opened. */
+
+/** [cout][3][3][3] -> [3][3][3][cout]. dst holds 27 * cout floats. */
+void mo_stem_pack(float *dst, const float *w, int cout);
+/** [c][1][3][3] -> [3][3][c]. dst holds 9 * c floats. */
+void mo_dw_pack(float *dst, const float *w, int c);
+/** Floats of packed pointwise weights: ceil(cout / MO_PW_NR) * MO_PW_NR * cin. */
+size_t mo_pw_packed_size(int cin, int cout);
+/** [cout][cin] (a [cout][cin][1][1] conv weight) -> panels, see decl_pw_fn. */
+void mo_pw_pack(float *dst, const float *w, int cin, int cout);
+
+#endif
