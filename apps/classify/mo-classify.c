@@ -1,0 +1,219 @@
+/* mo-classify: top-k ImageNet-style classification of one or many images.
+ * Per-image failures are reported and do not stop the batch. */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mo/classify.h"
+#include "mo/image.h"
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+            "usage: mo-classify --model FILE [--top K] [--json] IMAGE...\n"
+            "  --model FILE  model file holding a backbone and a classification head\n"
+            "  --top K       number of classes to print per image (default 5)\n"
+            "  --json        print one JSON array: {\"image\", \"top\": [{\"class\", \"name\", "
+            "\"prob\"}]}\n"
+            "                or {\"image\", \"error\"} per input, in input order\n"
+            "exit status: 0 all images classified, 1 some failed, 2 usage or model error\n");
+}
+
+/* JSON-valued metadata with a fallback; a malformed value is an error, not ignored. */
+static int meta_floats(const mo_file *f, const char *key, float *v, int n)
+{
+    const char *s = mo_file_meta(f, key);
+    if (!s)
+        return 0;
+    json_object *o = json_tokener_parse(s);
+    int ok = o && json_object_is_type(o, json_type_array) && (int)json_object_array_length(o) == n;
+    for (int i = 0; ok && i < n; i++) {
+        json_object *x = json_object_array_get_idx(o, (size_t)i);
+        ok = json_object_is_type(x, json_type_double) || json_object_is_type(x, json_type_int);
+        if (ok)
+            v[i] = (float)json_object_get_double(x);
+    }
+    json_object_put(o);
+    if (!ok)
+        fprintf(stderr, "mo-classify: metadata %s is not a list of %d numbers\n", key, n);
+    return ok ? 0 : -1;
+}
+
+static int meta_int(const mo_file *f, const char *key, int def, int lo, int hi)
+{
+    const char *s = mo_file_meta(f, key);
+    if (!s)
+        return def;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || v < lo || v > hi) {
+        fprintf(stderr, "mo-classify: metadata %s=%s is not in %d..%d\n", key, s, lo, hi);
+        return -1;
+    }
+    return (int)v;
+}
+
+typedef struct classifier {
+    mo_file *file;
+    mo_backbone *bb;
+    mo_cls *cls;
+    mo_session *session;
+    int resize, crop;
+    float mean[3], std[3];
+    float *input, *probs;
+} classifier;
+
+static void classifier_close(classifier *c)
+{
+    mo_session_close(&c->session);
+    mo_cls_close(&c->cls);
+    mo_backbone_close(&c->bb);
+    mo_file_close(&c->file);
+    free(c->input);
+    free(c->probs);
+}
+
+static int classifier_open(classifier *c, const char *path)
+{
+    memset(c, 0, sizeof(*c));
+    int r;
+    if ((r = mo_file_open(&c->file, path)) || (r = mo_backbone_open(&c->bb, c->file, NULL)) ||
+        (r = mo_cls_open(&c->cls, c->file, c->bb))) {
+        fprintf(stderr, "mo-classify: %s: %s (%s)\n", path, mo_strerror(r), mo_last_error());
+        return -1;
+    }
+    const float mean[3] = { 0.485f, 0.456f, 0.406f }, std[3] = { 0.229f, 0.224f, 0.225f };
+    memcpy(c->mean, mean, sizeof(mean));
+    memcpy(c->std, std, sizeof(std));
+    c->resize = meta_int(c->file, "cls.resize", 256, 1, MO_MAX_INPUT_SIDE);
+    c->crop = meta_int(c->file, "cls.crop", 224, 1, MO_MAX_INPUT_SIDE);
+    if (c->resize < 0 || c->crop < 0 || meta_floats(c->file, "mo.mean", c->mean, 3) ||
+        meta_floats(c->file, "mo.std", c->std, 3))
+        return -1;
+    mo_session_settings ss;
+    mo_session_default_settings(&ss);
+    ss.max_height = ss.max_width = c->crop;
+    if ((r = mo_session_open(&c->session, c->bb, &ss))) {
+        fprintf(stderr, "mo-classify: %s (%s)\n", mo_strerror(r), mo_last_error());
+        return -1;
+    }
+    c->input = malloc(sizeof(float) * 3 * (size_t)c->crop * (size_t)c->crop);
+    c->probs = malloc(sizeof(float) * (size_t)mo_cls_num_classes(c->cls));
+    if (!c->input || !c->probs) {
+        fprintf(stderr, "mo-classify: out of memory\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Fills c->probs; on failure returns the error and leaves the message in mo_last_error(). */
+static int classify_one(classifier *c, const char *image)
+{
+    mo_image img = { 0 };
+    int r = mo_image_load(&img, image);
+    if (r)
+        return r;
+    mo_tensor t = { .data = c->input };
+    r = mo_preprocess_classify(&img, c->resize, c->crop, c->mean, c->std, &t);
+    mo_image_free(&img);
+    mo_features feats;
+    if (!r)
+        r = mo_backbone_run(c->session, &t, 32, &feats);
+    if (!r)
+        r = mo_cls_logits(c->cls, &feats, c->probs);
+    if (!r)
+        mo_softmax(c->probs, mo_cls_num_classes(c->cls));
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    const char *model = NULL;
+    int top = 5, json = 0, first = argc;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc) {
+            model = argv[++i];
+        } else if (!strcmp(argv[i], "--top") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 1000000) {
+                fprintf(stderr, "mo-classify: --top needs a positive number\n");
+                return 2;
+            }
+            top = (int)v;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--")) {
+            first = i + 1;
+            break;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "mo-classify: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        } else {
+            first = i;
+            break;
+        }
+    }
+    if (!model || first >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    classifier c;
+    if (classifier_open(&c, model)) {
+        classifier_close(&c);
+        return 2;
+    }
+    int k = top < mo_cls_num_classes(c.cls) ? top : mo_cls_num_classes(c.cls);
+    mo_class_score *best = malloc(sizeof(*best) * (size_t)k);
+    json_object *results = json_object_new_array();
+    if (!best || !results) {
+        fprintf(stderr, "mo-classify: out of memory\n");
+        return 2;
+    }
+    int failed = 0;
+    for (int i = first; i < argc; i++) {
+        int r = classify_one(&c, argv[i]);
+        json_object *item = json ? json_object_new_object() : NULL;
+        if (item)
+            json_object_object_add(item, "image", json_object_new_string(argv[i]));
+        if (r) {
+            failed++;
+            fprintf(stderr, "mo-classify: %s: %s (%s)\n", argv[i], mo_strerror(r), mo_last_error());
+            if (item)
+                json_object_object_add(item, "error", json_object_new_string(mo_last_error()));
+        } else {
+            int n = mo_topk(c.probs, mo_cls_num_classes(c.cls), k, best);
+            json_object *list = item ? json_object_new_array() : NULL;
+            if (!json)
+                printf("%s\n", argv[i]);
+            for (int j = 0; j < n; j++) {
+                const char *name = mo_cls_class_name(c.cls, best[j].index);
+                if (list) {
+                    json_object *e = json_object_new_object();
+                    json_object_object_add(e, "class", json_object_new_int(best[j].index));
+                    json_object_object_add(e, "name", json_object_new_string(name));
+                    json_object_object_add(e, "prob", json_object_new_double(best[j].prob));
+                    json_object_array_add(list, e);
+                } else {
+                    printf("  %d. %6.4f  %4d  %s\n", j + 1, best[j].prob, best[j].index, name);
+                }
+            }
+            if (item)
+                json_object_object_add(item, "top", list);
+        }
+        if (item)
+            json_object_array_add(results, item);
+    }
+    if (json)
+        printf("%s\n", json_object_to_json_string_ext(results, JSON_C_TO_STRING_SPACED |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(results);
+    free(best);
+    classifier_close(&c);
+    return failed ? 1 : 0;
+}
