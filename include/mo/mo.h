@@ -1,0 +1,15 @@
+/**
+ * @file mo.h
+ * @brief Umbrella header of the MobileOne vision SDK: includes every public header.
+ */
+#ifndef MO_MO_H
+#define MO_MO_H
+
+#include "mo/common.h"
+#include "mo/tensor.h"
+#include "mo/file.h"
+#include "mo/backbone.h"
+#include "mo/classify.h"
+#include "mo/image.h"
+
+#endif
