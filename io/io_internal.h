@@ -1,0 +1,30 @@
+/* Internal interface between the io sources (not installed). */
+#ifndef MO_IO_INTERNAL_H
+#define MO_IO_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mo/image.h"
+
+/* Source name used in messages: the file name, or "<memory>". */
+typedef struct mo_io_src {
+    const uint8_t *data;
+    size_t size;
+    const char *name;
+} mo_io_src;
+
+/* Check a decoded size against the limits; sets the error message. */
+int mo_io_check_size(const char *name, long long w, long long h);
+
+/* JPEG through libjpeg-turbo (jpeg.c). On success *out owns its pixels. */
+int mo_io_decode_jpeg(const mo_io_src *src, mo_image *out);
+
+/* PNG, BMP and GIF through stb_image (stb_impl.c). */
+int mo_io_decode_stb(const mo_io_src *src, mo_image *out);
+
+/* Encoders (stb_impl.c): write to an open FILE; return 0 on success. */
+int mo_io_write_png(const mo_image *img, void *file);
+int mo_io_write_jpeg(const mo_image *img, void *file, int quality);
+
+#endif
