@@ -21,23 +21,9 @@
 #include <cmocka.h>
 
 #include "dsp/conv.h"
+#include "naive.h"
 
 #define TOL 1e-5
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static float frand(void) /* uniform in [-1, 1) */
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((double)(rng_state >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static int irand(int lo, int hi) /* inclusive */
-{
-    return lo + (int)((frand() + 1.0f) * 0.5f * (float)(hi - lo + 1)) % (hi - lo + 1);
-}
 
 static float *rand_buf(size_t n)
 {
@@ -46,43 +32,6 @@ static float *rand_buf(size_t n)
     for (size_t i = 0; i < n; i++)
         b[i] = frand();
     return b;
-}
-
-/*
- * Naive grouped conv, NHWC, PyTorch weight layout [cout][cin/groups][k][k].
- * Writes the result and the sum of |products| (for the tolerance) per element.
- */
-static void naive_conv(double *out, double *mag, const float *in, ptrdiff_t in_stride, int ih,
-                       int iw, int cin, int cout, int groups, int k, int stride, int pad, int dil,
-                       const float *w, const float *bias, int relu)
-{
-    const int oh = (ih + 2 * pad - dil * (k - 1) - 1) / stride + 1;
-    const int ow = (iw + 2 * pad - dil * (k - 1) - 1) / stride + 1;
-    const int cpg = cin / groups, opg = cout / groups;
-    for (int y = 0; y < oh; y++)
-        for (int x = 0; x < ow; x++)
-            for (int co = 0; co < cout; co++) {
-                const int g = co / opg;
-                double acc = bias ? bias[co] : 0.0, m = bias ? fabs(bias[co]) : 0.0;
-                for (int ky = 0; ky < k; ky++)
-                    for (int kx = 0; kx < k; kx++) {
-                        const int iy = y * stride - pad + ky * dil;
-                        const int ix = x * stride - pad + kx * dil;
-                        if (iy < 0 || iy >= ih || ix < 0 || ix >= iw)
-                            continue;
-                        for (int ci = 0; ci < cpg; ci++) {
-                            const double a = in[iy * in_stride + ix * cin + g * cpg + ci];
-                            const double b = w[(((size_t)co * cpg + ci) * k + ky) * k + kx];
-                            acc += a * b;
-                            m += fabs(a * b);
-                        }
-                    }
-                if (relu && acc < 0)
-                    acc = 0;
-                const size_t o = ((size_t)y * ow + x) * cout + co;
-                out[o] = acc;
-                mag[o] = m;
-            }
 }
 
 /* Compare an oh x ow x c map (row stride dst_stride) with the naive result. */

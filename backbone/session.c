@@ -1,0 +1,227 @@
+/*
+ * Sessions: per-thread scratch memory, sized once at open, and the forward pass.
+ *
+ * Memory of a session: two ping-pong buffers for the maps inside a stage, one buffer per
+ * stage output (the feature levels stay valid until the next run), the pooled vector and
+ * the SE scratch. Everything is sized for the largest input and the smallest output
+ * stride the session accepts, since every map only shrinks with a smaller input or a
+ * larger output stride.
+ */
+#include "mobileone_internal.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors_internal.h"
+
+struct mo_session {
+    const mo_backbone *bb;
+    int max_h, max_w, min_os;
+    float *buf[2];                  /* inside a stage */
+    float *level[MO_NUM_LEVELS];    /* stage outputs */
+    float *pooled;                  /* width[4] floats */
+    float *se_tmp;                  /* cout + se_c floats */
+    float *mem;
+};
+
+/* Geometry of one module in a run: its input and output sizes, stride and dilation. */
+typedef struct mod_geom {
+    int ih, iw, oh, ow, stride, dil;
+} mod_geom;
+
+static mod_geom module_geom(const mo_module *m, int ih, int iw, int output_stride)
+{
+    mod_geom g = {.ih = ih, .iw = iw, .stride = m->stride, .dil = 1};
+    if (m->type == MO_MOD_DW) {
+        g.dil = mo_stage_dilation(m->stage, output_stride);
+        if (g.dil > 1)
+            g.stride = 1; /* a dilated stage keeps its resolution */
+    }
+    g.oh = MO_CONV_OUT(ih, g.stride);
+    g.ow = MO_CONV_OUT(iw, g.stride);
+    return g;
+}
+
+void mo_session_default_settings(mo_session_settings *s)
+{
+    if (!s)
+        return;
+    memset(s, 0, sizeof(*s));
+    s->size = sizeof(*s);
+    s->max_height = 224;
+    s->max_width = 224;
+    s->min_output_stride = 32;
+}
+
+static size_t align16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+/* a * b * c with overflow check; returns 0 on overflow (no real size is 0). */
+static size_t mul3(size_t a, size_t b, size_t c)
+{
+    if (b && a > SIZE_MAX / b)
+        return 0;
+    a *= b;
+    if (c && a > SIZE_MAX / c)
+        return 0;
+    return a * c;
+}
+
+int mo_session_open(mo_session **out, const mo_backbone *bb, const mo_session_settings *s)
+{
+    validate_input_or_ret(out, MO_EINVAL);
+    *out = NULL;
+    validate_input_or_ret(bb, MO_EINVAL);
+    mo_session_settings set;
+    mo_session_default_settings(&set);
+    if (s) {
+        if (s->size != sizeof(*s))
+            return mo_fail(MO_EINVAL, "mo_session_open: settings.size is %zu, expected %zu",
+                           s->size, sizeof(*s));
+        set = *s;
+    }
+    if (set.max_height < 1 || set.max_height > MO_MAX_INPUT_SIDE || set.max_width < 1 ||
+        set.max_width > MO_MAX_INPUT_SIDE)
+        return mo_fail(MO_EINVAL, "mo_session_open: maximum input %dx%d outside 1..%d",
+                       set.max_height, set.max_width, MO_MAX_INPUT_SIDE);
+    if (set.min_output_stride != 8 && set.min_output_stride != 16 &&
+        set.min_output_stride != 32)
+        return mo_fail(MO_EINVAL, "mo_session_open: min_output_stride %d is not 8, 16 or 32",
+                       set.min_output_stride);
+
+    /* Walk the network at the largest size and smallest output stride. */
+    size_t scratch = 0, level[MO_NUM_LEVELS] = {0}, se = 0;
+    int h = set.max_height, w = set.max_width;
+    for (int i = 0; i < bb->nmod; i++) {
+        const mo_module *m = &bb->mod[i];
+        const mod_geom g = module_geom(m, h, w, set.min_output_stride);
+        const size_t n = mul3((size_t)g.oh, (size_t)g.ow, (size_t)m->cout);
+        if (!n)
+            return mo_fail(MO_ENOMEM, "mo_session_open: %dx%d input too large", h, w);
+        if (m->stage > 0 && i == bb->stage_end[m->stage] - 1)
+            level[m->stage - 1] = n;
+        else if (n > scratch)
+            scratch = n;
+        if (m->se_c && (size_t)(m->cout + m->se_c) > se)
+            se = (size_t)(m->cout + m->se_c);
+        h = g.oh;
+        w = g.ow;
+    }
+    size_t total = 2 * align16(scratch) + align16((size_t)bb->width[4]) + align16(se);
+    for (int l = 0; l < MO_NUM_LEVELS; l++) {
+        if (total > SIZE_MAX / sizeof(float) - align16(level[l]))
+            return mo_fail(MO_ENOMEM, "mo_session_open: %dx%d input too large",
+                           set.max_height, set.max_width);
+        total += align16(level[l]);
+    }
+
+    mo_session *ss = calloc(1, sizeof(*ss));
+    if (!ss)
+        return mo_fail(MO_ENOMEM, "mo_session_open: out of memory");
+    ss->mem = aligned_alloc(64, total * sizeof(float));
+    if (!ss->mem) {
+        free(ss);
+        return mo_fail(MO_ENOMEM, "mo_session_open: out of memory for %zu floats", total);
+    }
+    float *p = ss->mem;
+    ss->buf[0] = p;
+    p += align16(scratch);
+    ss->buf[1] = p;
+    p += align16(scratch);
+    for (int l = 0; l < MO_NUM_LEVELS; l++) {
+        ss->level[l] = p;
+        p += align16(level[l]);
+    }
+    ss->pooled = p;
+    p += align16((size_t)bb->width[4]);
+    ss->se_tmp = p;
+    ss->bb = bb;
+    ss->max_h = set.max_height;
+    ss->max_w = set.max_width;
+    ss->min_os = set.min_output_stride;
+    *out = ss;
+    return MO_OK;
+}
+
+void mo_session_close(mo_session **s)
+{
+    if (!s || !*s)
+        return;
+    free((*s)->mem);
+    free(*s);
+    *s = NULL;
+}
+
+int mo_backbone_run(mo_session *s, const mo_tensor *input, int output_stride,
+                    mo_features *out)
+{
+    validate_input_or_ret(s && input && out, MO_EINVAL);
+    validate_input_or_ret(input->data, MO_EINVAL);
+    if (input->c != 3)
+        return mo_fail(MO_EINVAL, "mo_backbone_run: input has %d channels, expected 3",
+                       input->c);
+    if (input->h < 1 || input->w < 1 || input->h > s->max_h || input->w > s->max_w)
+        return mo_fail(MO_EINVAL, "mo_backbone_run: input %dx%d outside 1x1..%dx%d (session)",
+                       input->h, input->w, s->max_h, s->max_w);
+    if (input->row_stride < (ptrdiff_t)input->w * 3)
+        return mo_fail(MO_EINVAL, "mo_backbone_run: row_stride %td < width * 3",
+                       input->row_stride);
+    if (output_stride != 8 && output_stride != 16 && output_stride != 32)
+        return mo_fail(MO_EINVAL, "mo_backbone_run: output stride %d is not 8, 16 or 32",
+                       output_stride);
+    if (output_stride < s->min_os)
+        return mo_fail(MO_EINVAL,
+                       "mo_backbone_run: output stride %d below the session minimum %d",
+                       output_stride, s->min_os);
+
+    const mo_backbone *bb = s->bb;
+    const mo_conv_dsp *dsp = &bb->dsp;
+    const float *cur = input->data;
+    ptrdiff_t cur_stride = input->row_stride;
+    int h = input->h, w = input->w, nominal = 1;
+
+    for (int i = 0; i < bb->nmod; i++) {
+        const mo_module *m = &bb->mod[i];
+        const mod_geom g = module_geom(m, h, w, output_stride);
+        const int last = m->stage > 0 && i == bb->stage_end[m->stage] - 1;
+        float *dst = last ? s->level[m->stage - 1] : cur == s->buf[0] ? s->buf[1] : s->buf[0];
+        const ptrdiff_t dst_stride = (ptrdiff_t)g.ow * m->cout;
+        const size_t npix = (size_t)g.oh * g.ow;
+        const int relu = !m->se_c; /* with SE, the ReLU comes after it */
+
+        switch (m->type) {
+        case MO_MOD_STEM:
+            dsp->stem3x3(dst, dst_stride, cur, cur_stride, h, w, m->cout, m->weight, m->bias,
+                         relu, 0, g.oh);
+            break;
+        case MO_MOD_DW:
+            dsp->dw3x3(dst, dst_stride, cur, cur_stride, h, w, m->cout, g.stride, g.dil,
+                       m->weight, m->bias, relu, 0, g.oh);
+            break;
+        default:
+            dsp->pw(dst, cur, npix, m->cin, m->cout, m->weight, m->bias, relu);
+            break;
+        }
+        if (m->se_c)
+            dsp->se(dst, npix, m->cout, m->se_c, m->se_rw, m->se_rb, m->se_ew, m->se_eb,
+                    s->se_tmp);
+        nominal *= g.stride; /* input pixels per output pixel, nominally */
+        if (last) {
+            const int l = m->stage - 1;
+            out->level[l] = (mo_tensor){.data = dst, .h = g.oh, .w = g.ow, .c = m->cout,
+                                        .row_stride = dst_stride};
+            out->stride[l] = nominal;
+        }
+        cur = dst;
+        cur_stride = dst_stride;
+        h = g.oh;
+        w = g.ow;
+    }
+    const mo_tensor *top = &out->level[MO_NUM_LEVELS - 1];
+    dsp->gap(s->pooled, top->data, (size_t)top->h * top->w, top->c);
+    out->pooled = s->pooled;
+    return MO_OK;
+}
