@@ -13,9 +13,11 @@
  *   decoded by stb_image. Alpha is dropped, not composited (as convert("RGB") does).
  *   16-bit samples keep their high byte. Known differences from Pillow, all on rare
  *   inputs: 16-bit *grayscale* PNG (Pillow saturates values > 255 to white, we take the
- *   high byte); GIF pixels of the transparent index and pixels outside a first frame
- *   smaller than the screen (Pillow gives palette colours, stb black or the background
- *   colour); 16-bit 5:5:5/5:6:5 BMP (rounding of the 5/6-bit scaling, <= 1 level).
+ *   high byte, as Pillow does for 16-bit RGB); a GIF whose first frame is smaller than
+ *   its screen and has no transparent colour (outside the frame Pillow gives palette
+ *   entry 0, we give the background colour, or black for index 0); 16-bit 5:5:5/5:6:5
+ *   BMP (rounding of the 5/6-bit scaling, <= 1 level). GIF transparent pixels get their
+ *   palette colour, as in Pillow.
  * The format is recognised from the first bytes, not from the file name.
  *
  * Size limit: an image with a side over ::MO_IMAGE_MAX_SIDE or more than
