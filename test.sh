@@ -1,0 +1,54 @@
+#!/bin/sh
+# The whole test suite on a fresh Debian 12 machine: installs the packages, builds, regenerates
+# the PyTorch golden vectors, runs every suite (unit, headers, golden), then the unit and golden
+# suites again under AddressSanitizer + UndefinedBehaviorSanitizer, then installs the SDK to a
+# temporary prefix and builds a program against it with pkg-config alone.
+set -eu
+cd "$(dirname "$0")"
+SHARED=${MO_SHARED:-$(cd .. && pwd)/shared}
+log() { printf '\n=== %s\n' "$*"; }
+
+# A skipped test must have said why; with ../shared present nothing may be skipped.
+no_skips() {
+    skipped=$(grep -c '"result": "SKIP"' "$1/meson-logs/testlog.json" || true)
+    if [ "$skipped" -gt 0 ]; then
+        if [ -d "$SHARED" ]; then
+            echo "FAIL: $skipped test(s) skipped although $SHARED exists" >&2
+            exit 1
+        fi
+        echo "NOTE: $skipped test(s) skipped: $SHARED is absent (see README)"
+    fi
+}
+
+log "dependencies"
+tools/install-deps.sh
+
+log "release build"
+[ -d build ] || meson setup build --buildtype=release -Dshared_dir="$SHARED"
+ninja -C build
+
+log "golden vectors from the PyTorch reference (tools/make_golden.py)"
+/usr/bin/python3 tools/make_golden.py --out build/golden \
+    --checkpoint "$SHARED/models/mobileone_s0.pth.tar" --image "$SHARED/data/images/tabby_cat.jpg"
+
+log "tests (release)"
+meson test -C build --print-errorlogs --num-processes 2
+no_skips build
+
+log "tests under ASan + UBSan"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+[ -d build-san ] || meson setup build-san --buildtype=debugoptimized \
+    -Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fno-sanitize-recover=all \
+    -Dshared_dir="$SHARED" -Dgolden_dir="$(pwd)/build/golden"
+ninja -C build-san
+# The ImageNet parity run is the same code on 1500 images: the release run covers it.
+meson test -C build-san --print-errorlogs --num-processes 2 --no-suite imagenet
+no_skips build-san
+
+log "install to a temporary prefix and build against it with pkg-config"
+prefix=$(mktemp -d)
+meson install -C build --destdir "$prefix" --quiet
+tests/install/consumer.sh "$prefix"
+rm -rf "$prefix"
+log "all tests passed"
