@@ -15,7 +15,8 @@ tensor after normalization in float units and in levels (difference * std * 255)
     /usr/bin/python3 tools/preprocess_parity.py --build build \
         --dir ../shared/data/imagenet-val1300/images
 
-Exit status 1 if any difference exceeds --max-levels (default 0: bit-exact expected).
+Exit status 1 if any difference exceeds --max-levels (default 0: bit-exact expected),
+77 (skipped) when the directory does not exist.
 Needs Pillow, numpy, torch and torchvision (Debian: python3-pil python3-torchvision).
 """
 import argparse
@@ -52,7 +53,7 @@ def main():
         sys.exit(f"{dumper} not found: build with meson first (or pass --dumper)")
     if not os.path.isdir(args.dir):
         print(f"SKIP: {args.dir} not found")
-        return 0
+        return 77  # meson's "skipped"
     files = sorted(os.path.join(args.dir, f) for f in os.listdir(args.dir)
                    if f.lower().endswith(EXTS))
     if not files:
