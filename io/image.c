@@ -196,7 +196,7 @@ MO_API int mo_image_save_jpeg(const mo_image *img, const char *path, int quality
     validate_input_or_ret(path != NULL, MO_EINVAL);
     if (quality < 1 || quality > 100)
         return mo_fail(MO_EINVAL, "mo_image_save_jpeg: quality %d not in 1..100", quality);
-    if (img->w > 65535 || img->h > 65535)
-        return mo_fail(MO_EINVAL, "mo_image_save_jpeg: JPEG sides are limited to 65535");
+    if (img->w > 65500 || img->h > 65500)
+        return mo_fail(MO_EINVAL, "mo_image_save_jpeg: JPEG sides are limited to 65500");
     return save(img, path, mo_io_write_jpeg, quality);
 }

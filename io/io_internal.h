@@ -23,8 +23,8 @@ int mo_io_decode_jpeg(const mo_io_src *src, mo_image *out);
 /* PNG, BMP and GIF through stb_image (stb_impl.c). */
 int mo_io_decode_stb(const mo_io_src *src, mo_image *out);
 
-/* Encoders (stb_impl.c): write to an open FILE; return 0 on success. */
-int mo_io_write_png(const mo_image *img, void *file);
-int mo_io_write_jpeg(const mo_image *img, void *file, int quality);
+/* Encoders: write to an open FILE; return MO_OK, MO_EIO or MO_ENOMEM (no message). */
+int mo_io_write_png(const mo_image *img, void *file);                /* stb_impl.c */
+int mo_io_write_jpeg(const mo_image *img, void *file, int quality);  /* jpeg.c */
 
 #endif

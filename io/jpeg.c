@@ -197,3 +197,57 @@ int mo_io_decode_jpeg(const mo_io_src *src, mo_image *out)
     free(job);
     return err;
 }
+
+/*
+ * JPEG encoding, also through libjpeg-turbo (baseline, 4:2:0, islow DCT, optimized
+ * Huffman tables). stb_image_write's JPEG writer was the first choice but it
+ * left-shifts negative ints (undefined behaviour that UBSan stops on), and libjpeg is
+ * linked anyway.
+ */
+typedef struct jpeg_enc_job {
+    struct jpeg_compress_struct cinfo;
+    jerr_mgr jerr;
+    int created;
+} jpeg_enc_job;
+
+static int encode(jpeg_enc_job *job, const mo_image *img, FILE *f, int quality)
+{
+    struct jpeg_compress_struct *ci = &job->cinfo;
+    ci->err = jpeg_std_error(&job->jerr.pub);
+    job->jerr.pub.error_exit = on_error_exit;
+    job->jerr.pub.emit_message = on_emit_message;
+    job->jerr.pub.output_message = on_output_message;
+    if (setjmp(job->jerr.jb))
+        return job->jerr.pub.msg_code == JERR_OUT_OF_MEMORY ? MO_ENOMEM : MO_EIO;
+
+    jpeg_create_compress(ci);
+    job->created = 1;
+    jpeg_stdio_dest(ci, f);
+    ci->image_width = (JDIMENSION)img->w;
+    ci->image_height = (JDIMENSION)img->h;
+    ci->input_components = 3;
+    ci->in_color_space = JCS_RGB;
+    jpeg_set_defaults(ci);
+    jpeg_set_quality(ci, quality, TRUE);
+    ci->optimize_coding = TRUE;
+    jpeg_start_compress(ci, TRUE);
+    const size_t stride = (size_t)img->w * 3;
+    while (ci->next_scanline < ci->image_height) {
+        JSAMPROW row[1] = { img->data + stride * ci->next_scanline };
+        jpeg_write_scanlines(ci, row, 1);
+    }
+    jpeg_finish_compress(ci);
+    return MO_OK;
+}
+
+int mo_io_write_jpeg(const mo_image *img, void *file, int quality)
+{
+    jpeg_enc_job *job = calloc(1, sizeof(*job));
+    if (!job)
+        return MO_ENOMEM;
+    int err = encode(job, img, file, quality);
+    if (job->created)
+        jpeg_destroy_compress(&job->cinfo);
+    free(job);
+    return err;
+}

@@ -1,5 +1,6 @@
 /*
- * The only translation unit that compiles stb_image and stb_image_write.
+ * The only translation unit that compiles stb_image and stb_image_write (PNG only:
+ * JPEG is written by libjpeg-turbo, see jpeg.c).
  *
  * We compile our own static copy instead of linking Debian's libstb so that we choose
  * the options: PNG, BMP and GIF only (JPEG goes to libjpeg-turbo, see jpeg.c), no stdio
@@ -280,12 +281,5 @@ int mo_io_write_png(const mo_image *img, void *file)
 {
     writer w = { file, 0, 0 };
     int ok = stbi_write_png_to_func(wr_func, &w, img->w, img->h, 3, img->data, img->w * 3);
-    return wr_result(ok, &w);
-}
-
-int mo_io_write_jpeg(const mo_image *img, void *file, int quality)
-{
-    writer w = { file, 0, 0 };
-    int ok = stbi_write_jpg_to_func(wr_func, &w, img->w, img->h, 3, img->data, quality);
     return wr_result(ok, &w);
 }

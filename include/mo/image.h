@@ -99,8 +99,8 @@ MO_API int mo_image_load_memory(mo_image *out, const void *data, size_t size);
 MO_API int mo_image_save_png(const mo_image *img, const char *path);
 
 /**
- * @brief Write @p img as a baseline JPEG (stb_image_write: 4:2:0 chroma subsampling up
- *        to quality 90, none above).
+ * @brief Write @p img as a baseline JPEG (libjpeg-turbo: 4:2:0 chroma subsampling,
+ *        optimized Huffman tables).
  * @param quality 1..100
  * @return MO_OK, MO_EINVAL (NULL, empty image, quality out of range), MO_EIO, MO_ENOMEM
  */
