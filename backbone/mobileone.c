@@ -83,7 +83,8 @@ int mo_reparam(const mo_branches *br, float *w, float *b)
                 w[(size_t)co * per + j] = (float)acc[j];
             b[co] = (float)bias;
         } else {
-            mo_set_error("BatchNorm running_var + eps is not positive at channel %d", co);
+            mo_set_error("BatchNorm running_var + eps is not positive at channel %d (eps %g)",
+                         co, br->eps);
         }
     }
     free(acc);
@@ -273,9 +274,12 @@ static int load_unfused(loader *L, const mod_spec *sp, const mo_module *m, float
             goto done;
         p += 4 * (size_t)c;
     }
-    if ((ret = mo_reparam(&br, w, b)) < 0)
-        mo_set_error("%s%s: %s", L->prefix, sp->name,
-                     ret == MO_ENOMEM ? "out of memory" : "BatchNorm running_var + eps <= 0");
+    if ((ret = mo_reparam(&br, w, b)) < 0) {
+        char detail[160];
+        snprintf(detail, sizeof(detail), "%s", mo_last_error());
+        mo_set_error("module %s%s: %s", L->prefix, sp->name,
+                     ret == MO_ENOMEM ? "out of memory" : detail);
+    }
 done:
     free(tmp);
     free(conv_w);
