@@ -46,6 +46,18 @@ ninja -C build-san
 meson test -C build-san --print-errorlogs --num-processes 2 --no-suite imagenet
 no_skips build-san
 
+log "fuzzing: libFuzzer + ASan/UBSan, 30 s per target from the generated seeds"
+[ -d build-fuzz ] || CC=clang meson setup build-fuzz --buildtype=debugoptimized -Dtests=disabled \
+    -Dapps=false -Dfuzzing_engine=libfuzzer -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dc_args=-fno-sanitize-recover=all
+ninja -C build-fuzz
+for t in model_file image; do
+    mkdir -p build-fuzz/corpus/$t
+    build-fuzz/fuzz/fuzz_$t -max_total_time=30 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ -print_final_stats=1 \
+        build-fuzz/corpus/$t build-fuzz/fuzz/seeds/$t 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|SUMMARY" || true
+    [ -z "$(ls build-fuzz/crash-* build-fuzz/leak-* build-fuzz/oom-* build-fuzz/timeout-* 2>/dev/null)" ] || { echo "FAIL: fuzzer found a problem" >&2; exit 1; }
+done
+
 log "install to a temporary prefix and build against it with pkg-config"
 prefix=$(mktemp -d)
 meson install -C build --destdir "$prefix" --quiet
