@@ -23,6 +23,8 @@ struct mo_session {
     float *pooled;                  /* width[4] floats */
     float *se_tmp;                  /* cout + se_c floats */
     float *mem;
+    void *workspace;                /* heads' scratch, see mo_session_workspace() */
+    size_t workspace_bytes;
 };
 
 /* Geometry of one module in a run: its input and output sizes, stride and dilation. */
@@ -138,6 +140,15 @@ int mo_session_open(mo_session **out, const mo_backbone *bb, const mo_session_se
     ss->pooled = p;
     p += align16((size_t)bb->width[4]);
     ss->se_tmp = p;
+    if (set.workspace_bytes) {
+        if (set.workspace_bytes > SIZE_MAX - 63 ||
+            !(ss->workspace = aligned_alloc(64, (set.workspace_bytes + 63) & ~(size_t)63))) {
+            mo_session_close(&ss);
+            return mo_fail(MO_ENOMEM, "mo_session_open: out of memory for a %zu-byte workspace",
+                           set.workspace_bytes);
+        }
+        ss->workspace_bytes = set.workspace_bytes;
+    }
     ss->bb = bb;
     ss->max_h = set.max_height;
     ss->max_w = set.max_width;
@@ -151,8 +162,16 @@ void mo_session_close(mo_session **s)
     if (!s || !*s)
         return;
     free((*s)->mem);
+    free((*s)->workspace);
     free(*s);
     *s = NULL;
+}
+
+void *mo_session_workspace(mo_session *s, size_t *bytes)
+{
+    if (bytes)
+        *bytes = s ? s->workspace_bytes : 0;
+    return s ? s->workspace : NULL;
 }
 
 int mo_backbone_run(mo_session *s, const mo_tensor *input, int output_stride,

@@ -77,6 +77,9 @@ typedef struct mo_session_settings {
     int max_height;            /**< largest input height the session accepts; default 224 */
     int max_width;             /**< largest input width; default 224 */
     int min_output_stride;     /**< smallest output stride runs will ask for (8, 16, 32); default 32 */
+    size_t workspace_bytes;    /**< scratch for the heads run with this session, allocated at
+                                    open (e.g. the largest of the heads' `*_workspace_size()`);
+                                    default 0 */
 } mo_session_settings;
 
 /** @brief Fill @p s with defaults. */
@@ -92,6 +95,14 @@ MO_API void mo_session_default_settings(mo_session_settings *s);
  */
 MO_API int mo_session_open(mo_session **out, const mo_backbone *bb,
                            const mo_session_settings *s);
+
+/**
+ * @brief The session's head workspace: `workspace_bytes` bytes, 64-byte aligned, owned by
+ *        the session. Heads use it as scratch during their run; it never holds features.
+ * @param[out] bytes receives its size (may be NULL)
+ * @return the workspace, or NULL when the session was opened without one
+ */
+MO_API void *mo_session_workspace(mo_session *s, size_t *bytes);
 
 /** @brief Free a session and set `*s` to NULL. */
 MO_API void mo_session_close(mo_session **s);
