@@ -124,28 +124,6 @@ def set_postprocess(model, **pp):
     return model
 
 
-def load_backbone_(model, checkpoint):
-    """Put an Apple MobileOne checkpoint (the classifier is ignored) into the body."""
-    sd = ref.load_checkpoint(checkpoint)
-    sd = {k: v for k, v in sd.items() if not k.startswith("linear.")}
-    body = model.backbone.body
-    missing, unexpected = body.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise ValueError("backbone checkpoint does not fit MobileOne-%s: missing %s, "
-                         "unexpected %s" % (model.variant, missing[:5], unexpected[:5]))
-    return model
-
-
-def _conv_norm_pairs(module):
-    """(conv, bn) of every Conv2dNormActivation below `module`, in order."""
-    pairs = []
-    for m in module.modules():
-        if isinstance(m, nn.Sequential) and len(m) >= 2 and isinstance(m[0], nn.Conv2d) \
-                and isinstance(m[1], nn.BatchNorm2d):
-            pairs.append((m[0], m[1]))
-    return pairs
-
-
 def randomize_(model, seed, logit_std=2.0, reg_std=1.5, calib_input=None):
     """Seeded random extras and head (the backbone is left alone), for tests.
 
@@ -224,14 +202,24 @@ def _calibrate_(model, x, logit_std, reg_std):
                 blk[1].bias.div_(s)
 
 
-def random_model(backbone_checkpoint, seed, variant=None, config=None, calib_images=None,
+def random_model(backbone, seed, variant=None, config=None, calib_images=None,
                  logit_std=2.0, reg_std=1.5, **postprocess):
-    """Real MobileOne weights (Apple checkpoint) + seeded random extras and head."""
-    sd = ref.load_checkpoint(backbone_checkpoint)
-    variant = variant or ref.infer_variant(sd)
+    """MobileOne weights + seeded random extras and head. `backbone` is an Apple checkpoint
+    path (e.g. the real S0) or a mobileone_ref.MobileOne module (e.g. random weights)."""
+    if isinstance(backbone, nn.Module):
+        sd = {k: v for k, v in backbone.state_dict().items()
+              if not k.startswith("linear.") and not k.endswith("num_batches_tracked")}
+        variant = backbone.variant
+    else:
+        sd = ref.load_checkpoint(backbone)
+        variant = variant or ref.infer_variant(sd)
+        sd = {k: v for k, v in sd.items() if not k.startswith("linear.")}
     fused = ref.state_dict_form(sd) == "fused"
     model = build(variant, fused, config, **postprocess)
-    load_backbone_(model, backbone_checkpoint)
+    missing, unexpected = model.backbone.body.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise ValueError("backbone weights do not fit MobileOne-%s: missing %s, unexpected %s"
+                         % (variant, missing[:5], unexpected[:5]))
     x = None
     if calib_images:
         x = torch.stack([model.transform(
@@ -294,7 +282,9 @@ class Capture:
 
 def _cmd_random(a):
     calib = sorted(os.path.join(a.calib, n) for n in os.listdir(a.calib))[:4] if a.calib else None
-    model = random_model(a.backbone, a.seed, calib_images=calib)
+    bb = ref.random_model(a.backbone, "fused", a.seed) if a.backbone in ref.VARIANTS \
+        else a.backbone
+    model = random_model(bb, a.seed, calib_images=calib)
     save(model, a.out)
     print("%s: MobileOne-%s + random SSDLite head (seed %d), %d classes" %
           (a.out, model.variant, a.seed, model.config["num_classes"]))
@@ -369,7 +359,8 @@ def _main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("random", help="real backbone + seeded random extras/head")
-    r.add_argument("--backbone", default="../shared/models/mobileone_s0.pth.tar")
+    r.add_argument("--backbone", default="../shared/models/mobileone_s0.pth.tar",
+                   help="Apple checkpoint, or a variant (s0..s4) for random backbone weights")
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--calib", help="folder of images to calibrate the random head on")
     r.add_argument("--out", required=True)
