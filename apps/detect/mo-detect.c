@@ -298,7 +298,6 @@ static void detector_close(detector *d)
 static int detector_open(detector *d, const char *model, const char *head,
                          const mo_det_settings *set)
 {
-    memset(d, 0, sizeof(*d));
     int r;
     const char *what = model;
     if ((r = mo_file_open(&d->file, model)) || (r = mo_backbone_open(&d->bb, d->file, NULL)))
@@ -442,29 +441,29 @@ int main(int argc, char **argv)
         return 2;
     }
     strlist inputs = { 0 }, used = { 0 };
+    id_map ids = { 0 };
+    detector d = { 0 };
+    json_object *results = NULL;
+    int ret = 2;
     for (int i = first; i < argc; i++)
         if (add_input(&inputs, argv[i])) {
             fprintf(stderr, "mo-detect: out of memory\n");
-            return 2;
+            goto done;
         }
     if (!inputs.n) {
         fprintf(stderr, "mo-detect: no images found\n");
-        return 2;
+        goto done;
     }
-    id_map ids = { 0 };
     if (ann && id_map_load(&ids, ann))
-        return 2;
+        goto done;
     if (images && mkdir(out_dir, 0777) && errno != EEXIST) {
         fprintf(stderr, "mo-detect: cannot create %s: %s\n", out_dir, strerror(errno));
-        return 2;
+        goto done;
     }
-    detector d;
-    if (detector_open(&d, model, head, &set)) {
-        detector_close(&d);
-        return 2;
-    }
+    if (detector_open(&d, model, head, &set))
+        goto done;
     json_c_set_serialization_double_format("%.6g", JSON_C_OPTION_GLOBAL);
-    json_object *results = json_path ? json_object_new_array() : NULL;
+    results = json_path ? json_object_new_array() : NULL;
     int failed = 0, unnamed = 0;
     for (int i = 0; i < inputs.n; i++) {
         const char *path = inputs.s[i];
@@ -535,16 +534,20 @@ int main(int argc, char **argv)
         }
         mo_image_free(&img);
     }
-    int ret = failed ? 1 : 0;
+    ret = failed ? 1 : 0;
     if (results) {
         const char *text = json_object_to_json_string_ext(results, JSON_C_TO_STRING_PLAIN);
         FILE *f = strcmp(json_path, "-") ? fopen(json_path, "w") : stdout;
-        if (!f || fputs(text, f) < 0 || fputc('\n', f) < 0 || (f != stdout && fclose(f))) {
+        int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+        if (f && f != stdout)
+            ok &= fclose(f) == 0;
+        if (!ok) {
             fprintf(stderr, "mo-detect: cannot write %s\n", json_path);
             ret = 2;
         }
-        json_object_put(results);
     }
+done:
+    json_object_put(results);
     json_object_put(ids.by_name);
     detector_close(&d);
     strlist_free(&inputs);
