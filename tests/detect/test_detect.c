@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "../../backbone/dsp/conv.h"
 #include "detgen.h"
@@ -746,6 +747,60 @@ static void test_preprocess(void **state)
     mo_image_free(&img);
 }
 
+/* One model shared by threads, a session each: the same results as one thread. */
+typedef struct worker {
+    const mo_det *d;
+    mo_session *s;
+    const float *x;
+    mo_detection det[300];
+    int n, err;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    for (int rep = 0; rep < 3 && !w->err; rep++) {
+        mo_tensor in = { (float *)w->x, IN, IN, 3, IN * 3 };
+        mo_features f;
+        w->err = mo_backbone_run(w->s, &in, 32, &f);
+        if (!w->err)
+            w->err = mo_det_run(w->d, w->s, &f, NULL, 500, 300, w->det, 300, &w->n);
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    mg_model hm = { 0 };
+    const dg_head h = small_head();
+    dg_build(&hm, &h);
+    json_object *meta = head_meta();
+    mo_det *d = NULL;
+    assert_int_equal(open_head(&hm, meta, &d, NULL), MO_OK);
+    static float x[IN * IN * 3];
+    random_input(x, IN * IN * 3);
+    static worker w[3];
+    for (int i = 0; i < 3; i++)
+        w[i] = (worker){ .d = d, .s = open_session(d, 1), .x = x };
+    work(&w[0]); /* serial reference */
+    assert_int_equal(w[0].err, MO_OK);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, work, &w[1 + i]), 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[1 + i].err, MO_OK);
+        assert_int_equal(w[1 + i].n, w[0].n);
+        assert_memory_equal(w[1 + i].det, w[0].det, sizeof(mo_detection) * (size_t)w[0].n);
+    }
+    for (int i = 0; i < 3; i++)
+        mo_session_close(&w[i].s);
+    mo_det_close(&d);
+    json_object_put(meta);
+    mg_free(&hm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -756,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_run_errors),
         cmocka_unit_test(test_relu6_kernels),
         cmocka_unit_test(test_preprocess),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
