@@ -152,9 +152,9 @@ int mo_eval_plot_pr(const char *path, int num_curves, const double *const *recal
     line(&c, PX(1), PY(0), PX(1), PY(1), black, 1);
     line(&c, PX(0), PY(1), PX(1), PY(1), black, 1);
     text(&c, LEFT + pw / 2 - 18, H - BOTTOM + 28, "RECALL", black);
-    text(&c, 8, TOP + ph / 2, "PRECISION", black);
+    text(&c, LEFT - 26, TOP - 14, "PRECISION", black);
     if (title)
-        text(&c, LEFT, TOP - 28, title, black);
+        text(&c, LEFT, TOP - 32, title, black);
     for (int i = 0; i < num_curves; i++) {
         uint8_t rgb[3];
         color(i, rgb);

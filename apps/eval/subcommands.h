@@ -22,4 +22,11 @@ struct mo_coco_eval;
 int coco_report(struct mo_coco_eval *ev, const char *json, int per_category, const char *plot,
                 const char *plot_cats);
 
+/* VOC report shared by voc and merge. */
+struct mo_voc_eval;
+int voc_report(struct mo_voc_eval *ev, const char *json, const char *plot);
+/* Segmentation report shared by seg and merge. */
+struct mo_seg_eval;
+int seg_report(struct mo_seg_eval *ev, const char *json);
+
 #endif
