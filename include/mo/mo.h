@@ -11,5 +11,7 @@
 #include "mo/backbone.h"
 #include "mo/classify.h"
 #include "mo/image.h"
+#include "mo/labels.h"
+#include "mo/draw.h"
 
 #endif
