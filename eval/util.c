@@ -75,6 +75,7 @@ int mo_eval_parse_json(const char *data, size_t size, const char *name, json_obj
     json_tokener *tok = json_tokener_new_ex(64);
     if (!tok)
         return mo_fail(MO_ENOMEM, "%s: out of memory", name);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     json_object *o = json_tokener_parse_ex(tok, data, (int)size);
     enum json_tokener_error e = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
