@@ -92,166 +92,6 @@ static const double area_lo[A_] = { 0, 0, 32 * 32, 96 * 96 };
 static const double area_hi[A_] = { 1e10, 32 * 32, 96 * 96, 1e10 };
 static const int max_dets[M_] = { 1, 10, 100 };
 
-/* ------------------------------------------------------------- JSON positions */
-
-/* Skip one JSON value of already-valid text; returns the position after it. */
-static const char *skip_ws(const char *p, const char *e)
-{
-    while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    return p;
-}
-
-static const char *skip_value(const char *p, const char *e)
-{
-    p = skip_ws(p, e);
-    if (p >= e)
-        return e;
-    if (*p == '"') {
-        for (p++; p < e && *p != '"'; p++)
-            if (*p == '\\')
-                p++;
-        return p < e ? p + 1 : e;
-    }
-    if (*p == '{' || *p == '[') {
-        int depth = 0;
-        for (; p < e; p++) {
-            if (*p == '"') {
-                p = skip_value(p, e) - 1;
-            } else if (*p == '{' || *p == '[') {
-                depth++;
-            } else if (*p == '}' || *p == ']') {
-                if (--depth == 0)
-                    return p + 1;
-            }
-        }
-        return e;
-    }
-    while (p < e && *p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\n' &&
-           *p != '\r' && *p != '\t')
-        p++;
-    return p;
-}
-
-/* Offset of element `index` of the array at the top level (key NULL) or under the
- * top-level key `key`; 0 when not found. Only used to place error messages. */
-static size_t locate(const char *data, size_t size, const char *key, size_t index)
-{
-    const char *p = data, *e = data + size;
-    p = skip_ws(p, e);
-    if (key) {
-        if (p >= e || *p != '{')
-            return 0;
-        p++;
-        size_t klen = strlen(key);
-        for (;;) {
-            p = skip_ws(p, e);
-            if (p >= e || *p != '"')
-                return 0;
-            const char *k = p + 1;
-            p = skip_value(p, e);
-            int match = (size_t)(p - 1 - k) == klen && !memcmp(k, key, klen);
-            p = skip_ws(p, e);
-            if (p >= e || *p != ':')
-                return 0;
-            p = skip_ws(p + 1, e);
-            if (match)
-                break;
-            p = skip_ws(skip_value(p, e), e);
-            if (p >= e || *p != ',')
-                return 0;
-            p++;
-        }
-    }
-    if (p >= e || *p != '[')
-        return 0;
-    p++;
-    for (size_t i = 0; i < index; i++) {
-        p = skip_ws(skip_value(p, e), e);
-        if (p >= e || *p != ',')
-            return 0;
-        p++;
-    }
-    return (size_t)(skip_ws(p, e) - data);
-}
-
-typedef struct jctx {
-    const char *name, *data;
-    size_t size;
-    const char *section; /* top-level key of the array being read, or NULL */
-    size_t index;
-} jctx;
-
-static int jfail(const jctx *c, const char *fmt, const char *key)
-{
-    size_t off = locate(c->data, c->size, c->section, c->index);
-    int line = 0, col = 0;
-    if (off)
-        mo_eval_line_col(c->data, off, &line, &col);
-    char what[160];
-    snprintf(what, sizeof(what), fmt, key);
-    if (off)
-        return mo_fail(MO_EFORMAT, "%s:%d:%d: %s[%zu]: %s", c->name, line, col,
-                       c->section ? c->section : "results", c->index, what);
-    return mo_fail(MO_EFORMAT, "%s: %s[%zu]: %s", c->name, c->section ? c->section : "results",
-                   c->index, what);
-}
-
-static int is_num(json_object *o)
-{
-    return json_object_is_type(o, json_type_int) || json_object_is_type(o, json_type_double);
-}
-
-static int get_double(const jctx *c, json_object *obj, const char *key, double *v)
-{
-    json_object *o;
-    if (!json_object_object_get_ex(obj, key, &o))
-        return jfail(c, "missing key \"%s\"", key);
-    if (!is_num(o))
-        return jfail(c, "\"%s\" is not a number", key);
-    *v = json_object_get_double(o);
-    if (!isfinite(*v))
-        return jfail(c, "\"%s\" is not finite", key);
-    return MO_OK;
-}
-
-static int get_id(const jctx *c, json_object *obj, const char *key, int64_t *v)
-{
-    json_object *o;
-    if (!json_object_object_get_ex(obj, key, &o))
-        return jfail(c, "missing key \"%s\"", key);
-    if (json_object_is_type(o, json_type_int)) {
-        *v = json_object_get_int64(o);
-        return MO_OK;
-    }
-    if (json_object_is_type(o, json_type_double)) {
-        double d = json_object_get_double(o);
-        if (d == floor(d) && fabs(d) < 9e15) {
-            *v = (int64_t)d;
-            return MO_OK;
-        }
-    }
-    return jfail(c, "\"%s\" is not an integer", key);
-}
-
-static int get_bbox(const jctx *c, json_object *obj, double b[4])
-{
-    json_object *o;
-    if (!json_object_object_get_ex(obj, "bbox", &o))
-        return jfail(c, "missing key \"%s\"", "bbox");
-    if (!json_object_is_type(o, json_type_array) || json_object_array_length(o) != 4)
-        return jfail(c, "\"%s\" is not an array of 4 numbers", "bbox");
-    for (size_t i = 0; i < 4; i++) {
-        json_object *x = json_object_array_get_idx(o, i);
-        if (!is_num(x))
-            return jfail(c, "\"%s\" is not an array of 4 numbers", "bbox");
-        b[i] = json_object_get_double(x);
-        if (!isfinite(b[i]))
-            return jfail(c, "\"%s\" has a value that is not finite", "bbox");
-    }
-    return MO_OK;
-}
-
 /* ----------------------------------------------------------------- lookups */
 
 static int find_id(const int64_t *ids, int n, int64_t id)
@@ -375,140 +215,341 @@ static int alloc_common(mo_coco_eval *ev)
     return MO_OK;
 }
 
-static int load_gt(mo_coco_eval *ev, json_object *root, jctx *c)
-{
-    if (!json_object_is_type(root, json_type_object))
-        return mo_fail(MO_EFORMAT, "%s: the top level is not a JSON object", c->name);
-    json_object *images, *cats, *anns;
-    if (!json_object_object_get_ex(root, "images", &images) ||
-        !json_object_is_type(images, json_type_array))
-        return mo_fail(MO_EFORMAT, "%s: missing array \"images\"", c->name);
-    if (!json_object_object_get_ex(root, "categories", &cats) ||
-        !json_object_is_type(cats, json_type_array))
-        return mo_fail(MO_EFORMAT, "%s: missing array \"categories\"", c->name);
-    if (!json_object_object_get_ex(root, "annotations", &anns) ||
-        !json_object_is_type(anns, json_type_array))
-        return mo_fail(MO_EFORMAT, "%s: missing array \"annotations\"", c->name);
+/* ------------------------------------------------------------ JSON reading */
 
-    size_t ni = json_object_array_length(images), nc = json_object_array_length(cats);
-    size_t na = json_object_array_length(anns);
-    if (ni > INT32_MAX / 2 || nc > INT32_MAX / 2 || na > UINT32_MAX / 2)
-        return mo_fail(MO_EUNSUPPORTED, "%s: too many entries", c->name);
-    id_entry *e = malloc(sizeof(*e) * (ni > nc ? ni : nc) + 1);
-    if (!e)
-        return mo_fail(MO_ENOMEM, "%s: out of memory", c->name);
-    int ret = MO_OK;
-    c->section = "images";
-    for (size_t i = 0; i < ni && !ret; i++) {
-        c->index = i;
-        json_object *o = json_object_array_get_idx(images, i), *f;
-        if (!json_object_is_type(o, json_type_object)) {
-            ret = jfail(c, "not an object%s", "");
-            break;
-        }
-        ret = get_id(c, o, "id", &e[i].id);
-        e[i].order = i;
-        e[i].text = json_object_object_get_ex(o, "file_name", &f) &&
-                            json_object_is_type(f, json_type_string)
-                        ? json_object_get_string(f)
-                        : NULL;
+typedef struct entry_ctx {
+    mo_jp *j;
+    const char *section; /* "images", "annotations", "categories", "results" */
+    size_t index;
+    const char *at;      /* the entry's '{' */
+} entry_ctx;
+
+static int efail(const entry_ctx *c, const char *at, const char *what, const char *key)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg), what, key);
+    return mo_jp_fail_at(c->j, at ? at : c->at, "%s[%zu]: %s", c->section, c->index, msg);
+}
+
+/* The entry is not an object: say so, or that the file ends there. */
+static int not_object(const entry_ctx *c)
+{
+    if (mo_jp_peek(c->j) < 0)
+        return mo_jp_fail_at(c->j, c->j->p, "invalid JSON: unexpected end of file");
+    return efail(c, NULL, "not an object%s", "");
+}
+
+static int is_num_start(int ch)
+{
+    return ch == '-' || (ch >= '0' && ch <= '9');
+}
+
+static int read_num(const entry_ctx *c, const char *key, double *v)
+{
+    if (!is_num_start(mo_jp_peek(c->j)))
+        return efail(c, c->j->p, "\"%s\" is not a number", key);
+    return mo_jp_number(c->j, v);
+}
+
+static int read_id(const entry_ctx *c, const char *key, int64_t *v)
+{
+    const char *at = (mo_jp_peek(c->j), c->j->p);
+    int is_int;
+    if (!is_num_start(mo_jp_peek(c->j)) || mo_jp_int(c->j, v, &is_int) || !is_int)
+        return c->j->err ? c->j->err : efail(c, at, "\"%s\" is not an integer", key);
+    return 0;
+}
+
+static int read_bbox(const entry_ctx *c, double b[4])
+{
+    mo_jp *j = c->j;
+    const char *at = (mo_jp_peek(j), j->p);
+    if (mo_jp_peek(j) != '[')
+        return efail(c, at, "\"%s\" is not an array of 4 numbers", "bbox");
+    mo_jp_begin(j, '[');
+    int n = 0;
+    while (mo_jp_next(j, ']', &n)) {
+        double v;
+        if (n > 4 || !is_num_start(mo_jp_peek(j)))
+            return efail(c, at, "\"%s\" is not an array of 4 numbers", "bbox");
+        if (mo_jp_number(j, &v))
+            return j->err;
+        b[n - 1] = v;
     }
-    if (!ret && sorted_ids(e, ni, &ev->image_ids, &ev->image_files, &ev->num_images))
-        ret = mo_fail(MO_ENOMEM, "%s: out of memory", c->name);
-    c->section = "categories";
-    for (size_t i = 0; i < nc && !ret; i++) {
-        c->index = i;
-        json_object *o = json_object_array_get_idx(cats, i), *f;
-        if (!json_object_is_type(o, json_type_object)) {
-            ret = jfail(c, "not an object%s", "");
-            break;
-        }
-        ret = get_id(c, o, "id", &e[i].id);
-        e[i].order = i;
-        e[i].text = json_object_object_get_ex(o, "name", &f) &&
-                            json_object_is_type(f, json_type_string)
-                        ? json_object_get_string(f)
-                        : NULL;
+    if (!j->err && n != 4)
+        return efail(c, at, "\"%s\" is not an array of 4 numbers", "bbox");
+    return j->err;
+}
+
+static int key_is(const char *k, size_t len, const char *name)
+{
+    return strlen(name) == len && !memcmp(k, name, len);
+}
+
+typedef struct raw_ann {
+    coco_gt g;
+    int64_t img, cat;
+    const char *at;
+    unsigned have;
+    size_t index;
+} raw_ann;
+
+enum { H_ID = 1, H_IMG = 2, H_CAT = 4, H_BBOX = 8, H_AREA = 16, H_SCORE = 32 };
+
+typedef struct vec {
+    void *v;
+    size_t n, cap, unit;
+} vec;
+
+static void *vec_push(vec *v)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 256;
+        void *p = realloc(v->v, cap * v->unit);
+        if (!p)
+            return NULL;
+        v->v = p;
+        v->cap = cap;
     }
-    if (!ret && sorted_ids(e, nc, &ev->cat_ids, &ev->cat_names, &ev->num_cats))
-        ret = mo_fail(MO_ENOMEM, "%s: out of memory", c->name);
-    free(e);
-    if (ret)
-        return ret;
+    return (char *)v->v + v->unit * v->n++;
+}
+
+/* images / categories: id and a name (file_name / name). */
+static int read_id_list(mo_jp *j, const char *section, const char *name_key, vec *out)
+{
+    entry_ctx c = { j, section, 0, NULL };
+    if (mo_jp_peek(j) != '[')
+        return mo_jp_fail_at(j, j->p, "\"%s\" is not an array", section);
+    mo_jp_begin(j, '[');
+    int n = 0;
+    while (mo_jp_next(j, ']', &n)) {
+        c.index = (size_t)n - 1;
+        c.at = (mo_jp_peek(j), j->p);
+        if (mo_jp_peek(j) != '{')
+            return not_object(&c);
+        id_entry *e = vec_push(out);
+        if (!e)
+            return j->err = mo_fail(MO_ENOMEM, "%s: out of memory", j->name);
+        e->id = 0;
+        e->text = NULL;
+        e->order = c.index;
+        int have = 0, m = 0;
+        mo_jp_begin(j, '{');
+        while (mo_jp_next(j, '}', &m)) {
+            const char *k;
+            size_t kl;
+            if (mo_jp_key(j, &k, &kl))
+                return j->err;
+            if (key_is(k, kl, "id")) {
+                if (read_id(&c, "id", &e->id))
+                    return j->err;
+                have = 1;
+            } else if (key_is(k, kl, name_key) && mo_jp_peek(j) == '"') {
+                free((char *)e->text);
+                if (mo_jp_string(j, (char **)&e->text))
+                    return j->err;
+            } else if (mo_jp_skip(j)) {
+                return j->err;
+            }
+        }
+        if (!j->err && !have)
+            return efail(&c, NULL, "missing key \"%s\"", "id");
+    }
+    return j->err;
+}
+
+static int read_annotations(mo_jp *j, vec *out)
+{
+    entry_ctx c = { j, "annotations", 0, NULL };
+    if (mo_jp_peek(j) != '[')
+        return mo_jp_fail_at(j, j->p, "\"annotations\" is not an array");
+    mo_jp_begin(j, '[');
+    int n = 0;
+    while (mo_jp_next(j, ']', &n)) {
+        c.index = (size_t)n - 1;
+        c.at = (mo_jp_peek(j), j->p);
+        if (mo_jp_peek(j) != '{')
+            return not_object(&c);
+        raw_ann *a = vec_push(out);
+        if (!a)
+            return j->err = mo_fail(MO_ENOMEM, "%s: out of memory", j->name);
+        memset(a, 0, sizeof(*a));
+        a->at = c.at;
+        a->index = c.index;
+        int m = 0;
+        mo_jp_begin(j, '{');
+        while (mo_jp_next(j, '}', &m)) {
+            const char *k;
+            size_t kl;
+            if (mo_jp_key(j, &k, &kl))
+                return j->err;
+            if (key_is(k, kl, "id")) {
+                if (read_id(&c, "id", &a->g.id))
+                    return j->err;
+                a->have |= H_ID;
+            } else if (key_is(k, kl, "image_id")) {
+                if (read_id(&c, "image_id", &a->img))
+                    return j->err;
+                a->have |= H_IMG;
+            } else if (key_is(k, kl, "category_id")) {
+                if (read_id(&c, "category_id", &a->cat))
+                    return j->err;
+                a->have |= H_CAT;
+            } else if (key_is(k, kl, "bbox")) {
+                if (read_bbox(&c, a->g.bbox))
+                    return j->err;
+                a->have |= H_BBOX;
+            } else if (key_is(k, kl, "area")) {
+                if (read_num(&c, "area", &a->g.area))
+                    return j->err;
+                a->have |= H_AREA;
+            } else if (key_is(k, kl, "iscrowd")) {
+                int64_t v;
+                if (mo_jp_literal(j, "true")) {
+                    a->g.crowd = 1;
+                } else if (mo_jp_literal(j, "false")) {
+                    a->g.crowd = 0;
+                } else {
+                    if (read_id(&c, "iscrowd", &v))
+                        return j->err;
+                    a->g.crowd = v != 0;
+                }
+            } else if (mo_jp_skip(j)) {
+                return j->err;
+            }
+        }
+        if (j->err)
+            return j->err;
+        if (!(a->have & H_IMG))
+            return efail(&c, NULL, "missing key \"%s\"", "image_id");
+        if (!(a->have & H_CAT))
+            return efail(&c, NULL, "missing key \"%s\"", "category_id");
+    }
+    return j->err;
+}
+
+static void free_texts(vec *v)
+{
+    id_entry *e = v->v;
+    for (size_t i = 0; i < v->n; i++)
+        free((char *)e[i].text);
+    free(v->v);
+}
+
+static int load_gt(mo_coco_eval *ev, const char *data, size_t size, const char *name)
+{
+    mo_jp j;
+    mo_jp_init(&j, data, size, name);
+    vec images = { NULL, 0, 0, sizeof(id_entry) }, cats = { NULL, 0, 0, sizeof(id_entry) };
+    vec anns = { NULL, 0, 0, sizeof(raw_ann) };
+    int seen = 0, ret;
+    if (mo_jp_peek(&j) != '{') {
+        ret = mo_jp_fail_at(&j, j.p, "the top level is not a JSON object");
+        goto done;
+    }
+    mo_jp_begin(&j, '{');
+    int n = 0;
+    while (mo_jp_next(&j, '}', &n)) {
+        const char *k;
+        size_t kl;
+        if (mo_jp_key(&j, &k, &kl))
+            break;
+        if (key_is(k, kl, "images")) {
+            read_id_list(&j, "images", "file_name", &images);
+            seen |= 1;
+        } else if (key_is(k, kl, "categories")) {
+            read_id_list(&j, "categories", "name", &cats);
+            seen |= 2;
+        } else if (key_is(k, kl, "annotations")) {
+            read_annotations(&j, &anns);
+            seen |= 4;
+        } else {
+            mo_jp_skip(&j);
+        }
+    }
+    if ((ret = mo_jp_finish(&j)))
+        goto done;
+    static const char *const need[3] = { "images", "categories", "annotations" };
+    for (int i = 0; i < 3; i++)
+        if (!(seen & 1 << i)) {
+            ret = mo_fail(MO_EFORMAT, "%s: missing array \"%s\"", name, need[i]);
+            goto done;
+        }
+    if (images.n > INT32_MAX / 2 || cats.n > INT32_MAX / 2 || anns.n > UINT32_MAX / 2) {
+        ret = mo_fail(MO_EUNSUPPORTED, "%s: too many entries", name);
+        goto done;
+    }
+    if (sorted_ids(images.v, images.n, &ev->image_ids, &ev->image_files, &ev->num_images) ||
+        sorted_ids(cats.v, cats.n, &ev->cat_ids, &ev->cat_names, &ev->num_cats)) {
+        ret = mo_fail(MO_ENOMEM, "%s: out of memory", name);
+        goto done;
+    }
     if ((ret = alloc_common(ev)))
-        return ret;
+        goto done;
 
     /* Annotations in file order; those of unknown images or categories are skipped. */
+    const size_t na = anns.n;
+    raw_ann *ra = anns.v;
     coco_gt *tmp = malloc(sizeof(*tmp) * (na ? na : 1));
     ev->gt = malloc(sizeof(*ev->gt) * (na ? na : 1));
     size_t *cat_count = calloc((size_t)ev->num_cats + 1, sizeof(size_t));
-    if (!tmp || !ev->gt || !cat_count) {
+    size_t *pos = malloc(sizeof(size_t) * ((size_t)ev->num_images + 1));
+    if (!tmp || !ev->gt || !cat_count || !pos) {
         free(tmp);
         free(cat_count);
-        return mo_fail(MO_ENOMEM, "%s: out of memory", c->name);
+        free(pos);
+        ret = mo_fail(MO_ENOMEM, "%s: out of memory", name);
+        goto done;
     }
-    size_t n = 0;
-    c->section = "annotations";
+    size_t m = 0;
     for (size_t i = 0; i < na && !ret; i++) {
-        c->index = i;
-        json_object *o = json_object_array_get_idx(anns, i), *x;
-        if (!json_object_is_type(o, json_type_object)) {
-            ret = jfail(c, "not an object%s", "");
-            break;
-        }
-        coco_gt g = { 0 };
-        int64_t img, cat;
-        if ((ret = get_id(c, o, "image_id", &img)) || (ret = get_id(c, o, "category_id", &cat)))
-            break;
-        int ii = find_id(ev->image_ids, ev->num_images, img);
-        int kk = find_id(ev->cat_ids, ev->num_cats, cat);
+        int ii = find_id(ev->image_ids, ev->num_images, ra[i].img);
+        int kk = find_id(ev->cat_ids, ev->num_cats, ra[i].cat);
         if (ii < 0 || kk < 0)
             continue;
-        if ((ret = get_id(c, o, "id", &g.id)) || (ret = get_bbox(c, o, g.bbox)) ||
-            (ret = get_double(c, o, "area", &g.area)))
-            break;
-        if (json_object_object_get_ex(o, "iscrowd", &x)) {
-            if (json_object_is_type(x, json_type_boolean))
-                g.crowd = json_object_get_boolean(x) ? 1 : 0;
-            else if (json_object_is_type(x, json_type_int))
-                g.crowd = json_object_get_int64(x) != 0;
-            else {
-                ret = jfail(c, "\"%s\" is not an integer", "iscrowd");
-                break;
-            }
-        }
-        g.img = (uint32_t)ii;
-        g.cat = (uint32_t)kk;
-        tmp[n++] = g;
+        entry_ctx c = { &j, "annotations", ra[i].index, ra[i].at };
+        static const unsigned bits[3] = { H_ID, H_BBOX, H_AREA };
+        static const char *const keys[3] = { "id", "bbox", "area" };
+        for (int q = 0; q < 3 && !ret; q++)
+            if (!(ra[i].have & bits[q]))
+                ret = efail(&c, NULL, "missing key \"%s\"", keys[q]);
+        for (int q = 0; q < 4 && !ret; q++)
+            if (!isfinite(ra[i].g.bbox[q]))
+                ret = efail(&c, NULL, "\"%s\" has a value that is not finite", "bbox");
+        if (!ret && !isfinite(ra[i].g.area))
+            ret = efail(&c, NULL, "\"%s\" is not finite", "area");
+        tmp[m] = ra[i].g;
+        tmp[m].img = (uint32_t)ii;
+        tmp[m].cat = (uint32_t)kk;
+        m++;
     }
     if (!ret) {
         /* Stable counting sorts: by category, then by image. */
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < m; i++)
             cat_count[tmp[i].cat + 1]++;
         for (int k = 0; k < ev->num_cats; k++)
             cat_count[k + 1] += cat_count[k];
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < m; i++)
             ev->gt[cat_count[tmp[i].cat]++] = tmp[i];
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < m; i++)
             ev->gt_start[ev->gt[i].img + 1]++;
         for (int i = 0; i < ev->num_images; i++)
             ev->gt_start[i + 1] += ev->gt_start[i];
-        size_t *pos = malloc(sizeof(size_t) * ((size_t)ev->num_images + 1));
-        if (!pos) {
-            ret = mo_fail(MO_ENOMEM, "%s: out of memory", c->name);
-        } else {
-            for (int i = 0; i < ev->num_images; i++)
-                pos[i] = ev->gt_start[i];
-            for (size_t i = 0; i < n; i++)
-                tmp[pos[ev->gt[i].img]++] = ev->gt[i];
-            memcpy(ev->gt, tmp, sizeof(*tmp) * n);
-            ev->num_gt = n;
-            free(pos);
-        }
+        for (int i = 0; i < ev->num_images; i++)
+            pos[i] = ev->gt_start[i];
+        for (size_t i = 0; i < m; i++)
+            tmp[pos[ev->gt[i].img]++] = ev->gt[i];
+        memcpy(ev->gt, tmp, sizeof(*tmp) * m);
+        ev->num_gt = m;
     }
     free(tmp);
     free(cat_count);
-    return ret;
+    free(pos);
+done:
+    free_texts(&images);
+    free_texts(&cats);
+    free(anns.v);
+    return ret ? ret : j.err;
 }
 
 int mo_coco_eval_open_memory(mo_coco_eval **out, const char *json, size_t size,
@@ -524,13 +565,7 @@ int mo_coco_eval_open_memory(mo_coco_eval **out, const char *json, size_t size,
         free(ev);
         return mo_fail(MO_ENOMEM, "%s: out of memory", name);
     }
-    json_object *root;
-    int ret = mo_eval_parse_json(json, size, name, &root);
-    if (!ret) {
-        jctx c = { name, json, size, NULL, 0 };
-        ret = load_gt(ev, root, &c);
-        json_object_put(root);
-    }
+    int ret = load_gt(ev, json, size, name);
     if (ret) {
         mo_coco_eval_close(&ev);
         return ret;
@@ -665,37 +700,72 @@ int mo_coco_eval_load_results(mo_coco_eval *ev, const char *path)
     int ret = mo_eval_read_file(path, &data, &size);
     if (ret)
         return ret;
-    json_object *root;
-    if ((ret = mo_eval_parse_json(data, size, path, &root))) {
+    mo_jp j;
+    mo_jp_init(&j, data, size, path);
+    const size_t start = ev->num_dt, ignored = ev->ignored;
+    entry_ctx c = { &j, "results", 0, NULL };
+    if (mo_jp_peek(&j) != '[') {
+        if (mo_jp_peek(&j) == '{')
+            mo_fail(MO_EFORMAT, "%s: a results file is a JSON array of detections", path);
+        else
+            mo_jp_skip(&j);
         free(data);
-        return ret;
+        return j.err ? j.err : MO_EFORMAT;
     }
-    if (!json_object_is_type(root, json_type_array)) {
-        json_object_put(root);
-        free(data);
-        return mo_fail(MO_EFORMAT, "%s: a results file is a JSON array of detections", path);
-    }
-    size_t n = json_object_array_length(root), start = ev->num_dt, ignored = ev->ignored;
-    jctx c = { path, data, size, NULL, 0 };
-    ret = reserve_dt(ev, n);
-    for (size_t i = 0; i < n && !ret; i++) {
-        c.index = i;
-        json_object *o = json_object_array_get_idx(root, i);
-        if (!json_object_is_type(o, json_type_object)) {
-            ret = jfail(&c, "not an object%s", "");
+    /* About 80 bytes per detection: reserve once. */
+    ret = reserve_dt(ev, size / 80 + 16);
+    mo_jp_begin(&j, '[');
+    int n = 0;
+    while (!ret && mo_jp_next(&j, ']', &n)) {
+        c.index = (size_t)n - 1;
+        c.at = (mo_jp_peek(&j), j.p);
+        if (mo_jp_peek(&j) != '{') {
+            not_object(&c);
             break;
         }
-        int64_t img, cat;
-        coco_dt d;
-        if ((ret = get_id(&c, o, "image_id", &img)) || (ret = get_id(&c, o, "category_id", &cat)) ||
-            (ret = get_bbox(&c, o, d.bbox)) || (ret = get_double(&c, o, "score", &d.score)))
+        int64_t img = 0, cat = 0;
+        coco_dt d = { { 0 }, 0, 0, 0 };
+        unsigned have = 0;
+        int m = 0;
+        mo_jp_begin(&j, '{');
+        while (mo_jp_next(&j, '}', &m)) {
+            const char *k;
+            size_t kl;
+            if (mo_jp_key(&j, &k, &kl))
+                break;
+            if (key_is(k, kl, "image_id")) {
+                read_id(&c, "image_id", &img);
+                have |= H_IMG;
+            } else if (key_is(k, kl, "category_id")) {
+                read_id(&c, "category_id", &cat);
+                have |= H_CAT;
+            } else if (key_is(k, kl, "bbox")) {
+                read_bbox(&c, d.bbox);
+                have |= H_BBOX;
+            } else if (key_is(k, kl, "score")) {
+                read_num(&c, "score", &d.score);
+                have |= H_SCORE;
+            } else {
+                mo_jp_skip(&j);
+            }
+        }
+        if (j.err)
+            break;
+        static const unsigned bits[4] = { H_IMG, H_CAT, H_BBOX, H_SCORE };
+        static const char *const keys[4] = { "image_id", "category_id", "bbox", "score" };
+        for (int q = 0; q < 4 && !j.err; q++)
+            if (!(have & bits[q]))
+                efail(&c, NULL, "missing key \"%s\"", keys[q]);
+        if (!j.err && (!isfinite(d.score) || !isfinite(d.bbox[0]) || !isfinite(d.bbox[1]) ||
+                       !isfinite(d.bbox[2]) || !isfinite(d.bbox[3])))
+            efail(&c, NULL, "box or score not finite%s", "");
+        if (j.err)
             break;
         int ii = find_id(ev->image_ids, ev->num_images, img);
         if (ii < 0) {
             char msg[96];
-            snprintf(msg, sizeof(msg), "image_id %lld is not in the ground truth",
-                     (long long)img);
-            ret = jfail(&c, "%s", msg);
+            snprintf(msg, sizeof(msg), "image_id %lld is not in the ground truth", (long long)img);
+            efail(&c, NULL, "%s", msg);
             break;
         }
         int kk = find_id(ev->cat_ids, ev->num_cats, cat);
@@ -703,11 +773,14 @@ int mo_coco_eval_load_results(mo_coco_eval *ev, const char *path)
             ev->ignored++;
             continue;
         }
+        if ((ret = reserve_dt(ev, 1)))
+            break;
         d.img = (uint32_t)ii;
         d.cat = (uint32_t)kk;
         ev->dt[ev->num_dt++] = d;
     }
-    json_object_put(root);
+    if (!ret)
+        ret = mo_jp_finish(&j);
     free(data);
     if (ret) {
         ev->num_dt = start;
@@ -1048,9 +1121,12 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
     uint32_t *fstride = malloc(sizeof(uint32_t) * (maxn + 1));
     uint32_t *order = malloc(sizeof(uint32_t) * (maxn + 1));
     uint32_t *tmp = malloc(sizeof(uint32_t) * (maxn + 1));
+    uint8_t *rank = malloc(maxn + 1), *rsorted = malloc(maxn + 1);
+    uint8_t *fsorted = malloc((maxn + 1) * T_);
     double *buf = malloc(sizeof(double) * (T_ * R_ * (K ? K : 1)));
     int ret = MO_OK;
-    if (!scores || !rc || !pr || !fbase || !fstride || !order || !tmp || !buf) {
+    if (!scores || !rc || !pr || !fbase || !fstride || !order || !tmp || !buf || !rank ||
+        !rsorted || !fsorted) {
         ret = mo_fail(MO_ENOMEM, "%s: out of memory", ev->name);
         goto done;
     }
@@ -1062,42 +1138,55 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
     for (size_t k = 0; k < K; k++) {
         if (kstart[k] == kstart[k + 1])
             continue; /* no image has this category: E is empty */
+        /* Every kept detection of the category, in image order; sorted once: the list of a
+         * smaller maxDets is a subsequence of this concatenation in the same order, so its
+         * stable sort is this order filtered by rank < maxDets. */
+        size_t n = 0;
+        for (size_t p = kstart[k]; p < kstart[k + 1]; p++) {
+            const cell *ce = kcell[p];
+            const uint8_t *fl = krec[p]->flags + (size_t)ce->off * A_ * T_;
+            for (uint32_t j = 0; j < ce->ndt; j++) {
+                scores[n] = krec[p]->scores[ce->off + j];
+                fbase[n] = fl + j;
+                fstride[n] = ce->ndt;
+                rank[n] = (uint8_t)j;
+                order[n] = (uint32_t)n;
+                n++;
+            }
+        }
+        mo_eval_argsort_desc(scores, order, tmp, n);
         for (int a = 0; a < A_; a++) {
             uint64_t npig = 0;
             for (size_t p = kstart[k]; p < kstart[k + 1]; p++)
                 npig += kcell[p]->npig[a];
             if (npig == 0)
                 continue;
+            /* Flags of area a in sorted order, [i][t]. */
+            for (size_t i = 0; i < n; i++) {
+                const uint32_t o = order[i];
+                const uint8_t *f = fbase[o] + (size_t)a * T_ * fstride[o];
+                for (int t = 0; t < T_; t++)
+                    fsorted[i * T_ + (size_t)t] = f[(size_t)t * fstride[o]];
+                rsorted[i] = rank[o];
+            }
             for (int m = 0; m < M_; m++) {
-                size_t nd = 0;
-                for (size_t p = kstart[k]; p < kstart[k + 1]; p++) {
-                    const cell *ce = kcell[p];
-                    const uint32_t take = ce->ndt < (uint32_t)max_dets[m] ? ce->ndt
-                                                                         : (uint32_t)max_dets[m];
-                    const uint8_t *fl = krec[p]->flags + (size_t)ce->off * A_ * T_ +
-                                        (size_t)a * T_ * ce->ndt;
-                    for (uint32_t j = 0; j < take; j++) {
-                        scores[nd] = krec[p]->scores[ce->off + j];
-                        fbase[nd] = fl + j;
-                        fstride[nd] = ce->ndt;
-                        order[nd] = (uint32_t)nd;
-                        nd++;
-                    }
-                }
-                mo_eval_argsort_desc(scores, order, tmp, nd);
+                const unsigned md = (unsigned)max_dets[m];
                 for (int t = 0; t < T_; t++) {
                     double tp = 0, fp = 0;
-                    for (size_t j = 0; j < nd; j++) {
-                        const uint32_t o = order[j];
-                        const uint8_t f = fbase[o][(size_t)t * fstride[o]];
+                    size_t nd = 0;
+                    for (size_t i = 0; i < n; i++) {
+                        if (rsorted[i] >= md)
+                            continue;
+                        const uint8_t f = fsorted[i * T_ + (size_t)t];
                         if (!(f & F_IGNORE)) {
                             if (f & F_MATCH)
                                 tp += 1;
                             else
                                 fp += 1;
                         }
-                        rc[j] = tp / (double)npig;
-                        pr[j] = tp / (fp + tp + 2.220446049250313e-16);
+                        rc[nd] = tp / (double)npig;
+                        pr[nd] = tp / (fp + tp + 2.220446049250313e-16);
+                        nd++;
                     }
                     ev->recall[RIDX(t, k, a, m)] = nd ? rc[nd - 1] : 0;
                     for (size_t j = nd - (nd > 0); j > 0; j--)
@@ -1139,6 +1228,9 @@ done:
     free(fstride);
     free(order);
     free(tmp);
+    free(rank);
+    free(rsorted);
+    free(fsorted);
     free(buf);
     return ret;
 }
