@@ -13,9 +13,6 @@
 /* Whole file into memory, NUL-terminated (size excludes the NUL). Sets the error. */
 int mo_eval_read_file(const char *path, char **data, size_t *size);
 
-/* Parse JSON; an error names `name`, the line and the column. */
-int mo_eval_parse_json(const char *data, size_t size, const char *name, json_object **out);
-
 /* ------------------------------------------------ a strict streaming JSON reader */
 
 typedef struct mo_jp {

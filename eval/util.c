@@ -67,42 +67,6 @@ void mo_eval_line_col(const char *data, size_t offset, int *line, int *col)
     *col = c;
 }
 
-int mo_eval_parse_json(const char *data, size_t size, const char *name, json_object **out)
-{
-    *out = NULL;
-    if (size > (size_t)INT32_MAX)
-        return mo_fail(MO_EUNSUPPORTED, "%s: JSON larger than 2 GiB", name);
-    json_tokener *tok = json_tokener_new_ex(64);
-    if (!tok)
-        return mo_fail(MO_ENOMEM, "%s: out of memory", name);
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    json_object *o = json_tokener_parse_ex(tok, data, (int)size);
-    enum json_tokener_error e = json_tokener_get_error(tok);
-    size_t end = json_tokener_get_parse_end(tok);
-    int line, col;
-    if (!o || e != json_tokener_success) {
-        if (e == json_tokener_continue)
-            end = size;
-        mo_eval_line_col(data, end, &line, &col);
-        const char *why = e == json_tokener_continue ? "unexpected end of file"
-                                                     : json_tokener_error_desc(e);
-        json_object_put(o);
-        json_tokener_free(tok);
-        return mo_fail(MO_EFORMAT, "%s:%d:%d: invalid JSON: %s", name, line, col, why);
-    }
-    json_tokener_free(tok);
-    for (size_t i = end; i < size; i++) {
-        if (data[i] != ' ' && data[i] != '\n' && data[i] != '\r' && data[i] != '\t') {
-            mo_eval_line_col(data, i, &line, &col);
-            json_object_put(o);
-            return mo_fail(MO_EFORMAT, "%s:%d:%d: invalid JSON: text after the value", name,
-                           line, col);
-        }
-    }
-    *out = o;
-    return MO_OK;
-}
-
 /* a before b when key[a] > key[b], NaN after every number. */
 static inline int before(const double *key, uint32_t a, uint32_t b)
 {
