@@ -164,7 +164,7 @@ void mo_coco_eval_close(mo_coco_eval **pev)
         if (ev->image_files)
             free(ev->image_files[i]);
         if (ev->recs)
-            free(ev->recs[i].cells);
+            free(ev->recs[i].scores);
     }
     for (int k = 0; k < ev->num_cats; k++)
         if (ev->cat_names)
@@ -863,7 +863,7 @@ static int eval_image(mo_coco_eval *ev, int i, const uint32_t *didx, size_t nd, 
     const coco_gt *gt = ev->gt + ev->gt_start[i];
     const size_t ng = ev->gt_start[i + 1] - ev->gt_start[i];
     img_rec *rec = &ev->recs[i];
-    free(rec->cells);
+    free(rec->scores);
     memset(rec, 0, sizeof(*rec));
 
     /* Count cells and kept detections. */
@@ -888,9 +888,10 @@ static int eval_image(mo_coco_eval *ev, int i, const uint32_t *didx, size_t nd, 
     uint8_t *block = malloc(bytes ? bytes : 1);
     if (!block)
         return mo_fail(MO_ENOMEM, "out of memory");
-    rec->cells = (cell *)block;
-    rec->scores = (double *)(block + sizeof(cell) * ncells);
-    rec->flags = block + sizeof(cell) * ncells + sizeof(double) * nkeep;
+    /* doubles first: cell is 28 bytes */
+    rec->scores = (double *)block;
+    rec->cells = (cell *)(block + sizeof(double) * nkeep);
+    rec->flags = block + sizeof(double) * nkeep + sizeof(cell) * ncells;
     rec->ncells = (uint32_t)ncells;
     rec->ndet = (uint32_t)nkeep;
 
@@ -1426,9 +1427,10 @@ static int read_records(mo_coco_eval *ev, mo_rbuf *r)
         if (!block)
             return mo_fail(MO_ENOMEM, "%s: out of memory", r->name);
         img_rec *rec = &ev->recs[i];
-        rec->cells = (cell *)block;
-        rec->scores = (double *)(block + sizeof(cell) * nc);
-        rec->flags = block + sizeof(cell) * nc + sizeof(double) * nd;
+        free(rec->scores); /* left by an earlier failed load */
+        rec->scores = (double *)block;
+        rec->cells = (cell *)(block + sizeof(double) * nd);
+        rec->flags = block + sizeof(double) * nd + sizeof(cell) * nc;
         rec->ncells = nc;
         rec->ndet = nd;
         uint32_t off = 0;

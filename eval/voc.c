@@ -94,7 +94,7 @@ void mo_voc_eval_close(mo_voc_eval **pev)
         if (ev->images)
             free(ev->images[i]);
         if (ev->recs)
-            free(ev->recs[i].cells);
+            free(ev->recs[i].scores);
     }
     for (int c = 0; c < ev->num_classes; c++) {
         if (ev->classes)
@@ -548,15 +548,15 @@ static int eval_image(mo_voc_eval *ev, int i, const uint32_t *dd, size_t nd, dou
     const size_t ng = ev->gt_start[i + 1] - ev->gt_start[i];
     const size_t C = (size_t)ev->num_classes;
     voc_rec *rec = &ev->recs[i];
-    free(rec->cells);
+    free(rec->scores);
     memset(rec, 0, sizeof(*rec));
     size_t bytes = sizeof(voc_cell) * C + (sizeof(double) + 1) * nd;
     uint8_t *block = malloc(bytes ? bytes : 1);
     if (!block)
         return mo_fail(MO_ENOMEM, "out of memory");
-    rec->cells = (voc_cell *)block;
-    rec->scores = (double *)(block + sizeof(voc_cell) * C);
-    rec->tags = block + sizeof(voc_cell) * C + sizeof(double) * nd;
+    rec->scores = (double *)block; /* doubles first: voc_cell is 12 bytes */
+    rec->cells = (voc_cell *)(block + sizeof(double) * nd);
+    rec->tags = block + sizeof(double) * nd + sizeof(voc_cell) * C;
     rec->ndet = (uint32_t)nd;
     memset(rec->cells, 0, sizeof(voc_cell) * C);
     for (size_t k = 0; k < ng; k++)
@@ -894,9 +894,10 @@ static int read_records(mo_voc_eval *ev, mo_rbuf *r)
         uint8_t *block = malloc(sizeof(voc_cell) * C + (sizeof(double) + 1) * nd + 1);
         if (!block)
             return mo_fail(MO_ENOMEM, "out of memory");
-        rec->cells = (voc_cell *)block;
-        rec->scores = (double *)(block + sizeof(voc_cell) * C);
-        rec->tags = block + sizeof(voc_cell) * C + sizeof(double) * nd;
+        free(rec->scores); /* left by an earlier failed load */
+        rec->scores = (double *)block;
+        rec->cells = (voc_cell *)(block + sizeof(double) * nd);
+        rec->tags = block + sizeof(double) * nd + sizeof(voc_cell) * C;
         rec->ndet = nd;
         uint32_t off = 0;
         for (size_t c = 0; c < C; c++) {

@@ -251,6 +251,7 @@ static void coco_states(void **state)
     mo_coco_eval_add_detections(single, d, 5);
     double want[12], got[12];
     run_all(single, want);
+    mo_coco_eval_close(&single);
     for (int s = 0; s < 2; s++) {
         mo_coco_eval *ev = open_gt();
         mo_coco_eval_add_detections(ev, d, 5);
