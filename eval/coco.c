@@ -692,14 +692,26 @@ int mo_coco_eval_add_detections(mo_coco_eval *ev, const mo_coco_det *dets, size_
 int mo_coco_eval_load_results(mo_coco_eval *ev, const char *path)
 {
     validate_input_or_ret(ev != NULL && path != NULL, MO_EINVAL);
-    if (ev->from_state)
-        return mo_fail(MO_EINVAL, "%s: opened from a state file: no detections can be added",
-                       ev->name);
     char *data;
     size_t size;
     int ret = mo_eval_read_file(path, &data, &size);
     if (ret)
         return ret;
+    ret = mo_coco_eval_load_results_memory(ev, data, size, path);
+    free(data);
+    return ret;
+}
+
+int mo_coco_eval_load_results_memory(mo_coco_eval *ev, const char *data, size_t size,
+                                     const char *path)
+{
+    validate_input_or_ret(ev != NULL && (data != NULL || size == 0), MO_EINVAL);
+    if (!path)
+        path = "<memory>";
+    if (ev->from_state)
+        return mo_fail(MO_EINVAL, "%s: opened from a state file: no detections can be added",
+                       ev->name);
+    int ret = MO_OK;
     mo_jp j;
     mo_jp_init(&j, data, size, path);
     const size_t start = ev->num_dt, ignored = ev->ignored;
@@ -709,7 +721,6 @@ int mo_coco_eval_load_results(mo_coco_eval *ev, const char *path)
             mo_fail(MO_EFORMAT, "%s: a results file is a JSON array of detections", path);
         else
             mo_jp_skip(&j);
-        free(data);
         return j.err ? j.err : MO_EFORMAT;
     }
     /* About 80 bytes per detection: reserve once. */
@@ -780,8 +791,7 @@ int mo_coco_eval_load_results(mo_coco_eval *ev, const char *path)
         ev->dt[ev->num_dt++] = d;
     }
     if (!ret)
-        ret = mo_jp_finish(&j);
-    free(data);
+        ret = j.err ? j.err : mo_jp_finish(&j);
     if (ret) {
         ev->num_dt = start;
         ev->ignored = ignored;

@@ -330,7 +330,7 @@ int mo_jp_int(mo_jp *j, int64_t *v, int *is_int)
     if (number(j, &d, &iv, &ii))
         return j->err;
     if (!ii) {
-        if (d == (double)(int64_t)d && d > -9.2e18 && d < 9.2e18) {
+        if (d > -9.2e18 && d < 9.2e18 && d == (double)(int64_t)d) {
             iv = (int64_t)d;
             ii = 1;
         }

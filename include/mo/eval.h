@@ -118,6 +118,11 @@ MO_API int mo_coco_eval_add_detections(mo_coco_eval *ev, const mo_coco_det *dets
  */
 MO_API int mo_coco_eval_load_results(mo_coco_eval *ev, const char *path);
 
+/** @brief As mo_coco_eval_load_results() from @p size bytes of JSON; @p name is used in
+ *         messages (NULL: "<memory>"). */
+MO_API int mo_coco_eval_load_results_memory(mo_coco_eval *ev, const char *json, size_t size,
+                                            const char *name);
+
 /** @brief Number of detections added so far whose category is unknown (ignored). */
 MO_API size_t mo_coco_eval_num_ignored(const mo_coco_eval *ev);
 
