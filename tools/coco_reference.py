@@ -40,7 +40,8 @@ def main():
 
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(a.gt)
-    out = {"gt": a.label_gt or a.gt, "fixtures": {}}
+    out = {"command": " ".join(["/usr/bin/python3"] + sys.argv), "gt": a.label_gt or a.gt,
+           "fixtures": {}}
     for path in a.results:
         name = os.path.basename(path)[:-5] if path.endswith(".json") else os.path.basename(path)
         with open(path, "rb") as f:
