@@ -174,35 +174,14 @@ void *mo_session_workspace(mo_session *s, size_t *bytes)
     return s ? s->workspace : NULL;
 }
 
-int mo_backbone_run(mo_session *s, const mo_tensor *input, int output_stride,
-                    mo_features *out)
+/* Modules first_mod.. of the backbone on `cur` (h x w, `nominal` input pixels per pixel). */
+static void run_modules(mo_session *s, int first_mod, const float *cur, ptrdiff_t cur_stride,
+                        int h, int w, int nominal, int output_stride, mo_features *out)
 {
-    validate_input_or_ret(s && input && out, MO_EINVAL);
-    validate_input_or_ret(input->data, MO_EINVAL);
-    if (input->c != 3)
-        return mo_fail(MO_EINVAL, "mo_backbone_run: input has %d channels, expected 3",
-                       input->c);
-    if (input->h < 1 || input->w < 1 || input->h > s->max_h || input->w > s->max_w)
-        return mo_fail(MO_EINVAL, "mo_backbone_run: input %dx%d outside 1x1..%dx%d (session)",
-                       input->h, input->w, s->max_h, s->max_w);
-    if (input->row_stride < (ptrdiff_t)input->w * 3)
-        return mo_fail(MO_EINVAL, "mo_backbone_run: row_stride %td < width * 3",
-                       input->row_stride);
-    if (output_stride != 8 && output_stride != 16 && output_stride != 32)
-        return mo_fail(MO_EINVAL, "mo_backbone_run: output stride %d is not 8, 16 or 32",
-                       output_stride);
-    if (output_stride < s->min_os)
-        return mo_fail(MO_EINVAL,
-                       "mo_backbone_run: output stride %d below the session minimum %d",
-                       output_stride, s->min_os);
-
     const mo_backbone *bb = s->bb;
     const mo_conv_dsp *dsp = &bb->dsp;
-    const float *cur = input->data;
-    ptrdiff_t cur_stride = input->row_stride;
-    int h = input->h, w = input->w, nominal = 1;
 
-    for (int i = 0; i < bb->nmod; i++) {
+    for (int i = first_mod; i < bb->nmod; i++) {
         const mo_module *m = &bb->mod[i];
         const mod_geom g = module_geom(m, h, w, output_stride);
         const int last = m->stage > 0 && i == bb->stage_end[m->stage] - 1;
@@ -242,5 +221,72 @@ int mo_backbone_run(mo_session *s, const mo_tensor *input, int output_stride,
     const mo_tensor *top = &out->level[MO_NUM_LEVELS - 1];
     dsp->gap(s->pooled, top->data, (size_t)top->h * top->w, top->c);
     out->pooled = s->pooled;
+}
+
+static int check_stride(const mo_session *s, int output_stride, const char *fn)
+{
+    if (output_stride != 8 && output_stride != 16 && output_stride != 32)
+        return mo_fail(MO_EINVAL, "%s: output stride %d is not 8, 16 or 32", fn,
+                       output_stride);
+    if (output_stride < s->min_os)
+        return mo_fail(MO_EINVAL, "%s: output stride %d below the session minimum %d", fn,
+                       output_stride, s->min_os);
+    return MO_OK;
+}
+
+int mo_backbone_run(mo_session *s, const mo_tensor *input, int output_stride,
+                    mo_features *out)
+{
+    validate_input_or_ret(s && input && out, MO_EINVAL);
+    validate_input_or_ret(input->data, MO_EINVAL);
+    if (input->c != 3)
+        return mo_fail(MO_EINVAL, "mo_backbone_run: input has %d channels, expected 3",
+                       input->c);
+    if (input->h < 1 || input->w < 1 || input->h > s->max_h || input->w > s->max_w)
+        return mo_fail(MO_EINVAL, "mo_backbone_run: input %dx%d outside 1x1..%dx%d (session)",
+                       input->h, input->w, s->max_h, s->max_w);
+    if (input->row_stride < (ptrdiff_t)input->w * 3)
+        return mo_fail(MO_EINVAL, "mo_backbone_run: row_stride %td < width * 3",
+                       input->row_stride);
+    int r = check_stride(s, output_stride, "mo_backbone_run");
+    if (r)
+        return r;
+    run_modules(s, 0, input->data, input->row_stride, input->h, input->w, 1, output_stride,
+                out);
+    return MO_OK;
+}
+
+int mo_backbone_run_from(mo_session *s, const mo_features *in, int level, int output_stride,
+                         mo_features *out)
+{
+    validate_input_or_ret(s && in && out, MO_EINVAL);
+    if (level < 0 || level >= MO_NUM_LEVELS - 1)
+        return mo_fail(MO_EINVAL, "mo_backbone_run_from: level %d is not 0..%d", level,
+                       MO_NUM_LEVELS - 2);
+    int r = check_stride(s, output_stride, "mo_backbone_run_from");
+    if (r)
+        return r;
+    /* Stage `level + 1` produced level[level]: it, and every stage before it, must have
+     * run undilated at this output stride too, or the kept levels would be wrong. */
+    for (int st = 1; st <= level + 1; st++)
+        if (mo_stage_dilation(st, output_stride) != 1)
+            return mo_fail(MO_EINVAL,
+                           "mo_backbone_run_from: stage %d is dilated at output stride %d: "
+                           "resume from level %d or lower",
+                           st, output_stride, st - 2);
+    const mo_backbone *bb = s->bb;
+    const mo_tensor *t = &in->level[level];
+    if (!t->data || t->c != bb->width[level + 1] || t->h < 1 || t->w < 1 ||
+        t->row_stride != (ptrdiff_t)t->w * t->c || in->stride[level] != 4 << level)
+        return mo_fail(MO_EINVAL,
+                       "mo_backbone_run_from: level %d is not a packed stage output of this "
+                       "backbone at its nominal stride", level);
+    if (t->data != s->level[level])
+        return mo_fail(MO_EINVAL, "mo_backbone_run_from: level %d was not computed by this "
+                       "session", level);
+    mo_features res = *in;
+    run_modules(s, bb->stage_end[level + 1], t->data, t->row_stride, t->h, t->w,
+                in->stride[level], output_stride, &res);
+    *out = res;
     return MO_OK;
 }

@@ -129,6 +129,33 @@ MO_API void mo_session_close(mo_session **s);
 MO_API int mo_backbone_run(mo_session *s, const mo_tensor *input, int output_stride,
                            mo_features *out);
 
+/**
+ * @brief Recompute the stages after feature level @p level at another output stride,
+ *        reusing levels 0..@p level of an earlier run on the same session.
+ *
+ * Heads that share one input but need different output strides (detection at 32,
+ * segmentation at 16 or 8) run the stem and the early stages once: e.g. after
+ * mo_backbone_run() at stride 32, `mo_backbone_run_from(s, &f32, 2, 16, &f16)` runs only
+ * stage4, dilated. The result is identical to mo_backbone_run() at @p output_stride on
+ * the same input (the kept stages are undilated at both strides).
+ *
+ * The recomputed levels (@p level + 1 ..) and `pooled` are written to the session's
+ * buffers, so the views of @p in above @p level become invalid (they then show the new
+ * maps); levels 0..@p level stay valid and are shared by both.
+ * @param s the session that computed @p in
+ * @param in features of the latest mo_backbone_run() (or of this function) on @p s:
+ *        levels 0..@p level are read and must not have been overwritten by another run
+ * @param level last kept level, 0..2; every stage up to level + 1 must be undilated at
+ *        @p output_stride (16: level <= 2; 8: level <= 1)
+ * @param output_stride 32, 16 or 8, not below the session's min_output_stride
+ * @param[out] out features: levels 0..@p level as in @p in, the rest recomputed (may be
+ *        @p in itself)
+ * @return MO_OK or MO_EINVAL (NULL, level out of range or dilated at this stride, bad
+ *         stride, @p in not computed by this session or not of this backbone)
+ */
+MO_API int mo_backbone_run_from(mo_session *s, const mo_features *in, int level,
+                                int output_stride, mo_features *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -237,6 +237,60 @@ static void test_consistency(void **state)
     mg_free(&m);
 }
 
+/* mo_backbone_run_from() gives exactly what a full run at that stride gives. */
+static void test_run_from(void **state)
+{
+    (void)state;
+    static const char *variants[] = {"s0", "s4"};
+    for (int vi = 0; vi < 2; vi++) {
+        mg_model m;
+        mg_build(&m, variants[vi], vi, "backbone.");
+        mo_file *f = NULL;
+        mo_backbone *bb = NULL;
+        assert_int_equal(open_model(&m, &f, &bb, NULL), MO_OK);
+        const int h = 53, w = 41;
+        mo_session *s = open_session(bb, h, w, 8), *ref = open_session(bb, h, w, 8);
+        float *x = random_input(h, (ptrdiff_t)w * 3);
+        mo_tensor in = {x, h, w, 3, (ptrdiff_t)w * 3};
+        static const int os[] = {16, 8, 32, 16, 8};
+        static const int lv[] = {2, 1, 0, 1, 0};
+        for (int k = 0; k < 5; k++) {
+            mo_features a, b, r;
+            assert_int_equal(mo_backbone_run(s, &in, 32, &a), MO_OK);
+            assert_int_equal(mo_backbone_run_from(s, &a, lv[k], os[k], &b), MO_OK);
+            assert_int_equal(mo_backbone_run(ref, &in, os[k], &r), MO_OK);
+            for (int l = 0; l < MO_NUM_LEVELS; l++) {
+                assert_int_equal(b.level[l].h, r.level[l].h);
+                assert_int_equal(b.level[l].w, r.level[l].w);
+                assert_int_equal(b.level[l].c, r.level[l].c);
+                assert_int_equal(b.stride[l], r.stride[l]);
+                assert_memory_equal(b.level[l].data, r.level[l].data,
+                                    sizeof(float) * (size_t)r.level[l].h * r.level[l].w *
+                                        r.level[l].c);
+            }
+            assert_memory_equal(b.pooled, r.pooled, sizeof(float) * (size_t)r.level[3].c);
+            for (int l = 0; l <= lv[k]; l++)
+                assert_ptr_equal(a.level[l].data, b.level[l].data);
+        }
+        /* refused: dilated kept stage, bad level or stride, features of another session */
+        mo_features a, b;
+        assert_int_equal(mo_backbone_run(s, &in, 32, &a), MO_OK);
+        assert_int_equal(mo_backbone_run_from(s, &a, 2, 8, &b), MO_EINVAL);
+        assert_int_equal(mo_backbone_run_from(s, &a, 3, 32, &b), MO_EINVAL);
+        assert_int_equal(mo_backbone_run_from(s, &a, -1, 32, &b), MO_EINVAL);
+        assert_int_equal(mo_backbone_run_from(s, &a, 1, 12, &b), MO_EINVAL);
+        assert_int_equal(mo_backbone_run_from(ref, &a, 1, 16, &b), MO_EINVAL);
+        assert_int_equal(mo_backbone_run_from(NULL, &a, 1, 16, &b), MO_EINVAL);
+        assert_int_equal(mo_backbone_run_from(s, NULL, 1, 16, &b), MO_EINVAL);
+        free(x);
+        mo_session_close(&s);
+        mo_session_close(&ref);
+        mo_backbone_close(&bb);
+        mo_file_close(&f);
+        mg_free(&m);
+    }
+}
+
 static void test_bad_variant(void **state)
 {
     (void)state;
@@ -568,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_variants),
         cmocka_unit_test(test_tiny_inputs),
         cmocka_unit_test(test_consistency),
+        cmocka_unit_test(test_run_from),
         cmocka_unit_test(test_bad_variant),
         cmocka_unit_test(test_missing_tensor),
         cmocka_unit_test(test_wrong_shape),
