@@ -15,5 +15,6 @@
 #include "mo/labels.h"
 #include "mo/draw.h"
 #include "mo/eval.h"
+#include "mo/pipeline.h"
 
 #endif
