@@ -206,7 +206,7 @@ static int read_bn(loader *L, const mod_spec *sp, const char *bn_prefix, int c, 
 /* Count the module's tensors by kind; names outside the known kinds are an error. */
 static int scan_module(loader *L, const mod_spec *sp, int *n_fused, int *n_unfused, int *n_se)
 {
-    char pre[128];
+    char pre[192]; /* prefix (<= 128) + module name (< 32) */
     snprintf(pre, sizeof(pre), "%s%s", L->prefix, sp->name);
     const size_t lp = strlen(pre);
     *n_fused = *n_unfused = *n_se = 0;

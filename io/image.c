@@ -85,7 +85,7 @@ MO_API int mo_image_load_memory(mo_image *out, const void *data, size_t size)
  * uncompressed 32-bit BMP at the limit is 256 MiB). */
 #define MAX_FILE_BYTES ((size_t)1 << 30)
 
-static int read_file(const char *path, uint8_t **data, size_t *size)
+int mo_io_read_file(const char *path, uint8_t **data, size_t *size)
 {
     *data = NULL;
     *size = 0;
@@ -136,7 +136,7 @@ MO_API int mo_image_load(mo_image *out, const char *path)
     validate_input_or_ret(path != NULL, MO_EINVAL);
     uint8_t *data;
     size_t size;
-    int err = read_file(path, &data, &size);
+    int err = mo_io_read_file(path, &data, &size);
     if (err)
         return err;
     mo_io_src src = { data, size, path };

@@ -48,13 +48,19 @@ MO_API void mo_backbone_default_settings(mo_backbone_settings *s);
  *        train-time (`rbr_conv`, `rbr_scale`, `rbr_skip`) weights.
  *
  * The variant comes from the file's "mo.variant" metadata; every tensor is checked
- * against the architecture. Train-time branches are folded (BatchNorm, 1x1 padded to
- * 3x3, identity) into one conv per block here.
- * @param[out] out receives the backbone; close with mo_backbone_close()
+ * against the architecture. Train-time branches are folded (BatchNorm with "mo.bn_eps",
+ * default 1e-5; 1x1 padded to 3x3; identity) into one conv per block here. Each module
+ * is fused or train-time on its own: a module holding both kinds of tensors is refused
+ * (a file whose modules differ in form is accepted). Every tensor under the prefix must
+ * belong to the variant; tensors outside the prefix (e.g. "cls.") are ignored.
+ * @param[out] out receives the backbone (NULL on failure); close with mo_backbone_close()
  * @param f an open model file; it may be closed once this returns
  * @param s settings, or NULL for defaults
- * @return MO_OK, MO_EINVAL, MO_ENOMEM, MO_EFORMAT (missing tensor or metadata),
- *         MO_EMISMATCH (tensor shape), MO_EUNSUPPORTED (unknown variant)
+ * @return MO_OK, MO_EINVAL (NULL, settings.size), MO_ENOMEM, MO_EFORMAT (missing tensor or
+ *         "mo.variant", tensor the variant does not have, fused and train-time tensors in
+ *         one module, bad "mo.bn_eps", running_var + eps <= 0), MO_EMISMATCH (tensor
+ *         shape), MO_EUNSUPPORTED (unknown variant, "mo.arch" other than "mobileone");
+ *         mo_last_error() names the tensor or field
  */
 MO_API int mo_backbone_open(mo_backbone **out, const mo_file *f,
                             const mo_backbone_settings *s);
@@ -62,13 +68,14 @@ MO_API int mo_backbone_open(mo_backbone **out, const mo_file *f,
 /** @brief Free a backbone and set `*bb` to NULL. No session of it may remain open. */
 MO_API void mo_backbone_close(mo_backbone **bb);
 
-/** @brief Variant name, "s0".."s4". */
+/** @brief Variant name, "s0".."s4" (NULL when @p bb is NULL). */
 MO_API const char *mo_backbone_variant(const mo_backbone *bb);
 
 /** @brief Channels of feature level @p level (0..3), or MO_EINVAL. */
 MO_API int mo_backbone_channels(const mo_backbone *bb, int level);
 
-/** @brief Digest of the backbone weights it was built from (see mo_file_digest()). */
+/** @brief Digest of the backbone weights it was built from (see mo_file_digest()); NULL
+ *         when @p bb is NULL. */
 MO_API const char *mo_backbone_digest(const mo_backbone *bb);
 
 /** Settings for mo_session_open(). Initialise with mo_session_default_settings(). */
@@ -112,8 +119,12 @@ MO_API void mo_session_close(mo_session **s);
  * @param input h x w x 3, h and w within the session's maxima
  * @param output_stride 32 (plain), 16 or 8 (dilated stage4 / stages 3-4); not below
  *        the session's min_output_stride
- * @param[out] out feature views, valid until the next run on @p s
- * @return MO_OK or MO_EINVAL
+ * @param[out] out feature views, valid until the next run on @p s. Every stride-2 conv
+ *        maps a side n to ceil(n / 2) (padding 1), so level i has sides
+ *        ceil(h / out->stride[i]) x ceil(w / out->stride[i]) for any h, w >= 1; in a
+ *        dilated stage every 3x3 conv runs at stride 1 with dilation = padding = 2 or 4.
+ * @return MO_OK or MO_EINVAL (NULL, not 3 channels, row_stride < 3 w, size above the
+ *         session's maxima, output stride not 8/16/32 or below min_output_stride)
  */
 MO_API int mo_backbone_run(mo_session *s, const mo_tensor *input, int output_stride,
                            mo_features *out);

@@ -12,5 +12,7 @@
 #include "mo/classify.h"
 #include "mo/segment.h"
 #include "mo/image.h"
+#include "mo/labels.h"
+#include "mo/draw.h"
 
 #endif

@@ -335,6 +335,24 @@ static void test_mixed(void **state)
     mg_add(&m, "backbone.stage0.reparam_conv.bias", 1, 48, 0, 0, 0, -1, 1);
     expect_refused(&m, MO_EFORMAT, "mixes");
     mg_free(&m);
+    /* modules of different forms in one file: each module is read as it is */
+    mg_model u;
+    mg_build(&m, "s0", 1, "backbone.");
+    mg_build(&u, "s0", 0, "backbone.");
+    assert_int_equal(mg_remove(&m, "backbone.stage2.3."), 2);
+    for (int i = 0; i < u.n; i++)
+        if (!strncmp(u.t[i].name, "backbone.stage2.3.", 18)) {
+            const mg_tensor *t = &u.t[i];
+            memcpy(mg_add(&m, t->name, t->ndim, t->shape[0], t->shape[1], t->shape[2],
+                          t->shape[3], 0, 0)->data, t->data, sizeof(float) * (size_t)mg_numel(t));
+        }
+    mo_file *f = NULL;
+    mo_backbone *bb = NULL;
+    assert_int_equal(open_model(&m, &f, &bb, NULL), MO_OK);
+    mo_backbone_close(&bb);
+    mo_file_close(&f);
+    mg_free(&u);
+    mg_free(&m);
 }
 
 static void test_stray(void **state)

@@ -1,0 +1,159 @@
+/* Drawing primitives for the demo apps. Everything clips; nothing allocates. */
+#include <stdint.h>
+#include <string.h>
+
+#include "errors_internal.h"
+#include "mo/draw.h"
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#endif
+#include <stb_easy_font.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+static int clampi(int v, int lo, int hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+void mo_draw_fill_rect(mo_image *img, int x0, int y0, int x1, int y1, mo_rgb c, float alpha)
+{
+    if (!img || !img->data)
+        return;
+    x0 = clampi(x0, 0, img->w);
+    x1 = clampi(x1, 0, img->w);
+    y0 = clampi(y0, 0, img->h);
+    y1 = clampi(y1, 0, img->h);
+    int a = (int)(clampi((int)(alpha * 256.0f + 0.5f), 0, 256));
+    const int col[3] = { c.r, c.g, c.b };
+    for (int y = y0; y < y1; y++) {
+        uint8_t *p = img->data + ((size_t)y * (size_t)img->w + (size_t)x0) * 3;
+        for (int x = x0; x < x1; x++, p += 3)
+            for (int k = 0; k < 3; k++)
+                p[k] = (uint8_t)((p[k] * (256 - a) + col[k] * a + 128) >> 8);
+    }
+}
+
+void mo_draw_rect(mo_image *img, int x0, int y0, int x1, int y1, int t, mo_rgb c)
+{
+    if (t < 1)
+        t = 1;
+    mo_draw_fill_rect(img, x0, y0, x1, y0 + t, c, 1);
+    mo_draw_fill_rect(img, x0, y1 - t, x1, y1, c, 1);
+    mo_draw_fill_rect(img, x0, y0 + t, x0 + t, y1 - t, c, 1);
+    mo_draw_fill_rect(img, x1 - t, y0 + t, x1, y1 - t, c, 1);
+}
+
+/* stb_easy_font lays glyphs out in a 10-pixel-high cell whose ink starts one row down. */
+enum { GLYPH_H = 8, GLYPH_TOP = 1 };
+
+void mo_draw_text_size(const char *text, int scale, int *w, int *h)
+{
+    if (scale < 1)
+        scale = 1;
+    int tw = text ? stb_easy_font_width((char *)text) : 0;
+    if (w)
+        *w = tw * scale;
+    if (h)
+        *h = GLYPH_H * scale;
+}
+
+void mo_draw_text(mo_image *img, int x, int y, const char *text, int scale, mo_rgb c)
+{
+    if (!img || !img->data || !text)
+        return;
+    if (scale < 1)
+        scale = 1;
+    /* Draw in chunks so the quad buffer stays small and on the stack. */
+    char chunk[64];
+    size_t len = strlen(text);
+    int pen = x;
+    for (size_t off = 0; off < len; off += sizeof(chunk) - 1) {
+        size_t n = len - off < sizeof(chunk) - 1 ? len - off : sizeof(chunk) - 1;
+        memcpy(chunk, text + off, n);
+        chunk[n] = 0;
+        static const unsigned char white[4] = { 255, 255, 255, 255 };
+        float quads[64 * 40 * 4 * 4]; /* 4 vertices x (x, y, z, colour) per quad */
+        int nq = stb_easy_font_print(0, 0, chunk, (unsigned char *)white, quads, sizeof(quads));
+        for (int q = 0; q < nq; q++) {
+            const float *v = quads + q * 16; /* vertices 0 and 2 are opposite corners */
+            int qx0 = (int)v[0], qy0 = (int)v[1], qx1 = (int)v[8], qy1 = (int)v[9];
+            mo_draw_fill_rect(img, pen + qx0 * scale, y + (qy0 - GLYPH_TOP) * scale,
+                              pen + qx1 * scale, y + (qy1 - GLYPH_TOP) * scale, c, 1);
+        }
+        pen += stb_easy_font_width(chunk) * scale;
+    }
+}
+
+int mo_draw_text_scale(const mo_image *img)
+{
+    if (!img)
+        return 1;
+    int side = img->w > img->h ? img->w : img->h;
+    int s = side / 400 + 1; /* about 2% of the longer side per line of text */
+    return s > 8 ? 8 : s;
+}
+
+void mo_draw_tag(mo_image *img, int x, int y, const char *text, int scale, mo_rgb bg)
+{
+    if (!img || !img->data || !text)
+        return;
+    int tw, th;
+    mo_draw_text_size(text, scale, &tw, &th);
+    int pad = 2 * scale, w = tw + 2 * pad, h = th + 2 * pad;
+    int top = y - h >= 0 ? y - h : y; /* above the point, else below it */
+    int left = x + w > img->w ? img->w - w : x;
+    if (left < 0)
+        left = 0;
+    if (top + h > img->h)
+        top = img->h - h > 0 ? img->h - h : 0;
+    mo_draw_fill_rect(img, left, top, left + w, top + h, bg, 1);
+    /* Rec. 601 luma decides black or white text. */
+    int luma = (299 * bg.r + 587 * bg.g + 114 * bg.b) / 1000;
+    mo_rgb fg = luma > 140 ? (mo_rgb){ 0, 0, 0 } : (mo_rgb){ 255, 255, 255 };
+    mo_draw_text(img, left + pad, top + pad, text, scale, fg);
+}
+
+mo_rgb mo_draw_class_color(int index)
+{
+    /* Golden-ratio hue steps give well separated colours; fixed saturation and value. */
+    double hue = (double)((unsigned)index * 0.61803398875) ;
+    hue -= (long)hue;
+    double h6 = hue * 6.0, s = 0.75, v = 0.95;
+    int i = (int)h6;
+    double f = h6 - i, p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
+    double r, g, b;
+    switch (i % 6) {
+    case 0: r = v, g = t, b = p; break;
+    case 1: r = q, g = v, b = p; break;
+    case 2: r = p, g = v, b = t; break;
+    case 3: r = p, g = q, b = v; break;
+    case 4: r = t, g = p, b = v; break;
+    default: r = v, g = p, b = q; break;
+    }
+    return (mo_rgb){ (uint8_t)(r * 255 + 0.5), (uint8_t)(g * 255 + 0.5), (uint8_t)(b * 255 + 0.5) };
+}
+
+int mo_draw_labels(mo_image *img, const mo_labelmap *labels, const mo_palette *palette,
+                   float alpha, int skip_label)
+{
+    validate_input_or_ret(img && img->data && labels && labels->data && palette, MO_EINVAL);
+    if (img->w != labels->w || img->h != labels->h)
+        return mo_fail(MO_EINVAL, "label map %dx%d does not match the image %dx%d", labels->w,
+                       labels->h, img->w, img->h);
+    int a = clampi((int)(alpha * 256.0f + 0.5f), 0, 256);
+    size_t n = (size_t)img->w * (size_t)img->h;
+    for (size_t i = 0; i < n; i++) {
+        int l = labels->data[i];
+        if (l == skip_label)
+            continue;
+        uint8_t *p = img->data + i * 3;
+        for (int k = 0; k < 3; k++)
+            p[k] = (uint8_t)((p[k] * (256 - a) + palette->rgb[l][k] * a + 128) >> 8);
+    }
+    return MO_OK;
+}
