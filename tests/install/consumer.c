@@ -6,6 +6,7 @@
 int main(int argc, char **argv)
 {
     printf("MobileOne SDK %s\n", mo_version());
+    mo_seg_close(NULL); /* links libmo_segment */
     if (argc < 2)
         return 0;
     /* With a model file: load it and classify a flat grey image. */
