@@ -85,11 +85,11 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     model = os.path.join(a.work, "mobileone_s0.mo.safetensors")
     head = os.path.join(a.work, "deeplab_s0_random.mo.safetensors")
-    py = sys.executable
-    subprocess.run([py, os.path.join(TOOLS, "convert_mobileone.py"), ckpt, model], check=True,
-                   stdout=subprocess.DEVNULL)
-    subprocess.run([py, os.path.join(TOOLS, "convert_deeplab.py"), "--backbone", model,
-                    "--random", "--seed", "0", head], check=True, stdout=subprocess.DEVNULL)
+    import convert_deeplab
+    import convert_mobileone
+    if convert_mobileone._main([ckpt, model]) or \
+            convert_deeplab._main(["--backbone", model, "--random", "--seed", "0", head]):
+        sys.exit("model conversion failed")
     bb = dl.load_backbone(model)
     net = dl.make_model(bb, dl.load_head(head, ref.widths(bb.variant)[4])[0])
     inputs = [dl.load_image(p, a.resize) for p in images]
