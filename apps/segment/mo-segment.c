@@ -405,10 +405,9 @@ static int make_overlay(const segmenter *s, const mo_image *img, const mo_labelm
     mo_draw_text_size("Ag", scale, NULL, &th);
     const int pad = 3 * scale, sw = th + 2 * scale, gap = 4 * scale, row_h = sw + 2 * pad;
 
-    /* lay the entries out to know the strip height */
+    /* the entries' texts; the canvas is at least as wide as the widest entry */
     char text[256][96];
-    int ew[256], rows = 1, x = pad;
-    const int avail = img->w - pad;
+    int ew[256], width = img->w;
     for (int i = 0; i < nsh; i++) {
         char buf[32];
         const double pct = 100.0 * (double)sh[i].pixels / ((double)m->w * m->h);
@@ -420,6 +419,13 @@ static int make_overlay(const segmenter *s, const mo_image *img, const mo_labelm
         int tw;
         mo_draw_text_size(text[i], scale, &tw, NULL);
         ew[i] = sw + pad + tw;
+        if (ew[i] + 2 * pad > width)
+            width = ew[i] + 2 * pad;
+    }
+    /* flow them left to right to know the strip height */
+    const int avail = width - pad;
+    int rows = 1, x = pad;
+    for (int i = 0; i < nsh; i++) {
         if (x > pad && x + ew[i] > avail) {
             rows++;
             x = pad;
@@ -427,17 +433,27 @@ static int make_overlay(const segmenter *s, const mo_image *img, const mo_labelm
         x += ew[i] + gap;
     }
     const int strip = rows * row_h + pad;
-    int r = mo_image_alloc(out, img->w, img->h + strip);
-    if (r)
+    mo_image blend = {0};
+    int r = mo_image_alloc(&blend, img->w, img->h);
+    if (!r)
+        r = mo_image_alloc(out, width, img->h + strip);
+    if (r) {
+        mo_image_free(&blend);
         return r;
-    memcpy(out->data, img->data, (size_t)img->w * img->h * 3);
-    mo_image view = {.data = out->data, .w = img->w, .h = img->h};
-    if ((r = mo_draw_labels(&view, m, &s->palette, alpha, s->background)))
-        return r;
-    draw_boundaries(&view, m, &s->palette, s->background);
+    }
+    memcpy(blend.data, img->data, (size_t)img->w * img->h * 3);
+    r = mo_draw_labels(&blend, m, &s->palette, alpha, s->background);
+    if (!r)
+        draw_boundaries(&blend, m, &s->palette, s->background);
 
     const mo_rgb panel = {24, 24, 24}, frame = {200, 200, 200}, white = {255, 255, 255};
-    mo_draw_fill_rect(out, 0, img->h, out->w, out->h, panel, 1.0f);
+    mo_draw_fill_rect(out, 0, 0, out->w, out->h, panel, 1.0f);
+    for (int y = 0; !r && y < img->h; y++)
+        memcpy(out->data + (size_t)y * out->w * 3, blend.data + (size_t)y * img->w * 3,
+               (size_t)img->w * 3);
+    mo_image_free(&blend);
+    if (r)
+        return r;
     x = pad;
     int y = img->h + pad;
     for (int i = 0; i < nsh; i++) {
