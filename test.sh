@@ -51,7 +51,7 @@ log "fuzzing: libFuzzer + ASan/UBSan, 30 s per target from the generated seeds"
     -Dapps=false -Dfuzzing_engine=libfuzzer -Db_sanitize=address,undefined -Db_lundef=false \
     -Dc_args=-fno-sanitize-recover=all
 ninja -C build-fuzz
-for t in model_file image; do
+for t in model_file image eval_json; do
     mkdir -p build-fuzz/corpus/$t
     build-fuzz/fuzz/fuzz_$t -max_total_time=30 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ -print_final_stats=1 \
         build-fuzz/corpus/$t build-fuzz/fuzz/seeds/$t 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|SUMMARY" || true
@@ -61,6 +61,8 @@ done
 log "install to a temporary prefix and build against it with pkg-config"
 prefix=$(mktemp -d)
 meson install -C build --destdir "$prefix" --quiet
-tests/install/consumer.sh "$prefix"
+model=build/tests/classify/parity/mobileone_s0.mo.safetensors  # made by imagenet-parity
+[ -f "$model" ] || model=""
+tests/install/consumer.sh "$prefix" $model
 rm -rf "$prefix"
 log "all tests passed"

@@ -76,10 +76,28 @@ def image_seeds(rng):
     return seeds
 
 
+def eval_json_seeds():
+    """COCO ground truth and results JSON (fuzz_eval_json splits its input at the first NUL:
+    ground truth, then results), valid and damaged."""
+    gt = (b'{"images": [{"id": 1, "file_name": "a\\u00e9.jpg"}, {"id": 2}], "categories": '
+          b'[{"id": 1, "name": "cat"}, {"id": 3}], "annotations": [{"id": 1, "image_id": 1, '
+          b'"category_id": 1, "bbox": [1, 2, 30.5, 40], "area": 1200, "iscrowd": 0, '
+          b'"segmentation": [[1, 2, 3, 4, 5, 6]]}, {"id": 2, "image_id": 2, "category_id": 3, '
+          b'"bbox": [0, 0, 100, 100], "area": 1e4, "iscrowd": true}], "info": {"x": [null, false]}}')
+    res = (b'[{"image_id": 1, "category_id": 1, "bbox": [1, 2, 30, 40], "score": 0.9}, '
+           b'{"image_id": 2, "category_id": 3, "bbox": [5, 5, 50, 50], "score": 5E-1}, '
+           b'{"image_id": 1, "category_id": 9, "bbox": [0, 0, 1, 1], "score": 1}]')
+    seeds = {"valid": gt + b"\0" + res, "gt_only": gt, "results_empty": gt + b"\0[]"}
+    for i, d in enumerate(damaged(gt + b"\0" + res)):
+        seeds["damaged%d" % i] = d
+    return seeds
+
+
 def main():
     out = sys.argv[1]
     rng = np.random.default_rng(1)
-    for sub, seeds in (("model_file", model_seeds(rng)), ("image", image_seeds(rng))):
+    for sub, seeds in (("model_file", model_seeds(rng)), ("image", image_seeds(rng)),
+                       ("eval_json", eval_json_seeds())):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
         for name, data in seeds.items():
             with open(os.path.join(out, sub, name), "wb") as f:

@@ -14,5 +14,6 @@
 #include "mo/image.h"
 #include "mo/labels.h"
 #include "mo/draw.h"
+#include "mo/eval.h"
 
 #endif

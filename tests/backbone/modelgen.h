@@ -39,6 +39,8 @@ typedef struct mg_model {
     char form[16];
     const char *bn_eps; /* metadata mo.bn_eps, or NULL */
     const char *arch;   /* metadata mo.arch, or NULL to omit */
+    const char *meta[8][2]; /* extra metadata key/value pairs (NULL-terminated) */
+    const char *contents;   /* metadata mo.contents, default ["backbone"] */
 } mg_model;
 
 /* REFERENCE.md section 1: widths stem/s1/s2/s3/s4, conv branches, SE */
@@ -248,7 +250,10 @@ static inline size_t mg_serialize(const mg_model *m, uint8_t **out)
     json_object_object_add(meta, "mo.crc32",
                            json_object_new_string(json_object_to_json_string_ext(
                                crc, JSON_C_TO_STRING_PLAIN)));
-    json_object_object_add(meta, "mo.contents", json_object_new_string("[\"backbone\"]"));
+    json_object_object_add(meta, "mo.contents",
+                           json_object_new_string(m->contents ? m->contents : "[\"backbone\"]"));
+    for (int i = 0; i < 8 && m->meta[i][0]; i++)
+        json_object_object_add(meta, m->meta[i][0], json_object_new_string(m->meta[i][1]));
     if (m->arch)
         json_object_object_add(meta, "mo.arch", json_object_new_string(m->arch));
     if (m->variant[0])

@@ -5,6 +5,10 @@ Converts Apple's MobileOne-S0 checkpoint, classifies every image of imagenet-val
 imagenet-samples with both, and fails when
   - C and PyTorch top-1 agree on fewer than 99.5% of the 1300 val images, or
   - they disagree on any of the 200 samples whose reference top-2 margin exceeds 0.02.
+It also checks the committed vectors tests/data/reference_top5.jsonl (reference top-5 and
+top-2 probabilities on five images, made by `tools/ref_classify.py IMAGES` with the real S0
+weights): the regenerated reference and the C app must both still give them, so a drift in
+Debian's torch/torchvision or in tools/ fails as loudly as a C regression.
 Prints both models' top-1/top-5 accuracy and the agreement, and writes them as JSON
 (--report). Exits 77 (meson's skip) with a message when ../shared is absent.
 
@@ -56,6 +60,35 @@ def run_ref(labels, work, name):
         return [json.loads(line) for line in f]
 
 
+def check_committed(a, model):
+    """C and the regenerated reference against the committed top-5 vectors."""
+    committed_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data",
+                                  "reference_top5.jsonl")
+    with open(committed_path) as f:
+        committed = [json.loads(line) for line in f]
+    paths = [os.path.join(a.shared, x["image"]) for x in committed]
+    ref = subprocess.run([sys.executable, os.path.join(TOOLS, "ref_classify.py")] + paths,
+                         check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ref = [json.loads(line) for line in ref.stdout.splitlines()]
+    c = run_c(a.classify, model, paths)
+    ok = True
+    for want, r, got in zip(committed, ref, c):
+        c_top = [t["class"] for t in got.get("top", [])]
+        c_p = [t["prob"] for t in got.get("top", [])][:2]
+        problems = []
+        if r["top5"] != want["top5"] or max(abs(x - y) for x, y in
+                                            zip(r["probs_top2"], want["probs_top2"])) > 1e-5:
+            problems.append("reference drifted: %s %s" % (r["top5"], r["probs_top2"]))
+        if c_top != want["top5"] or max(abs(x - y) for x, y in zip(c_p, want["probs_top2"])) > 1e-5:
+            problems.append("C differs: %s %s" % (c_top, c_p))
+        for pr in problems:
+            print("FAIL committed vector %s: %s (committed %s %s)" % (
+                want["image"], pr, want["top5"], want["probs_top2"]))
+        ok &= not problems
+    print("committed vectors: %d images, %s" % (len(committed), "all equal" if ok else "MISMATCH"))
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--classify", required=True)
@@ -72,6 +105,7 @@ def main():
     subprocess.run([sys.executable, os.path.join(TOOLS, "convert_mobileone.py"), ckpt, model],
                    check=True, stdout=subprocess.DEVNULL)
     report, ok = {}, True
+    ok &= check_committed(a, model)
     for name, rel, min_agree, margin_rule in SETS:
         labels = os.path.join(a.shared, rel)
         items = read_labels(labels)

@@ -1,0 +1,262 @@
+/* mo-eval top1: top-1 / top-5 accuracy of a classification model on a labelled image list,
+ * run here (--model) or read from predictions (--pred: mo-classify --json output, or lines
+ * "file<TAB>c1 c2 ..."). */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mo/classify.h"
+#include "mo/eval.h"
+#include "mo/image.h"
+#include "progress.h"
+#include "subcommands.h"
+
+typedef struct item {
+    char *file;
+    int label;
+} item;
+
+/* "file<TAB>label" (names may hold spaces) or "file label"; blank lines skipped. */
+static item *read_list(const char *path, int *n)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "mo-eval: %s: cannot open\n", path);
+        return NULL;
+    }
+    size_t cap = 256, k = 0;
+    item *v = malloc(sizeof(*v) * cap);
+    char line[8192];
+    int ln = 0, bad = 0;
+    while (v && !bad && fgets(line, sizeof(line), f)) {
+        ln++;
+        size_t len = strcspn(line, "\r\n");
+        line[len] = 0;
+        if (!len)
+            continue;
+        char *sep = strrchr(line, '\t');
+        if (!sep)
+            sep = strrchr(line, ' ');
+        char *end;
+        long lab = sep ? strtol(sep + 1, &end, 10) : -1;
+        if (!sep || sep == line || *end || sep[1] == 0 || lab < 0 || lab > 1000000) {
+            fprintf(stderr, "mo-eval: %s:%d: expected 'file<TAB>class'\n", path, ln);
+            bad = 1;
+            break;
+        }
+        *sep = 0;
+        if (k == cap) {
+            item *p = realloc(v, sizeof(*v) * (cap *= 2));
+            if (!p)
+                break;
+            v = p;
+        }
+        v[k].file = strdup(line);
+        v[k].label = (int)lab;
+        k++;
+    }
+    fclose(f);
+    if (bad || !v) {
+        for (size_t i = 0; v && i < k; i++)
+            free(v[i].file);
+        free(v);
+        return NULL;
+    }
+    *n = (int)k;
+    return v;
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+static void report(const mo_topk_eval *t, const char *json)
+{
+    printf("images %llu  top-1 %.4f  top-5 %.4f\n", (unsigned long long)t->total,
+           mo_topk_eval_accuracy(t, 1), mo_topk_eval_accuracy(t, 5));
+    if (!json)
+        return;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "images", json_object_new_int64((int64_t)t->total));
+    json_object_object_add(o, "top1", json_object_new_double(mo_topk_eval_accuracy(t, 1)));
+    json_object_object_add(o, "top5", json_object_new_double(mo_topk_eval_accuracy(t, 5)));
+    json_object_object_add(o, "correct1", json_object_new_int64((int64_t)t->correct[0]));
+    json_object_object_add(o, "correct5", json_object_new_int64((int64_t)t->correct[4]));
+    if (json_object_to_file_ext(json, o, JSON_C_TO_STRING_PRETTY))
+        fprintf(stderr, "mo-eval: %s: cannot write\n", json);
+    json_object_put(o);
+}
+
+/* Predictions of mo-classify --json: [{"image", "top": [{"class"}...]}...]. */
+static int eval_pred(const item *items, int n, const char *root, const char *pred,
+                     mo_topk_eval *t)
+{
+    json_object *all = json_object_from_file(pred);
+    if (!all || !json_object_is_type(all, json_type_array)) {
+        fprintf(stderr, "mo-eval: %s: not mo-classify --json output (%s)\n", pred,
+                json_util_get_last_err() ? json_util_get_last_err() : "not an array");
+        json_object_put(all);
+        return 1;
+    }
+    size_t np = json_object_array_length(all);
+    int ret = 0;
+    for (int i = 0; i < n && !ret; i++) {
+        char path[8192];
+        snprintf(path, sizeof(path), "%s%s%s", root ? root : "", root ? "/" : "", items[i].file);
+        json_object *hit = NULL;
+        for (size_t j = 0; j < np && !hit; j++) {
+            json_object *e = json_object_array_get_idx(all, j), *im;
+            if (json_object_object_get_ex(e, "image", &im)) {
+                const char *s = json_object_get_string(im);
+                if (s && (!strcmp(s, path) || !strcmp(base_name(s), base_name(path))))
+                    hit = e;
+            }
+        }
+        json_object *top;
+        if (!hit || !json_object_object_get_ex(hit, "top", &top) ||
+            !json_object_is_type(top, json_type_array) || !json_object_array_length(top)) {
+            fprintf(stderr, "mo-eval: %s: no prediction for %s\n", pred, path);
+            ret = 1;
+            break;
+        }
+        int ranked[MO_TOPK_MAX], k = 0;
+        for (size_t j = 0; j < json_object_array_length(top) && k < MO_TOPK_MAX; j++) {
+            json_object *c;
+            if (json_object_object_get_ex(json_object_array_get_idx(top, j), "class", &c))
+                ranked[k++] = json_object_get_int(c);
+        }
+        if (!k || mo_topk_eval_add(t, items[i].label, ranked, k)) {
+            fprintf(stderr, "mo-eval: %s: bad prediction for %s\n", pred, path);
+            ret = 1;
+        }
+    }
+    json_object_put(all);
+    return ret;
+}
+
+static int meta_int(const mo_file *f, const char *key, int def)
+{
+    const char *s = mo_file_meta(f, key);
+    return s ? atoi(s) : def;
+}
+
+static void meta_floats(const mo_file *f, const char *key, float v[3])
+{
+    const char *s = mo_file_meta(f, key);
+    json_object *o = s ? json_tokener_parse(s) : NULL;
+    if (o && json_object_is_type(o, json_type_array) && json_object_array_length(o) == 3)
+        for (size_t i = 0; i < 3; i++)
+            v[i] = (float)json_object_get_double(json_object_array_get_idx(o, i));
+    json_object_put(o);
+}
+
+static int eval_model(const item *items, int n, const char *root, const char *model,
+                      mo_topk_eval *t, int prog)
+{
+    mo_file *file = NULL;
+    mo_backbone *bb = NULL;
+    mo_cls *cls = NULL;
+    mo_session *s = NULL;
+    float *in = NULL, *p = NULL;
+    int r, ret = 0;
+    if ((r = mo_file_open(&file, model)) || (r = mo_backbone_open(&bb, file, NULL)) ||
+        (r = mo_cls_open(&cls, file, bb))) {
+        ret = cli_error(model, r);
+        goto done;
+    }
+    int resize = meta_int(file, "cls.resize", 256), crop = meta_int(file, "cls.crop", 224);
+    float mean[3] = { 0.485f, 0.456f, 0.406f }, std[3] = { 0.229f, 0.224f, 0.225f };
+    meta_floats(file, "mo.mean", mean);
+    meta_floats(file, "mo.std", std);
+    if (resize < 1 || crop < 1 || crop > MO_MAX_INPUT_SIDE || resize > MO_MAX_INPUT_SIDE) {
+        fprintf(stderr, "mo-eval: %s: bad cls.resize / cls.crop metadata\n", model);
+        ret = 1;
+        goto done;
+    }
+    mo_session_settings ss;
+    mo_session_default_settings(&ss);
+    ss.max_height = ss.max_width = crop;
+    const int nc = mo_cls_num_classes(cls);
+    in = malloc(sizeof(float) * 3 * (size_t)crop * (size_t)crop);
+    p = malloc(sizeof(float) * (size_t)nc);
+    if ((r = mo_session_open(&s, bb, &ss)) || !in || !p) {
+        ret = cli_error(model, r ? r : MO_ENOMEM);
+        goto done;
+    }
+    progress pb;
+    progress_init(&pb, "classifying", prog);
+    for (int i = 0; i < n && !ret; i++) {
+        char path[8192];
+        snprintf(path, sizeof(path), "%s%s%s", root ? root : "", root ? "/" : "", items[i].file);
+        mo_image img = { 0 };
+        mo_tensor ten = { .data = in };
+        mo_features feats;
+        mo_class_score best[MO_TOPK_MAX];
+        r = mo_image_load(&img, path);
+        if (!r)
+            r = mo_preprocess_classify(&img, resize, crop, mean, std, &ten);
+        mo_image_free(&img);
+        if (!r)
+            r = mo_backbone_run(s, &ten, 32, &feats);
+        if (!r)
+            r = mo_cls_logits(cls, &feats, p);
+        if (r) {
+            ret = cli_error(path, r);
+            break;
+        }
+        mo_softmax(p, nc);
+        int k = mo_topk(p, nc, MO_TOPK_MAX, best), ranked[MO_TOPK_MAX];
+        for (int j = 0; j < k; j++)
+            ranked[j] = best[j].index;
+        mo_topk_eval_add(t, items[i].label, ranked, k);
+        progress_update(&pb, (size_t)i + 1, (size_t)n);
+    }
+    progress_end(&pb, t->total, (size_t)n);
+done:
+    free(in);
+    free(p);
+    mo_session_close(&s);
+    mo_cls_close(&cls);
+    mo_backbone_close(&bb);
+    mo_file_close(&file);
+    return ret;
+}
+
+int cmd_top1(int argc, char **argv)
+{
+    const char *list = NULL, *root = NULL, *model = NULL, *pred = NULL, *json = NULL;
+    int prog = -1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--list") && more)
+            list = argv[++i];
+        else if (!strcmp(a, "--root") && more)
+            root = argv[++i];
+        else if (!strcmp(a, "--model") && more)
+            model = argv[++i];
+        else if (!strcmp(a, "--pred") && more)
+            pred = argv[++i];
+        else if (!strcmp(a, "--json") && more)
+            json = argv[++i];
+        else if (!cli_progress_flag(a, &prog))
+            return cli_usage("top1: unknown or incomplete option '%s'", a);
+    }
+    if (!list || !model == !pred)
+        return cli_usage("top1 needs --list and one of --model, --pred%s", "");
+    int n = 0;
+    item *items = read_list(list, &n);
+    if (!items)
+        return 1;
+    mo_topk_eval t = { 0 };
+    int ret = model ? eval_model(items, n, root, model, &t, prog) : eval_pred(items, n, root, pred, &t);
+    if (!ret)
+        report(&t, json);
+    for (int i = 0; i < n; i++)
+        free(items[i].file);
+    free(items);
+    return ret;
+}

@@ -1,0 +1,100 @@
+/* Internal helpers shared by the evaluators (not installed). */
+#ifndef MO_EVAL_INTERNAL_H
+#define MO_EVAL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "errors_internal.h"
+#include "mo/eval.h"
+
+/* Whole file into memory, NUL-terminated (size excludes the NUL). Sets the error. */
+int mo_eval_read_file(const char *path, char **data, size_t *size);
+
+/* ------------------------------------------------ a strict streaming JSON reader */
+
+typedef struct mo_jp {
+    const char *data, *p, *end;
+    const char *name;
+    int err, depth;
+} mo_jp;
+
+void mo_jp_init(mo_jp *j, const char *data, size_t size, const char *name);
+/* Record "name:line:col: message" for position `at` (first error sticks); returns it. */
+int mo_jp_fail_at(mo_jp *j, const char *at, const char *fmt, ...) MO_PRINTF(3, 4);
+/* Next character after white space, or -1 at the end. */
+int mo_jp_peek(mo_jp *j);
+/* '[' or '{' */
+int mo_jp_begin(mo_jp *j, char open);
+/* 1 when another element follows (after its comma), 0 at the close (consumed) or error. */
+int mo_jp_next(mo_jp *j, char close, int *count);
+/* An object key (raw bytes, escapes not decoded) and its ':'. */
+int mo_jp_key(mo_jp *j, const char **key, size_t *len);
+int mo_jp_number(mo_jp *j, double *v);
+/* An integer (or an integral number): *is_int 0 when it is not one. */
+int mo_jp_int(mo_jp *j, int64_t *v, int *is_int);
+/* A string, decoded, malloc'ed. */
+int mo_jp_string(mo_jp *j, char **out);
+/* Consume `lit` (true/false/null) when it is next: 1, else 0. */
+int mo_jp_literal(mo_jp *j, const char *lit);
+int mo_jp_skip(mo_jp *j);
+/* Only white space left. */
+int mo_jp_finish(mo_jp *j);
+
+/* Line and column (1-based) of byte `offset` of `data`. */
+void mo_eval_line_col(const char *data, size_t offset, int *line, int *col);
+
+/* Stable argsort by decreasing key (NaN last, as numpy's argsort of -key), of
+ * idx[0..n). tmp has room for n entries. */
+void mo_eval_argsort_desc(const double *key, uint32_t *idx, uint32_t *tmp, size_t n);
+
+/* numpy's pairwise summation (np.add.reduce on a contiguous float64 array). */
+double mo_eval_pairwise_sum(const double *a, size_t n);
+
+/* ----------------------------------------------------------------- state files */
+
+/* A growable byte buffer for writing a state file. */
+typedef struct mo_wbuf {
+    uint8_t *data;
+    size_t size, cap;
+    int failed; /* an allocation failed: every later write is dropped */
+} mo_wbuf;
+
+void mo_wbuf_put(mo_wbuf *b, const void *p, size_t n);
+void mo_wbuf_u32(mo_wbuf *b, uint32_t v);
+void mo_wbuf_u64(mo_wbuf *b, uint64_t v);
+void mo_wbuf_f64(mo_wbuf *b, double v);
+void mo_wbuf_str(mo_wbuf *b, const char *s);
+/* Header (magic + kind), then later mo_wbuf_finish appends a CRC-32 and writes. */
+void mo_wbuf_header(mo_wbuf *b, uint32_t kind);
+int mo_wbuf_finish(mo_wbuf *b, const char *path);
+
+/* A bounds-checked reader: the first failure records the offset and sticks. */
+typedef struct mo_rbuf {
+    const uint8_t *data;
+    size_t size, pos;
+    const char *name;
+    int err;
+} mo_rbuf;
+
+/* Read a state file of `kind` (checks magic, kind and CRC). `*file` is to be freed. */
+int mo_rbuf_open(mo_rbuf *r, const char *path, uint32_t kind, char **file);
+uint32_t mo_rbuf_u32(mo_rbuf *r);
+uint64_t mo_rbuf_u64(mo_rbuf *r);
+double mo_rbuf_f64(mo_rbuf *r);
+const uint8_t *mo_rbuf_bytes(mo_rbuf *r, size_t n);
+/* Returns a malloc'ed copy or NULL (r->err set). */
+char *mo_rbuf_str(mo_rbuf *r);
+/* Fail with a message at the current offset (MO_EFORMAT) unless already failed. */
+int mo_rbuf_fail(mo_rbuf *r, const char *what);
+/* Check a count read from the file against the bytes left (each entry >= unit bytes). */
+int mo_rbuf_check_count(mo_rbuf *r, uint64_t count, size_t unit);
+
+enum { MO_STATE_COCO = 1, MO_STATE_VOC = 2, MO_STATE_SEG = 3 };
+
+/* 64-bit FNV-1a, for the fingerprint of a ground truth. */
+uint64_t mo_eval_fnv(uint64_t h, const void *p, size_t n);
+
+#endif

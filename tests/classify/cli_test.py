@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""mo-classify command line: JSON layout and order, per-image errors that do not stop the
+batch, exit codes. Uses a seeded random-weight s0 model and images written here."""
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from PIL import Image
+
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools")
+
+
+def main():
+    exe = sys.argv[1]
+    with tempfile.TemporaryDirectory() as d:
+        model = os.path.join(d, "s0.mo.safetensors")
+        subprocess.run([sys.executable, os.path.join(TOOLS, "convert_mobileone.py"), "--random",
+                        "s0", "--fused", "--seed", "3", model], check=True, stdout=subprocess.DEVNULL)
+        rng = np.random.default_rng(0)
+        good = os.path.join(d, "good.png")
+        Image.fromarray(rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)).save(good)
+        gray = os.path.join(d, "gray.jpg")
+        Image.fromarray(rng.integers(0, 256, (50, 70), dtype=np.uint8)).save(gray)
+        tiny = os.path.join(d, "tiny.bmp")
+        Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tiny)
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+        trunc = os.path.join(d, "truncated.jpg")
+        with open(trunc, "wb") as f:
+            f.write(buf.getvalue()[:300])
+        text = os.path.join(d, "notes.jpg")
+        with open(text, "w") as f:
+            f.write("not an image")
+        empty = os.path.join(d, "empty.png")
+        open(empty, "w").close()
+        missing = os.path.join(d, "missing.png")
+        images = [good, missing, gray, trunc, text, empty, tiny, "a \"quoted\" name.png"]
+        p = subprocess.run([exe, "--model", model, "--json", "--top", "3"] + images,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.returncode == 1, p.returncode
+        out = json.loads(p.stdout)
+        assert [x["image"] for x in out] == images, "order or names differ"
+        ok = {good, gray, tiny}
+        for x in out:
+            if x["image"] in ok:
+                assert len(x["top"]) == 3 and set(x["top"][0]) == {"class", "name", "prob"}, x
+                probs = [t["prob"] for t in x["top"]]
+                assert probs == sorted(probs, reverse=True) and 0 < probs[0] <= 1, x
+                assert x["top"][0]["name"].startswith("class_"), x
+            else:
+                assert set(x) == {"image", "error"} and x["error"], x
+        assert p.stderr.count("mo-classify:") == len(images) - len(ok), p.stderr
+        # Text output, and the exit code when everything works.
+        p = subprocess.run([exe, "--model", model, good], stdout=subprocess.PIPE, text=True)
+        assert p.returncode == 0 and p.stdout.count("\n") == 6, p.stdout
+        # Usage and model errors: exit 2 with a message.
+        for args in ([], ["--model", model], ["--model", text, good], ["--model", missing, good],
+                     ["--model", model, "--top", "0", good], ["--bogus", good]):
+            p = subprocess.run([exe] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+            assert p.returncode == 2 and p.stderr, (args, p.returncode, p.stderr)
+    print("mo-classify CLI: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
