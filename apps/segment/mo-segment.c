@@ -3,6 +3,7 @@
  * Per image NAME (file name without extension) it writes into --out:
  *   NAME_mask.png     the label map as an indexed PNG in the Pascal VOC palette: viewers
  *                     show colours, evaluation tools read the pixel values as labels
+ *                     (--mask-suffix '' names it NAME.png, as mo-eval seg expects)
  *   NAME_overlay.png  the mask blended over the image, class boundaries outlined, and a
  *                     legend of the classes present (share of the pixels) below the image
  *   NAME_labels.pgm   with --raw: the label map as a binary PGM (one byte per pixel)
@@ -66,6 +67,8 @@ static void usage(FILE *to)
             "                  %d)\n"
             "  --alpha A       opacity of the mask in the overlay, 0..1 (default 0.55)\n"
             "  --raw           also write the label map as NAME_labels.pgm\n"
+            "  --mask-suffix S masks are NAME<S>.png (default _mask; '' gives NAME.png, the\n"
+            "                  layout of VOC's SegmentationClass and of mo-eval seg --pred)\n"
             "  --no-overlay    do not write the overlay\n"
             "  --json          print one JSON array: per input {\"image\", \"width\", \"height\",\n"
             "                  \"mask\", \"overlay\", \"labels\", \"classes\": [{\"class\", \"name\",\n"
@@ -79,7 +82,7 @@ static void usage(FILE *to)
 /* ----------------------------------------------------------------- options */
 
 typedef struct options {
-    const char *model, *head, *out;
+    const char *model, *head, *out, *mask_suffix;
     int os, resize, max_side, raw, overlay, json;
     float alpha;
 } options;
@@ -494,6 +497,13 @@ typedef struct result {
     char err[600];
 } result;
 
+/* Do two paths name the same existing file? */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static int out_path(char *dst, size_t n, const char *dir, const char *stem, const char *suffix)
 {
     return snprintf(dst, n, "%s/%s%s", dir, stem, suffix) < (int)n ? 0 : -1;
@@ -544,12 +554,21 @@ static int segment_one(segmenter *s, const options *o, const char *path, const c
         goto done;
     res->nsh = class_shares(&lab, res->sh);
 
-    if (out_path(res->mask, sizeof(res->mask), o->out, stem, "_mask.png") ||
+    char mask_name[96];
+    snprintf(mask_name, sizeof(mask_name), "%s.png", o->mask_suffix);
+    if (out_path(res->mask, sizeof(res->mask), o->out, stem, mask_name) ||
         out_path(res->overlay, sizeof(res->overlay), o->out, stem, "_overlay.png") ||
         out_path(res->labels, sizeof(res->labels), o->out, stem, "_labels.pgm")) {
         r = app_fail(MO_EINVAL, "output path too long");
         goto done;
     }
+    const char *outs[3] = {res->mask, res->overlay, res->labels};
+    for (int i = 0; i < 3; i++)
+        if (same_file(path, outs[i])) {
+            r = app_fail(MO_EINVAL, "the output %s would overwrite the input (use another "
+                         "--out or --mask-suffix)", outs[i]);
+            goto done;
+        }
     if ((r = mo_labelmap_save_png(&lab, res->mask, &s->palette)))
         goto done;
     if (o->overlay && ((r = make_overlay(s, &img, &lab, o->alpha, &ov)) ||
@@ -643,7 +662,7 @@ static json_object *json_result(const segmenter *s, const char *path, const resu
 
 int main(int argc, char **argv)
 {
-    options o = {.out = ".", .os = 0, .max_side = DEFAULT_MAX_SIDE, .overlay = 1,
+    options o = {.out = ".", .mask_suffix = "_mask", .os = 0, .max_side = DEFAULT_MAX_SIDE, .overlay = 1,
                  .alpha = 0.55f};
     strlist inputs = {0};
     int i = 1;
@@ -674,6 +693,14 @@ int main(int argc, char **argv)
             o.alpha = strtof(argv[++i], &end);
             if (*end || end == argv[i] || !(o.alpha >= 0.0f && o.alpha <= 1.0f)) {
                 fprintf(stderr, "mo-segment: --alpha needs a number in 0..1\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--mask-suffix") && has) {
+            o.mask_suffix = argv[++i];
+            if (strlen(o.mask_suffix) > 64 || strchr(o.mask_suffix, '/') ||
+                !strcmp(o.mask_suffix, "_overlay") || !strcmp(o.mask_suffix, "_labels")) {
+                fprintf(stderr, "mo-segment: --mask-suffix must be a short name part without "
+                                "'/' and not _overlay or _labels\n");
                 return 2;
             }
         } else if (!strcmp(a, "--raw")) {

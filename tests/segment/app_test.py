@@ -3,7 +3,8 @@
 error rules.
 
 - The mask PNG is an 8-bit indexed PNG whose palette is Pascal VOC's; Pillow reads it back
-  as labels (mode "P"), equal to the raw PGM label map and, on at least 99.9% of the
+  as labels (mode "P"), and so does `mo-eval seg` (with --mask-suffix ''), equal to the
+  raw PGM label map and, on at least 99.9% of the
   pixels, to the reference (tools/deeplab_ref.py) on the same image at the same output
   stride; also with --resize (labels at the original size).
 - The overlay is the image plus a legend strip below it; --json lists every input in
@@ -16,6 +17,7 @@ Uses the real S0 backbone when ../shared has it, else a random one; images are t
 samples when present plus synthetic ones.
 
   app_test.py --app build/apps/segment/mo-segment --work build/segapp [--shared ../shared]
+      [--eval build/apps/eval/mo-eval]
 """
 import argparse
 import json
@@ -34,6 +36,7 @@ def check(cond, what):
     print("%s: %s" % ("ok" if cond else "FAIL", what))
     if not cond:
         FAILS.append(what)
+    return cond
 
 
 def voc_palette():
@@ -71,6 +74,7 @@ def main():
     ap.add_argument("--app", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--shared", default=None)
+    ap.add_argument("--eval", default=None, help="mo-eval, to read the masks back")
     a = ap.parse_args()
     import numpy as np
     import torch
@@ -164,8 +168,8 @@ def main():
         check(np.array_equal(read_pgm(r["labels"]), lab), "%s: raw PGM equals the mask" % name)
         check(agree >= 0.999, "%s: labels agree with the reference on %.5f" % (name, agree))
         ov = Image.open(r["overlay"])
-        check(ov.mode == "RGB" and ov.size[0] == iw and ov.size[1] > ih,
-              "%s: overlay %s = image + legend strip" % (name, ov.size))
+        check(ov.mode == "RGB" and ov.size[0] >= iw and ov.size[1] > ih,
+              "%s: overlay %s = image + legend strip (at least as wide as its entries)" % (name, ov.size))
         fr = [c["fraction"] for c in r["classes"]]
         present = sorted(int(v) for v in np.unique(lab))
         check(abs(sum(fr) - 1) < 1e-9 and sorted(c["class"] for c in r["classes"]) == present
@@ -194,6 +198,41 @@ def main():
           "directory expands to its sorted images, *_mask.png skipped: %s" % got)
     check(rc == 1 and not os.path.exists(w("out_dir", "ramp_overlay.png")),
           "--no-overlay writes no overlay; broken.jpg fails (exit %d)" % rc)
+
+    # masks named as VOC's SegmentationClass: mo-eval seg reads them as predictions
+    ids = [os.path.basename(p).split("_")[0] for p in imgs if p.endswith("_image.png")]
+    if a.eval and ids:
+        for d in ("img", "gt"):
+            os.makedirs(w("eval", d))
+        for i in ids:
+            shutil.copy(os.path.join(voc, i + "_image.png"), w("eval", "img", i + ".png"))
+            shutil.copy(os.path.join(voc, i + "_target.png"), w("eval", "gt", i + ".png"))
+        rc, out, err = run([a.app, "--model", model, "--head", head, "--mask-suffix", "",
+                            "--no-overlay", "--out", w("eval", "pred"), w("eval", "img")])
+        check(rc == 0 and sorted(os.listdir(w("eval", "pred"))) == sorted(i + ".png" for i in ids),
+              "--mask-suffix '' writes ID.png masks")
+        rc, out, err = run([a.eval, "seg", "--gt", w("eval", "gt"), "--pred", w("eval", "pred"),
+                            "--classes", "21", "--json", w("eval", "seg.json")])
+        if check(rc == 0, "mo-eval seg reads the masks (%s)" % err.strip()):
+            with open(w("eval", "seg.json")) as f:
+                ev = json.load(f)
+            colour = {tuple(pal[3 * i:3 * i + 3]): i for i in range(256)}  # VOC targets are RGB
+            hit = tot = 0
+            for i in ids:
+                g = np.array(Image.open(w("eval", "gt", i + ".png")).convert("RGB"))
+                key = (g[..., 0].astype(np.int64) << 16) | (g[..., 1].astype(np.int64) << 8) | g[..., 2]
+                u, inv = np.unique(key, return_inverse=True)
+                gt = np.array([colour[(k >> 16, (k >> 8) & 255, k & 255)] for k in u])[inv]
+                gt = gt.reshape(key.shape)
+                pr = np.array(Image.open(w("eval", "pred", i + ".png")))
+                valid = gt != 255
+                hit += int((gt == pr)[valid].sum())
+                tot += int(valid.sum())
+            check(ev["pixels"] == tot and abs(ev["pixel_acc"] - hit / tot) < 1e-12,
+                  "mo-eval pixel accuracy %.6f over %d pixels = ours" % (ev["pixel_acc"], tot))
+        rc, out, err = run([a.app, "--model", model, "--head", head, "--mask-suffix", "",
+                            "--out", w("eval", "img"), w("eval", "img", ids[0] + ".png")])
+        check(rc == 1 and "overwrite" in err, "an output that would overwrite its input is refused")
 
     # errors that stop before any image: exit 2 with a message
     for args, word in (([], "usage"),
