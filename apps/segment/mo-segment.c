@@ -516,8 +516,23 @@ static int segment_one(segmenter *s, const options *o, const char *path, const c
     mo_labelmap lab = {0};
     float *in = NULL;
     app_msg[0] = 0;
-    int r = mo_image_load(&img, path);
-    if (r)
+    int r = MO_OK;
+    char mask_name[96];
+    snprintf(mask_name, sizeof(mask_name), "%s.png", o->mask_suffix);
+    if (out_path(res->mask, sizeof(res->mask), o->out, stem, mask_name) ||
+        out_path(res->overlay, sizeof(res->overlay), o->out, stem, "_overlay.png") ||
+        out_path(res->labels, sizeof(res->labels), o->out, stem, "_labels.pgm")) {
+        r = app_fail(MO_EINVAL, "output path too long");
+        goto done;
+    }
+    const char *outs[3] = {res->mask, o->overlay ? res->overlay : "", o->raw ? res->labels : ""};
+    for (int i = 0; i < 3; i++)
+        if (outs[i][0] && same_file(path, outs[i])) {
+            r = app_fail(MO_EINVAL, "the output %s would overwrite the input (use another "
+                         "--out or --mask-suffix)", outs[i]);
+            goto done;
+        }
+    if ((r = mo_image_load(&img, path)))
         goto done;
     res->w = img.w;
     res->h = img.h;
@@ -528,7 +543,7 @@ static int segment_one(segmenter *s, const options *o, const char *path, const c
             goto done;
         if (w > o->max_side || h > o->max_side) {
             r = app_fail(MO_EUNSUPPORTED, "resized to %dx%d, over --max-side %d", w, h,
-                            o->max_side);
+                         o->max_side);
             goto done;
         }
         if ((r = mo_image_resize_pil(&img, w, h, &rs)))
@@ -536,7 +551,7 @@ static int segment_one(segmenter *s, const options *o, const char *path, const c
         src = &rs;
     } else if (img.w > o->max_side || img.h > o->max_side) {
         r = app_fail(MO_EUNSUPPORTED, "%dx%d is over --max-side %d (use --resize N or a "
-                        "larger --max-side)", img.w, img.h, o->max_side);
+                     "larger --max-side)", img.w, img.h, o->max_side);
         goto done;
     }
     if ((r = ensure_session(s, src->h, src->w, o->os)))
@@ -554,21 +569,6 @@ static int segment_one(segmenter *s, const options *o, const char *path, const c
         goto done;
     res->nsh = class_shares(&lab, res->sh);
 
-    char mask_name[96];
-    snprintf(mask_name, sizeof(mask_name), "%s.png", o->mask_suffix);
-    if (out_path(res->mask, sizeof(res->mask), o->out, stem, mask_name) ||
-        out_path(res->overlay, sizeof(res->overlay), o->out, stem, "_overlay.png") ||
-        out_path(res->labels, sizeof(res->labels), o->out, stem, "_labels.pgm")) {
-        r = app_fail(MO_EINVAL, "output path too long");
-        goto done;
-    }
-    const char *outs[3] = {res->mask, res->overlay, res->labels};
-    for (int i = 0; i < 3; i++)
-        if (same_file(path, outs[i])) {
-            r = app_fail(MO_EINVAL, "the output %s would overwrite the input (use another "
-                         "--out or --mask-suffix)", outs[i]);
-            goto done;
-        }
     if ((r = mo_labelmap_save_png(&lab, res->mask, &s->palette)))
         goto done;
     if (o->overlay && ((r = make_overlay(s, &img, &lab, o->alpha, &ov)) ||

@@ -188,10 +188,10 @@ typedef struct reader {
 } reader;
 
 /*
- * Read conv `<prefix>weight` [cout][cin][ks][ks] and, if bn is not NULL, BatchNorm `bn`
- * (weight, bias, running_mean, running_var); fold it: w *= t, bias = beta - mean t,
- * t = gamma / sqrt(var + eps), computed in double and rounded once. Without BN the bias
- * is `<prefix>bias` (or zero when has_bias is 0). Result in r->w (PyTorch layout) and bias.
+ * Read conv weight `wname` [cout][cin][ks][ks] and, if bn is not NULL, the BatchNorm under
+ * prefix `bn` (weight, bias, running_mean, running_var); fold it: w *= t,
+ * bias = beta - mean t, t = gamma / sqrt(var + eps), computed in double and rounded once.
+ * Without BN the bias is the tensor `bname`. Result in r->w (PyTorch layout) and bias.
  */
 static int read_conv(reader *r, const char *wname, const char *bn, const char *bname, int cout,
                      int cin, int ks, float *bias)
