@@ -30,4 +30,8 @@ int mo_io_decode_stb(const mo_io_src *src, mo_image *out);
 int mo_io_write_png(const mo_image *img, void *file);                /* stb_impl.c */
 int mo_io_write_jpeg(const mo_image *img, void *file, int quality);  /* jpeg.c */
 
+/* ToTensor + Normalize of every uint8 value per channel, in torch's float steps
+ * (preprocess.c). mean/std NULL mean 0/1. MO_EINVAL (with a message) for a zero std. */
+int mo_io_norm_lut(float lut[3][256], const float mean[3], const float std[3]);
+
 #endif

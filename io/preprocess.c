@@ -48,6 +48,22 @@ MO_API int mo_center_crop_offset(int size, int crop)
     return q;
 }
 
+int mo_io_norm_lut(float lut[3][256], const float mean[3], const float std[3])
+{
+    for (int c = 0; c < 3; c++) {
+        const float m = mean ? mean[c] : 0.0f;
+        const float s = std ? std[c] : 1.0f;
+        if (s == 0.0f)
+            return mo_fail(MO_EINVAL, "normalization: std[%d] is zero", c);
+        for (int v = 0; v < 256; v++) {
+            volatile float t = (float)v / 255.0f; /* force float rounding of each step */
+            volatile float u = t - m;
+            lut[c][v] = u / s;
+        }
+    }
+    return MO_OK;
+}
+
 MO_API int mo_image_to_tensor(const mo_image *img, int left, int top, int w, int h,
                               const float mean[3], const float std[3], mo_tensor *out)
 {
@@ -61,17 +77,9 @@ MO_API int mo_image_to_tensor(const mo_image *img, int left, int top, int w, int
         return mo_fail(MO_EINVAL, "mo_image_to_tensor: row_stride %td < %d", stride, w * 3);
 
     float lut[3][256];
-    for (int c = 0; c < 3; c++) {
-        const float m = mean ? mean[c] : 0.0f;
-        const float s = std ? std[c] : 1.0f;
-        if (s == 0.0f)
-            return mo_fail(MO_EINVAL, "mo_image_to_tensor: std[%d] is zero", c);
-        for (int v = 0; v < 256; v++) {
-            volatile float t = (float)v / 255.0f; /* force float rounding of each step */
-            volatile float u = t - m;
-            lut[c][v] = u / s;
-        }
-    }
+    int err = mo_io_norm_lut(lut, mean, std);
+    if (err)
+        return err;
 
     out->h = h;
     out->w = w;

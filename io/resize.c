@@ -209,29 +209,33 @@ typedef struct lin_index {
     float l0, l1;
 } lin_index;
 
-/* torch's area_pixel_compute_source_index + compute_source_index_and_lambda, in float. */
+/* torch 1.13's area_pixel_compute_source_index + compute_source_index_and_lambda: the
+ * source samples and weights of output index i. The scale is a float ((float)in / out),
+ * but the source coordinate and lambda1 are computed in double (torch's CPU acc_type of
+ * float), then lambda1 is rounded to float and lambda0 = 1 - lambda1 in float. (Computing
+ * the coordinate in float gives weights off by up to ~1e-5 for non-integer scales.) */
+static lin_index linear_index(int in, int out, float scale, int i)
+{
+    if (in == out)
+        return (lin_index){ i, i, 1.0f, 0.0f };
+    double src = (double)scale * ((double)i + 0.5) - 0.5;
+    if (src < 0.0)
+        src = 0.0;
+    int i0 = (int)src;
+    if (i0 > in - 1)
+        i0 = in - 1;
+    int i1 = i0 + (i0 < in - 1 ? 1 : 0);
+    double d1 = src - (double)i0;
+    d1 = d1 < 0.0 ? 0.0 : d1 > 1.0 ? 1.0 : d1;
+    const float l1 = (float)d1;
+    return (lin_index){ i0, i1, 1.0f - l1, l1 };
+}
+
 static void linear_indices(lin_index *t, int in, int out)
 {
     const float scale = (float)in / (float)out;
-    for (int i = 0; i < out; i++) {
-        if (in == out) {
-            t[i] = (lin_index){ i, i, 1.0f, 0.0f };
-            continue;
-        }
-        float src = scale * ((float)i + 0.5f) - 0.5f;
-        if (src < 0.0f)
-            src = 0.0f;
-        int i0 = (int)src;
-        if (i0 > in - 1)
-            i0 = in - 1;
-        int i1 = i0 + (i0 < in - 1 ? 1 : 0);
-        float l1 = src - (float)i0;
-        if (l1 < 0.0f)
-            l1 = 0.0f;
-        if (l1 > 1.0f)
-            l1 = 1.0f;
-        t[i] = (lin_index){ i0, i1, 1.0f - l1, l1 };
-    }
+    for (int i = 0; i < out; i++)
+        t[i] = linear_index(in, out, scale, i);
 }
 
 MO_API int mo_tensor_resize_bilinear(const mo_tensor *src, mo_tensor *dst)
@@ -278,5 +282,53 @@ MO_API int mo_tensor_resize_bilinear(const mo_tensor *src, mo_tensor *dst)
     }
     free(ty);
     free(tx);
+    return MO_OK;
+}
+
+/*
+ * Normalize then resize, as GeneralizedRCNNTransform: (x / 255 - mean) / std per pixel
+ * (the table of mo_image_to_tensor(), exact), then torch's bilinear interpolation of
+ * those values: the same source indices and weights as mo_tensor_resize_bilinear(), so
+ * no full-size float image is needed in between (and nothing is allocated).
+ */
+MO_API int mo_preprocess_resize(const mo_image *img, const float mean[3], const float std[3],
+                                mo_tensor *out)
+{
+    validate_input_or_ret(out != NULL && out->data != NULL, MO_EINVAL);
+    if (!img || !img->data || img->w < 1 || img->h < 1)
+        return mo_fail(MO_EINVAL, "mo_preprocess_resize: empty or NULL image");
+    if (out->w < 1 || out->h < 1)
+        return mo_fail(MO_EINVAL, "mo_preprocess_resize: invalid output size %dx%d", out->w,
+                       out->h);
+    const ptrdiff_t stride = out->row_stride ? out->row_stride : (ptrdiff_t)out->w * 3;
+    if (stride < (ptrdiff_t)out->w * 3)
+        return mo_fail(MO_EINVAL, "mo_preprocess_resize: row_stride %td < %d", stride,
+                       out->w * 3);
+    float lut[3][256];
+    int err = mo_io_norm_lut(lut, mean, std);
+    if (err)
+        return err;
+    out->c = 3;
+    out->row_stride = stride;
+    const float sy = (float)img->h / (float)out->h, sx = (float)img->w / (float)out->w;
+    for (int y = 0; y < out->h; y++) {
+        const lin_index ty = linear_index(img->h, out->h, sy, y);
+        const uint8_t *r0 = img->data + (size_t)ty.i0 * img->w * 3;
+        const uint8_t *r1 = img->data + (size_t)ty.i1 * img->w * 3;
+        float *o = out->data + y * stride;
+        for (int x = 0; x < out->w; x++) {
+            const lin_index tx = linear_index(img->w, out->w, sx, x);
+            const uint8_t *a = r0 + (size_t)tx.i0 * 3, *b = r0 + (size_t)tx.i1 * 3;
+            const uint8_t *d = r1 + (size_t)tx.i0 * 3, *e = r1 + (size_t)tx.i1 * 3;
+            /* torch's Interpolate<2> is (t0 * w0 + t1 * w1) per axis; its AVX2 build (the
+             * usual CPU dispatch) contracts that to fma(t0, w0, t1 * w1): bit-identical
+             * with that, within an ulp of the non-FMA build. */
+            for (int c = 0; c < 3; c++) {
+                const float u0 = fmaf(lut[c][a[c]], tx.l0, lut[c][b[c]] * tx.l1);
+                const float u1 = fmaf(lut[c][d[c]], tx.l0, lut[c][e[c]] * tx.l1);
+                o[3 * x + c] = fmaf(u0, ty.l0, u1 * ty.l1);
+            }
+        }
+    }
     return MO_OK;
 }

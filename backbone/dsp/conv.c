@@ -70,6 +70,9 @@ static inline void stem_px(float *restrict o, const float *const rows[3], int ix
     if (relu)
         for (int co = 0; co < cout; co++)
             o[co] = o[co] > 0.0f ? o[co] : 0.0f;
+    if (relu == MO_ACT_RELU6)
+        for (int co = 0; co < cout; co++)
+            o[co] = o[co] < 6.0f ? o[co] : 6.0f;
 }
 
 decl_stem3x3_fn(mo_stem3x3_c)
@@ -142,6 +145,9 @@ static inline void dw_px(float *restrict o, const float *const rows[3], ptrdiff_
     if (relu)
         for (int ch = 0; ch < c; ch++)
             o[ch] = o[ch] > 0.0f ? o[ch] : 0.0f;
+    if (relu == MO_ACT_RELU6)
+        for (int ch = 0; ch < c; ch++)
+            o[ch] = o[ch] < 6.0f ? o[ch] : 6.0f;
 }
 
 decl_dw3x3_fn(mo_dw3x3_c)
@@ -225,6 +231,10 @@ static inline void pw_tile_full(float *restrict dst, int cout, const float *rest
         for (int i = 0; i < PW_MR; i++)
             for (int j = 0; j < MO_PW_NR; j++)
                 acc[i][j] = acc[i][j] > 0.0f ? acc[i][j] : 0.0f;
+    if (last && relu == MO_ACT_RELU6)
+        for (int i = 0; i < PW_MR; i++)
+            for (int j = 0; j < MO_PW_NR; j++)
+                acc[i][j] = acc[i][j] < 6.0f ? acc[i][j] : 6.0f;
     if (nc == MO_PW_NR) {
         for (int i = 0; i < PW_MR; i++)
             memcpy(dst + (size_t)i * cout, acc[i], sizeof(acc[i]));
@@ -251,6 +261,9 @@ static inline void pw_tile_1(float *restrict dst, const float *restrict src, int
     if (last && relu)
         for (int j = 0; j < MO_PW_NR; j++)
             acc[j] = acc[j] > 0.0f ? acc[j] : 0.0f;
+    if (last && relu == MO_ACT_RELU6)
+        for (int j = 0; j < MO_PW_NR; j++)
+            acc[j] = acc[j] < 6.0f ? acc[j] : 6.0f;
     memcpy(dst, acc, (size_t)nc * sizeof(float));
 }
 

@@ -15,6 +15,13 @@
  * mo_pw_avx2 with the same signature, declare it below, and add two lines to
  * mo_conv_dsp_init() guarded by the matching cpu flag.
  *
+ * Activation: the `relu` argument of every kernel is a ::mo_act mode. MO_ACT_RELU6
+ * (min(max(x, 0), 6), for the SSDLite head) is the ReLU followed by a clamp at 6.
+ *
+ * Exports: mo_conv_dsp_init() and the packing functions are MO_API (but not in a public
+ * header) so that the head libraries run their convolutions on the same kernels, SIMD
+ * versions included; the kernels themselves are reached through ::mo_conv_dsp.
+ *
  * Threading: the stem and depthwise kernels compute output rows [y0, y1) only, and the
  * pointwise kernel any run of pixels, so a caller can split one layer over threads
  * without another entry point.
@@ -23,6 +30,15 @@
 #define MO_DSP_CONV_H
 
 #include <stddef.h>
+
+#include "mo/common.h"
+
+/** Activation applied by a kernel after the bias (the `relu` argument). */
+enum mo_act {
+    MO_ACT_NONE = 0,  /* identity */
+    MO_ACT_RELU = 1,  /* max(x, 0) */
+    MO_ACT_RELU6 = 2, /* min(max(x, 0), 6) */
+};
 
 /* Output size of a 3x3 conv with padding == dilation, or of a 1x1 conv, at this stride. */
 #define MO_CONV_OUT(n, stride) (((n) - 1) / (stride) + 1)
@@ -35,7 +51,7 @@
  * @param src_stride elements from one input row to the next (>= iw * 3)
  * @param weight packed [ky][kx][ci][cout] = 27 x cout floats (mo_stem_pack())
  * @param bias   cout floats
- * @param relu   1: apply max(0, x); 0: leave the conv output as it is
+ * @param relu   activation, enum mo_act (MO_ACT_NONE leaves the conv output as it is)
  * @param y0,y1  output rows to compute, 0 <= y0 <= y1 <= oh
  */
 #define decl_stem3x3_fn(name) \
@@ -64,7 +80,7 @@ typedef decl_dw3x3_fn(mo_dw3x3_fn);
 
 /**
  * Pointwise 1x1 conv as a GEMM: dst[p][co] = bias[co] + sum_ci src[p][ci] * W[co][ci],
- * + optional ReLU, over @p n contiguous pixels (rows of cin and cout floats).
+ * + activation (enum mo_act), over @p n contiguous pixels (rows of cin and cout floats).
  * @param weight packed by mo_pw_pack(): ceil(cout / MO_PW_NR) panels, each cin rows of
  *               MO_PW_NR output channels (zero beyond cout), so the loop over output
  *               channels reads contiguous memory.
@@ -109,7 +125,7 @@ enum {
 };
 
 /** Fill @p dsp with the best kernels allowed by @p cpu_flags (0: the C reference). */
-void mo_conv_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags);
+MO_API void mo_conv_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags);
 
 decl_stem3x3_fn(mo_stem3x3_c);
 decl_dw3x3_fn(mo_dw3x3_c);
@@ -122,10 +138,10 @@ decl_gap_fn(mo_gap_c);
 /** [cout][3][3][3] -> [3][3][3][cout]. dst holds 27 * cout floats. */
 void mo_stem_pack(float *dst, const float *w, int cout);
 /** [c][1][3][3] -> [3][3][c]. dst holds 9 * c floats. */
-void mo_dw_pack(float *dst, const float *w, int c);
+MO_API void mo_dw_pack(float *dst, const float *w, int c);
 /** Floats of packed pointwise weights: ceil(cout / MO_PW_NR) * MO_PW_NR * cin. */
-size_t mo_pw_packed_size(int cin, int cout);
+MO_API size_t mo_pw_packed_size(int cin, int cout);
 /** [cout][cin] (a [cout][cin][1][1] conv weight) -> panels, see decl_pw_fn. */
-void mo_pw_pack(float *dst, const float *w, int cin, int cout);
+MO_API void mo_pw_pack(float *dst, const float *w, int cin, int cout);
 
 #endif

@@ -192,6 +192,26 @@ MO_API int mo_preprocess_classify(const mo_image *img, int resize_short, int cro
  */
 MO_API int mo_tensor_resize_bilinear(const mo_tensor *src, mo_tensor *dst);
 
+/**
+ * @brief Detection preprocessing, as torchvision 0.14's GeneralizedRCNNTransform with a
+ *        fixed size (SSD, SSDLite): `ToTensor()`, `Normalize(mean, std)`, then
+ *        `interpolate(size=(out->h, out->w), mode="bilinear", align_corners=False)`,
+ *        without keeping the aspect ratio.
+ *
+ * Same source pixels and weights as mo_image_to_tensor() on the whole image followed by
+ * mo_tensor_resize_bilinear(), without the full-size float image in between; allocates
+ * nothing. Bit-identical with torch 1.13 on CPUs where torch runs its AVX2 kernels (which
+ * contract the interpolation into FMAs, as this function does); within 1 ulp otherwise.
+ * @param img decoded image (any size)
+ * @param mean per-channel mean, or NULL for 0
+ * @param std per-channel standard deviation (non-zero), or NULL for 1
+ * @param[in,out] out the caller sets `data`, `h`, `w` (e.g. 320 x 320) and `row_stride`
+ *        (0 means packed, w * 3); the call sets c = 3 and row_stride
+ * @return MO_OK, MO_EINVAL (NULL, empty image, sizes < 1, stride too small, zero std)
+ */
+MO_API int mo_preprocess_resize(const mo_image *img, const float mean[3], const float std[3],
+                                mo_tensor *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@
 #include "mo/backbone.h"
 #include "mo/classify.h"
 #include "mo/segment.h"
+#include "mo/detect.h"
 #include "mo/image.h"
 #include "mo/labels.h"
 #include "mo/draw.h"

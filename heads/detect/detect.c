@@ -1,0 +1,962 @@
+/*
+ * SSDLite detection head: loading (BatchNorm folded into the convolutions, every tensor
+ * checked against the backbone and the file's own configuration), the extra blocks and
+ * prediction heads on the backbone's kernels, and torchvision's post-processing.
+ *
+ * Kernels: the convolutions run on libmobileone's mo_conv_dsp (depthwise 3x3 and
+ * pointwise GEMM over NHWC, with a ReLU6 activation mode), reached through its exported
+ * internal header backbone/dsp/conv.h, so any SIMD kernel added there serves the head
+ * too.
+ *
+ * Memory: the model holds packed weights and the default boxes; a run uses only the
+ * session workspace, laid out by ws_layout() (offsets depend on the model and the
+ * open-time topk_candidates only).
+ */
+#include <json-c/json.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../backbone/dsp/conv.h"
+#include "../../backbone/errors_internal.h"
+#include "detect_internal.h"
+
+/* Backbone feature levels the head taps: stage3 (/16) and stage4 (/32). */
+#define TAP_FIRST 2
+#define NUM_TAPS 2
+#define MAX_EXTRAS (MO_DET_MAX_LEVELS - NUM_TAPS)
+#define MAX_CLASSES 100000
+
+/* One convolution with its bias, BatchNorm folded in, weights packed for the kernels. */
+typedef struct det_conv {
+    int cin, cout;
+    int depthwise; /* 3x3 depthwise (cin == cout), else 1x1 */
+    int stride;
+    int act;       /* enum mo_act */
+    float *w;      /* mo_dw_pack / mo_pw_pack layout */
+    float *b;      /* cout */
+} det_conv;
+
+typedef struct det_extra {
+    det_conv conv[3]; /* 1x1 to mid, dw 3x3 stride 2, 1x1 to out */
+} det_extra;
+
+typedef struct det_level {
+    int c, h, w;      /* feature map */
+    int a;            /* default boxes per location */
+    int first;        /* index of its first default box */
+    det_conv cls_dw, cls_pw, reg_dw, reg_pw;
+} det_level;
+
+struct mo_det {
+    int k;                 /* classes, background included */
+    char **names;
+    int in_w, in_h;
+    float mean[3], std[3];
+    int num_levels, num_extras;
+    det_level level[MO_DET_MAX_LEVELS];
+    det_extra extra[MAX_EXTRAS];
+    mo_anchor_config acfg;
+    int n;                 /* default boxes */
+    float *anchors;        /* n x 4 */
+    float box_weights[4];
+    float box_clip;
+    double bn_eps;
+    mo_det_settings set;   /* defaults for runs; set.topk_candidates sizes the workspace */
+    mo_conv_dsp dsp;
+};
+
+/* ------------------------------------------------------------------ settings */
+
+MO_API void mo_det_default_settings(mo_det_settings *s)
+{
+    if (!s)
+        return;
+    memset(s, 0, sizeof(*s));
+    s->size = sizeof(*s);
+    s->score_thresh = 0.001;
+    s->topk_candidates = 300;
+    s->nms_thresh = 0.55;
+    s->detections_per_img = 300;
+    s->class_agnostic = 0;
+    s->soft_nms_sigma = 0.0;
+    s->max_classes_per_box = 0;
+}
+
+static int check_settings(const mo_det_settings *s, const char *fn)
+{
+    if (s->size != sizeof(*s))
+        return mo_fail(MO_EINVAL, "%s: settings.size is %zu, expected %zu (initialise with "
+                       "mo_det_default_settings)", fn, s->size, sizeof(*s));
+    if (!isfinite(s->score_thresh))
+        return mo_fail(MO_EINVAL, "%s: score_thresh is not a number", fn);
+    if (!isfinite(s->nms_thresh))
+        return mo_fail(MO_EINVAL, "%s: nms_thresh is not a number", fn);
+    if (s->topk_candidates < 1)
+        return mo_fail(MO_EINVAL, "%s: topk_candidates %d < 1", fn, s->topk_candidates);
+    if (s->detections_per_img < 1)
+        return mo_fail(MO_EINVAL, "%s: detections_per_img %d < 1", fn, s->detections_per_img);
+    if (!(s->soft_nms_sigma >= 0.0) || !isfinite(s->soft_nms_sigma))
+        return mo_fail(MO_EINVAL, "%s: soft_nms_sigma %g (0 = hard NMS, > 0 = Gaussian sigma)",
+                       fn, s->soft_nms_sigma);
+    if (s->max_classes_per_box < 0)
+        return mo_fail(MO_EINVAL, "%s: max_classes_per_box %d < 0", fn, s->max_classes_per_box);
+    return MO_OK;
+}
+
+/* ------------------------------------------------------------------ metadata */
+
+static int meta_number(const mo_file *f, const char *key, double def, double *out)
+{
+    const char *s = mo_file_meta(f, key);
+    if (!s) {
+        *out = def;
+        return MO_OK;
+    }
+    char *end;
+    const double v = strtod(s, &end);
+    if (end == s || *end || !isfinite(v))
+        return mo_fail(MO_EFORMAT, "metadata %s=\"%s\" is not a number", key, s);
+    *out = v;
+    return MO_OK;
+}
+
+static int json_number(json_object *o, double *v)
+{
+    if (!json_object_is_type(o, json_type_double) && !json_object_is_type(o, json_type_int))
+        return 0;
+    *v = json_object_get_double(o);
+    return isfinite(*v);
+}
+
+/* JSON list of 1..max numbers; *n = 0 when the key is absent. */
+static int meta_list(const mo_file *f, const char *key, double *v, int max, int *n)
+{
+    *n = 0;
+    const char *s = mo_file_meta(f, key);
+    if (!s)
+        return MO_OK;
+    json_object *o = json_tokener_parse(s);
+    int ok = o && json_object_is_type(o, json_type_array) &&
+             json_object_array_length(o) >= 1 && (int)json_object_array_length(o) <= max;
+    for (int i = 0; ok && i < (int)json_object_array_length(o); i++)
+        ok = json_number(json_object_array_get_idx(o, (size_t)i), &v[i]);
+    if (ok)
+        *n = (int)json_object_array_length(o);
+    json_object_put(o);
+    return ok ? MO_OK
+              : mo_fail(MO_EFORMAT, "metadata %s=%s is not a JSON list of 1..%d numbers", key,
+                        s, max);
+}
+
+static int read_aspect_ratios(const mo_file *f, mo_anchor_config *c)
+{
+    const char *key = "det.aspect_ratios";
+    const char *s = mo_file_meta(f, key);
+    if (!s)
+        return MO_OK; /* SSDLite defaults */
+    json_object *o = json_tokener_parse(s);
+    int ok = o && json_object_is_type(o, json_type_array) &&
+             json_object_array_length(o) >= 1 &&
+             json_object_array_length(o) <= MO_DET_MAX_LEVELS;
+    if (ok) {
+        c->num_levels = (int)json_object_array_length(o);
+        for (int l = 0; ok && l < c->num_levels; l++) {
+            json_object *r = json_object_array_get_idx(o, (size_t)l);
+            ok = json_object_is_type(r, json_type_array) &&
+                 json_object_array_length(r) <= MO_DET_MAX_RATIOS;
+            if (!ok)
+                break;
+            c->num_ratios[l] = (int)json_object_array_length(r);
+            for (int i = 0; ok && i < c->num_ratios[l]; i++)
+                ok = json_number(json_object_array_get_idx(r, (size_t)i), &c->ratios[l][i]) &&
+                     c->ratios[l][i] > 0.0;
+        }
+    }
+    json_object_put(o);
+    if (!ok)
+        return mo_fail(MO_EFORMAT, "metadata %s=%s is not a list of 1..%d lists of 0..%d "
+                       "positive numbers", key, s, MO_DET_MAX_LEVELS, MO_DET_MAX_RATIOS);
+    return MO_OK;
+}
+
+static int read_names(mo_det *d, const mo_file *f)
+{
+    const char *s = mo_file_meta(f, "det.classes");
+    if (!s)
+        return mo_fail(MO_EFORMAT, "metadata det.classes is missing");
+    json_object *o = json_tokener_parse(s);
+    int ret = MO_OK;
+    if (!o || !json_object_is_type(o, json_type_array) || json_object_array_length(o) < 2 ||
+        json_object_array_length(o) > MAX_CLASSES) {
+        ret = mo_fail(MO_EFORMAT, "metadata det.classes is not a JSON list of 2..%d names "
+                      "(background first)", MAX_CLASSES);
+        goto done;
+    }
+    d->k = (int)json_object_array_length(o);
+    if (!(d->names = calloc((size_t)d->k, sizeof(char *)))) {
+        ret = mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < d->k; i++) {
+        json_object *n = json_object_array_get_idx(o, (size_t)i);
+        if (!json_object_is_type(n, json_type_string)) {
+            ret = mo_fail(MO_EFORMAT, "det.classes[%d] is not a string", i);
+            goto done;
+        }
+        if (!(d->names[i] = strdup(json_object_get_string(n)))) {
+            ret = mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
+            goto done;
+        }
+    }
+    double nc = d->k;
+    if ((ret = meta_number(f, "det.num_classes", d->k, &nc)))
+        goto done;
+    if (nc != d->k)
+        ret = mo_fail(MO_EFORMAT, "metadata det.num_classes=%g but det.classes has %d names",
+                      nc, d->k);
+done:
+    json_object_put(o);
+    return ret;
+}
+
+/* Everything in metadata: classes, input size, normalization, maps, anchors, decoding. */
+static int read_config(mo_det *d, const mo_file *f, const mo_backbone *bb, int *extra_ch)
+{
+    int ret, n;
+    double v[MO_DET_MAX_LEVELS + 1];
+    if ((ret = read_names(d, f)))
+        return ret;
+
+    d->in_h = d->in_w = 320;
+    if ((ret = meta_list(f, "det.input_size", v, 2, &n)))
+        return ret;
+    if (n) {
+        if (n != 2 || v[0] < 1 || v[1] < 1 || v[0] > MO_MAX_INPUT_SIDE ||
+            v[1] > MO_MAX_INPUT_SIDE || v[0] != (int)v[0] || v[1] != (int)v[1])
+            return mo_fail(MO_EFORMAT, "metadata det.input_size must be [h, w] in 1..%d",
+                           MO_MAX_INPUT_SIDE);
+        d->in_h = (int)v[0];
+        d->in_w = (int)v[1];
+    }
+
+    const float mean[3] = { 0.485f, 0.456f, 0.406f }, std[3] = { 0.229f, 0.224f, 0.225f };
+    memcpy(d->mean, mean, sizeof(mean));
+    memcpy(d->std, std, sizeof(std));
+    for (int which = 0; which < 2; which++) {
+        const char *key = which ? "mo.std" : "mo.mean";
+        if ((ret = meta_list(f, key, v, 3, &n)))
+            return ret;
+        if (n && n != 3)
+            return mo_fail(MO_EFORMAT, "metadata %s must list 3 numbers", key);
+        for (int i = 0; i < n; i++) {
+            if (which && v[i] == 0.0)
+                return mo_fail(MO_EFORMAT, "metadata mo.std has a zero");
+            (which ? d->std : d->mean)[i] = (float)v[i];
+        }
+    }
+
+    /* extra blocks after stage4 */
+    d->num_extras = 4;
+    const int def_extra[4] = { 512, 256, 256, 128 };
+    memcpy(extra_ch, def_extra, sizeof(def_extra));
+    if ((ret = meta_list(f, "det.extra_channels", v, MAX_EXTRAS, &n)))
+        return ret;
+    if (mo_file_meta(f, "det.extra_channels")) {
+        d->num_extras = n;
+        for (int i = 0; i < n; i++) {
+            if (v[i] < 2 || v[i] > 65536 || v[i] != (int)v[i] || ((int)v[i] & 1))
+                return mo_fail(MO_EFORMAT, "det.extra_channels[%d]=%g is not an even channel "
+                               "count", i, v[i]);
+            extra_ch[i] = (int)v[i];
+        }
+    }
+    d->num_levels = NUM_TAPS + d->num_extras;
+
+    /* default boxes */
+    mo_anchor_config_default(&d->acfg);
+    if ((ret = read_aspect_ratios(f, &d->acfg)))
+        return ret;
+    if (d->acfg.num_levels != d->num_levels)
+        return mo_fail(MO_EMISMATCH, "det.aspect_ratios lists %d feature maps, but the head "
+                       "has %d (backbone stage3 and stage4 + %d extra blocks, det.extra_channels)",
+                       d->acfg.num_levels, d->num_levels, d->num_extras);
+    if ((ret = meta_number(f, "det.min_ratio", 0.2, &d->acfg.min_ratio)) ||
+        (ret = meta_number(f, "det.max_ratio", 0.95, &d->acfg.max_ratio)) ||
+        (ret = meta_list(f, "det.scales", d->acfg.scales, MO_DET_MAX_LEVELS + 1,
+                         &d->acfg.num_scales)))
+        return ret;
+    double clip;
+    if ((ret = meta_number(f, "det.clip_anchors", 1, &clip)))
+        return ret;
+    d->acfg.clip = clip != 0.0;
+    if ((ret = mo_det_check_anchor_config(&d->acfg)))
+        return mo_fail(MO_EFORMAT, "model file: %s", mo_last_error());
+
+    /* decoding and BatchNorm */
+    const double def_w[4] = { 10, 10, 5, 5 };
+    memcpy(v, def_w, sizeof(def_w));
+    if ((ret = meta_list(f, "det.box_weights", v, 4, &n)))
+        return ret;
+    if (n && n != 4)
+        return mo_fail(MO_EFORMAT, "metadata det.box_weights must list 4 numbers");
+    for (int i = 0; i < 4; i++) {
+        if (v[i] == 0.0)
+            return mo_fail(MO_EFORMAT, "metadata det.box_weights has a zero");
+        d->box_weights[i] = (float)v[i];
+    }
+    double bclip;
+    if ((ret = meta_number(f, "det.box_clip", log(1000.0 / 16), &bclip)) ||
+        (ret = meta_number(f, "det.bn_eps", 0.001, &d->bn_eps)))
+        return ret;
+    d->box_clip = (float)bclip;
+    if (!(d->bn_eps >= 0.0))
+        return mo_fail(MO_EFORMAT, "metadata det.bn_eps is negative");
+
+    /* feature maps: sizes follow the backbone's stride-2 convs (3x3, padding 1) */
+    int h = d->in_h, w = d->in_w;
+    for (int i = 0; i < 4; i++) { /* stem, stage1, stage2, stage3 */
+        h = MO_CONV_OUT(h, 2);
+        w = MO_CONV_OUT(w, 2);
+    }
+    for (int l = 0; l < d->num_levels; l++) {
+        det_level *L = &d->level[l];
+        L->h = h;
+        L->w = w;
+        L->c = l < NUM_TAPS ? mo_backbone_channels(bb, TAP_FIRST + l) : extra_ch[l - NUM_TAPS];
+        L->a = mo_anchors_per_location(&d->acfg, l);
+        h = MO_CONV_OUT(h, 2);
+        w = MO_CONV_OUT(w, 2);
+    }
+    return MO_OK;
+}
+
+/* A head names the backbone it was trained with; any other gives silent garbage. */
+static int check_backbone(const mo_file *f, const mo_backbone *bb)
+{
+    const char *contents = mo_file_meta(f, "mo.contents");
+    json_object *o = contents ? json_tokener_parse(contents) : NULL;
+    int has_det = 0;
+    if (o && json_object_is_type(o, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(o); i++) {
+            json_object *e = json_object_array_get_idx(o, i);
+            has_det |= json_object_is_type(e, json_type_string) &&
+                       !strcmp(json_object_get_string(e), "det");
+        }
+    json_object_put(o);
+    if (!has_det)
+        return mo_fail(MO_EFORMAT, "model file holds no detection head (mo.contents=%s)",
+                       contents ? contents : "(missing)");
+    const char *variant = mo_file_meta(f, "mo.variant");
+    if (!variant)
+        return mo_fail(MO_EFORMAT, "detection head: metadata mo.variant is missing");
+    if (strcmp(variant, mo_backbone_variant(bb)))
+        return mo_fail(MO_EMISMATCH, "detection head was trained on MobileOne-%s, not on this "
+                       "MobileOne-%s", variant, mo_backbone_variant(bb));
+    const char *digest = mo_file_meta(f, "mo.backbone_digest");
+    if (!digest)
+        return mo_fail(MO_EFORMAT, "detection head: metadata mo.backbone_digest is missing");
+    if (strcmp(digest, mo_backbone_digest(bb)))
+        return mo_fail(MO_EMISMATCH, "detection head names backbone %s, but this backbone is %s "
+                       "(other weights, or the same stored differently, e.g. F16 or unfused)",
+                       digest, mo_backbone_digest(bb));
+    return MO_OK;
+}
+
+/* ------------------------------------------------------------------ tensors */
+
+/* Names of the det.* tensors the head has read, to refuse any other. */
+typedef struct name_set {
+    char (*name)[128];
+    int n, cap;
+} name_set;
+
+static void fmt_shape(char *buf, size_t size, int ndim, const int64_t *shape)
+{
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, size - o, "[");
+    for (int i = 0; i < ndim && o < size; i++)
+        o += (size_t)snprintf(buf + o, size - o, "%s%lld", i ? "," : "", (long long)shape[i]);
+    if (o < size)
+        snprintf(buf + o, size - o, "]");
+}
+
+/* Read tensor `name` of the given shape; `why` explains the expected shape. */
+static int read_tensor(const mo_file *f, name_set *seen, const char *name, int ndim,
+                       const int64_t *shape, float *dst, const char *why)
+{
+    mo_tensor_info info;
+    if (mo_file_tensor(f, name, &info))
+        return mo_fail(MO_EFORMAT, "detection head: tensor %s is missing", name);
+    int same = info.ndim == ndim;
+    for (int i = 0; same && i < ndim; i++)
+        same = info.shape[i] == shape[i];
+    if (!same) {
+        char got[96], exp[96];
+        fmt_shape(got, sizeof(got), info.ndim, info.shape);
+        fmt_shape(exp, sizeof(exp), ndim, shape);
+        return mo_fail(MO_EMISMATCH, "detection head does not fit: %s is %s, expected %s (%s)",
+                       name, got, exp, why);
+    }
+    int ret = mo_file_read_f32(f, name, ndim, shape, dst);
+    if (ret)
+        return ret;
+    if (seen->n == seen->cap) {
+        const int cap = seen->cap ? 2 * seen->cap : 256;
+        void *p = realloc(seen->name, sizeof(*seen->name) * (size_t)cap);
+        if (!p)
+            return mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
+        seen->name = p;
+        seen->cap = cap;
+    }
+    snprintf(seen->name[seen->n++], sizeof(seen->name[0]), "%s", name);
+    return MO_OK;
+}
+
+/*
+ * Load conv `prefix` (weight "<prefix>.weight" or, with BatchNorm, "<conv>.weight" +
+ * "<bn>.{weight,bias,running_mean,running_var}") into c: fold BN in double, pack.
+ */
+static int load_conv(mo_det *d, const mo_file *f, name_set *seen, det_conv *c,
+                     const char *conv_name, const char *bn_name, int cin, int cout, int depthwise,
+                     int stride, int act, const char *why)
+{
+    char name[256], why2[512];
+    const int kk = depthwise ? 9 : 1;
+    const int cin_g = depthwise ? 1 : cin;
+    const size_t nw = (size_t)cout * (size_t)cin_g * (size_t)kk;
+    float *w = malloc(sizeof(float) * nw);
+    float *bn = malloc(sizeof(float) * 4 * (size_t)cout);
+    c->cin = cin;
+    c->cout = cout;
+    c->depthwise = depthwise;
+    c->stride = stride;
+    c->act = act;
+    c->b = malloc(sizeof(float) * (size_t)cout);
+    c->w = malloc(sizeof(float) * (depthwise ? nw : mo_pw_packed_size(cin, cout)));
+    int ret = MO_OK;
+    if (!w || !bn || !c->b || !c->w) {
+        ret = mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
+        goto done;
+    }
+    const int64_t ws[4] = { cout, cin_g, depthwise ? 3 : 1, depthwise ? 3 : 1 };
+    snprintf(name, sizeof(name), "%s.weight", conv_name);
+    if ((ret = read_tensor(f, seen, name, 4, ws, w, why)))
+        goto done;
+    if (bn_name) {
+        static const char *const part[4] = { "weight", "bias", "running_mean", "running_var" };
+        const int64_t bs[1] = { cout };
+        snprintf(why2, sizeof(why2), "BatchNorm of %s: %s", conv_name, why);
+        for (int i = 0; i < 4; i++) {
+            snprintf(name, sizeof(name), "%s.%s", bn_name, part[i]);
+            if ((ret = read_tensor(f, seen, name, 1, bs, bn + (size_t)i * cout, why2)))
+                goto done;
+        }
+        const float *gamma = bn, *beta = bn + cout, *mean = bn + 2 * cout, *var = bn + 3 * cout;
+        for (int o = 0; o < cout; o++) {
+            const double ve = (double)var[o] + d->bn_eps;
+            if (!(ve > 0.0) || !isfinite(ve)) {
+                ret = mo_fail(MO_EFORMAT, "%s.running_var[%d] + eps = %g is not positive",
+                              bn_name, o, ve);
+                goto done;
+            }
+            const double t = (double)gamma[o] / sqrt(ve);
+            for (size_t i = 0; i < (size_t)cin_g * kk; i++)
+                w[(size_t)o * cin_g * kk + i] = (float)(w[(size_t)o * cin_g * kk + i] * t);
+            c->b[o] = (float)((double)beta[o] - (double)mean[o] * t);
+        }
+    } else {
+        const int64_t bs[1] = { cout };
+        snprintf(name, sizeof(name), "%s.bias", conv_name);
+        if ((ret = read_tensor(f, seen, name, 1, bs, c->b, why)))
+            goto done;
+    }
+    if (depthwise)
+        mo_dw_pack(c->w, w, cout);
+    else
+        mo_pw_pack(c->w, w, cin, cout);
+done:
+    free(w);
+    free(bn);
+    return ret;
+}
+
+static void conv_free(det_conv *c)
+{
+    free(c->w);
+    free(c->b);
+    c->w = c->b = NULL;
+}
+
+static const char *level_desc(const mo_det *d, int l, char *buf, size_t size)
+{
+    if (l < NUM_TAPS)
+        snprintf(buf, size, "map %d = backbone stage%d, %d channels", l, TAP_FIRST + l + 1,
+                 d->level[l].c);
+    else
+        snprintf(buf, size, "map %d = extra block %d, %d channels", l, l - NUM_TAPS,
+                 d->level[l].c);
+    return buf;
+}
+
+static int load_weights(mo_det *d, const mo_file *f, const mo_backbone *bb,
+                        const int *extra_ch)
+{
+    name_set seen = { 0 };
+    char conv[128], bn[128], why[256], lv[96];
+    int ret = MO_OK;
+    for (int i = 0; i < d->num_extras && !ret; i++) {
+        const int cin = i == 0 ? d->level[NUM_TAPS - 1].c : extra_ch[i - 1];
+        const int mid = extra_ch[i] / 2, cout = extra_ch[i];
+        static const char *const what[3] = { "1x1", "depthwise 3x3", "1x1" };
+        for (int j = 0; j < 3 && !ret; j++) {
+            const int ci = j == 0 ? cin : mid, co = j == 2 ? cout : mid;
+            if (i == 0 && j == 0)
+                snprintf(why, sizeof(why), "extra block 0 %s: backbone MobileOne-%s stage4 "
+                         "has %d channels -> %d", what[j], mo_backbone_variant(bb), ci, co);
+            else
+                snprintf(why, sizeof(why), "extra block %d %s: %d -> %d channels "
+                         "(det.extra_channels)", i, what[j], ci, co);
+            snprintf(conv, sizeof(conv), "det.extra.%d.%d.0", i, j);
+            snprintf(bn, sizeof(bn), "det.extra.%d.%d.1", i, j);
+            ret = load_conv(d, f, &seen, &d->extra[i].conv[j], conv, bn, ci, co, j == 1,
+                            j == 1 ? 2 : 1, MO_ACT_RELU6, why);
+        }
+    }
+    static const char *const head_name[2] = { "classification_head", "regression_head" };
+    for (int l = 0; l < d->num_levels && !ret; l++) {
+        det_level *L = &d->level[l];
+        level_desc(d, l, lv, sizeof(lv));
+        for (int hd = 0; hd < 2 && !ret; hd++) {
+            const int cols = hd ? 4 : d->k;
+            det_conv *dw = hd ? &L->reg_dw : &L->cls_dw, *pw = hd ? &L->reg_pw : &L->cls_pw;
+            snprintf(conv, sizeof(conv), "det.head.%s.module_list.%d.0.0", head_name[hd], l);
+            snprintf(bn, sizeof(bn), "det.head.%s.module_list.%d.0.1", head_name[hd], l);
+            snprintf(why, sizeof(why), "depthwise 3x3 on %s", lv);
+            if ((ret = load_conv(d, f, &seen, dw, conv, bn, L->c, L->c, 1, 1, MO_ACT_RELU6,
+                                 why)))
+                break;
+            snprintf(conv, sizeof(conv), "det.head.%s.module_list.%d.1", head_name[hd], l);
+            if (hd)
+                snprintf(why, sizeof(why), "%s; %d default boxes per location (det.aspect_ratios)"
+                         " x 4 box codes", lv, L->a);
+            else
+                snprintf(why, sizeof(why), "%s; %d default boxes per location (det.aspect_ratios)"
+                         " x %d classes (det.classes)", lv, L->a, d->k);
+            ret = load_conv(d, f, &seen, pw, conv, NULL, L->c, L->a * cols, 0, 1, MO_ACT_NONE,
+                            why);
+        }
+    }
+    /* any other det.* tensor means the file describes another head */
+    for (int t = 0; t < mo_file_num_tensors(f) && !ret; t++) {
+        mo_tensor_info info;
+        if (mo_file_tensor_at(f, t, &info) || strncmp(info.name, "det.", 4))
+            continue;
+        int known = 0;
+        for (int i = 0; i < seen.n && !known; i++)
+            known = !strcmp(seen.name[i], info.name);
+        if (!known)
+            ret = mo_fail(MO_EMISMATCH, "detection head does not fit: the file has tensor %s, "
+                          "but the head has %d maps (backbone stage3, stage4 and %d extra blocks "
+                          "from det.extra_channels; det.aspect_ratios) and no such tensor",
+                          info.name, d->num_levels, d->num_extras);
+    }
+    free(seen.name);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ open/close */
+
+MO_API void mo_det_close(mo_det **pd)
+{
+    if (!pd || !*pd)
+        return;
+    mo_det *d = *pd;
+    if (d->names)
+        for (int i = 0; i < d->k; i++)
+            free(d->names[i]);
+    free(d->names);
+    for (int i = 0; i < MAX_EXTRAS; i++)
+        for (int j = 0; j < 3; j++)
+            conv_free(&d->extra[i].conv[j]);
+    for (int l = 0; l < MO_DET_MAX_LEVELS; l++) {
+        conv_free(&d->level[l].cls_dw);
+        conv_free(&d->level[l].cls_pw);
+        conv_free(&d->level[l].reg_dw);
+        conv_free(&d->level[l].reg_pw);
+    }
+    free(d->anchors);
+    free(d);
+    *pd = NULL;
+}
+
+MO_API int mo_det_open(mo_det **out, const mo_file *f, const mo_backbone *bb,
+                       const mo_det_settings *s)
+{
+    validate_input_or_ret(out, MO_EINVAL);
+    *out = NULL;
+    validate_input_or_ret(f && bb, MO_EINVAL);
+    mo_det_settings set;
+    mo_det_default_settings(&set);
+    if (s)
+        set = *s;
+    int ret = check_settings(&set, "mo_det_open");
+    if (ret || (ret = check_backbone(f, bb)))
+        return ret;
+    mo_det *d = calloc(1, sizeof(*d));
+    if (!d)
+        return mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
+    d->set = set;
+    mo_conv_dsp_init(&d->dsp, 0);
+    int extra_ch[MAX_EXTRAS];
+    if ((ret = read_config(d, f, bb, extra_ch)) || (ret = load_weights(d, f, bb, extra_ch)))
+        goto fail;
+
+    int gh[MO_DET_MAX_LEVELS], gw[MO_DET_MAX_LEVELS], n = 0;
+    for (int l = 0; l < d->num_levels; l++) {
+        gh[l] = d->level[l].h;
+        gw[l] = d->level[l].w;
+        d->level[l].first = n;
+        n += d->level[l].h * d->level[l].w * d->level[l].a;
+    }
+    d->n = n;
+    if (!(d->anchors = malloc(sizeof(float) * 4 * (size_t)n))) {
+        ret = mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
+        goto fail;
+    }
+    if ((ret = mo_anchors_generate(&d->acfg, gh, gw, d->in_h, d->in_w, d->anchors, d->n, &n)))
+        goto fail;
+    *out = d;
+    return MO_OK;
+fail:
+    mo_det_close(&d);
+    return ret;
+}
+
+MO_API int mo_det_num_classes(const mo_det *d)
+{
+    return d ? d->k : 0;
+}
+
+MO_API const char *mo_det_class_name(const mo_det *d, int i)
+{
+    return d && i >= 0 && i < d->k ? d->names[i] : NULL;
+}
+
+MO_API void mo_det_input_size(const mo_det *d, int *width, int *height)
+{
+    if (width)
+        *width = d ? d->in_w : 0;
+    if (height)
+        *height = d ? d->in_h : 0;
+}
+
+MO_API void mo_det_normalization(const mo_det *d, float mean[3], float std[3])
+{
+    for (int i = 0; i < 3 && d; i++) {
+        if (mean)
+            mean[i] = d->mean[i];
+        if (std)
+            std[i] = d->std[i];
+    }
+}
+
+MO_API int mo_det_num_anchors(const mo_det *d)
+{
+    return d ? d->n : 0;
+}
+
+MO_API const float *mo_det_anchors(const mo_det *d)
+{
+    return d ? d->anchors : NULL;
+}
+
+/* ------------------------------------------------------------------ workspace */
+
+/* Offsets (bytes) of every scratch array in the session workspace. */
+typedef struct ws_layout {
+    size_t mid, dwb, extra[MAX_EXTRAS];      /* extra blocks and head intermediates */
+    size_t logits, reg;                      /* raw outputs */
+    size_t probs, boxes, softmax, gather;    /* post-processing */
+    size_t cand_box, cand_score, cand_label, keep;
+    size_t total;
+    int max_cand;
+} ws_layout;
+
+static size_t take(size_t *at, size_t bytes)
+{
+    const size_t o = *at;
+    *at += (bytes + 63) & ~(size_t)63;
+    return o;
+}
+
+static void ws_layout_of(const mo_det *d, ws_layout *L)
+{
+    memset(L, 0, sizeof(*L));
+    size_t mid = 0, dwb = 0;
+    int h = d->level[NUM_TAPS - 1].h, w = d->level[NUM_TAPS - 1].w;
+    for (int i = 0; i < d->num_extras; i++) {
+        const det_conv *c = d->extra[i].conv;
+        const size_t hw = (size_t)h * w;
+        const det_level *o = &d->level[NUM_TAPS + i];
+        mid = hw * c[0].cout > mid ? hw * c[0].cout : mid;
+        const size_t ohw = (size_t)o->h * o->w;
+        dwb = ohw * c[1].cout > dwb ? ohw * c[1].cout : dwb;
+        h = o->h;
+        w = o->w;
+    }
+    for (int l = 0; l < d->num_levels; l++) {
+        const size_t s = (size_t)d->level[l].h * d->level[l].w * d->level[l].c;
+        dwb = s > dwb ? s : dwb;
+    }
+    const size_t n = (size_t)d->n, k = (size_t)d->k;
+    const size_t topk = (size_t)d->set.topk_candidates < n ? (size_t)d->set.topk_candidates : n;
+    const size_t cand = (k - 1) * topk;
+    size_t at = 0;
+    L->mid = take(&at, sizeof(float) * mid);
+    L->dwb = take(&at, sizeof(float) * dwb);
+    for (int i = 0; i < d->num_extras; i++) {
+        const det_level *o = &d->level[NUM_TAPS + i];
+        L->extra[i] = take(&at, sizeof(float) * (size_t)o->h * o->w * o->c);
+    }
+    L->logits = take(&at, sizeof(float) * n * k);
+    L->reg = take(&at, sizeof(float) * n * 4);
+    L->probs = take(&at, sizeof(float) * n * k);
+    L->boxes = take(&at, sizeof(float) * n * 4);
+    L->softmax = take(&at, sizeof(float) * k + sizeof(int) * k);
+    L->gather = take(&at, sizeof(int) * n);
+    L->cand_box = take(&at, sizeof(float) * 4 * cand);
+    L->cand_score = take(&at, sizeof(float) * cand);
+    L->cand_label = take(&at, sizeof(int) * cand);
+    L->keep = take(&at, sizeof(int) * cand);
+    L->total = at;
+    L->max_cand = (int)cand;
+}
+
+MO_API size_t mo_det_workspace_size(const mo_det *d)
+{
+    if (!d)
+        return 0;
+    ws_layout L;
+    ws_layout_of(d, &L);
+    return L.total;
+}
+
+static int workspace(const mo_det *d, mo_session *s, ws_layout *L, char **base, const char *fn)
+{
+    size_t bytes;
+    *base = mo_session_workspace(s, &bytes);
+    ws_layout_of(d, L);
+    if (!*base || bytes < L->total)
+        return mo_fail(MO_EINVAL, "%s: the session has a %zu-byte workspace, the detection head "
+                       "needs %zu (mo_session_settings.workspace_bytes = mo_det_workspace_size())",
+                       fn, *base ? bytes : 0, L->total);
+    return MO_OK;
+}
+
+/* ------------------------------------------------------------------ forward */
+
+static void run_conv(const mo_det *d, const det_conv *c, const mo_tensor *src, float *dst)
+{
+    if (c->depthwise) {
+        const int oh = MO_CONV_OUT(src->h, c->stride), ow = MO_CONV_OUT(src->w, c->stride);
+        d->dsp.dw3x3(dst, (ptrdiff_t)ow * c->cout, src->data, src->row_stride, src->h, src->w,
+                     c->cout, c->stride, 1, c->w, c->b, c->act, 0, oh);
+    } else if (src->row_stride == (ptrdiff_t)src->w * src->c) {
+        d->dsp.pw(dst, src->data, (size_t)src->h * src->w, c->cin, c->cout, c->w, c->b, c->act);
+    } else {
+        for (int y = 0; y < src->h; y++)
+            d->dsp.pw(dst + (size_t)y * src->w * c->cout, src->data + y * src->row_stride,
+                      (size_t)src->w, c->cin, c->cout, c->w, c->b, c->act);
+    }
+}
+
+static mo_tensor view(float *data, int h, int w, int c)
+{
+    return (mo_tensor){ .data = data, .h = h, .w = w, .c = c, .row_stride = (ptrdiff_t)w * c };
+}
+
+MO_API int mo_det_run_raw(const mo_det *d, mo_session *s, const mo_features *f,
+                          mo_det_raw *out)
+{
+    validate_input_or_ret(d && s && f && out, MO_EINVAL);
+    ws_layout L;
+    char *ws;
+    int ret = workspace(d, s, &L, &ws, "mo_det_run_raw");
+    if (ret)
+        return ret;
+    mo_tensor maps[MO_DET_MAX_LEVELS];
+    for (int t = 0; t < NUM_TAPS; t++) {
+        const mo_tensor *m = &f->level[TAP_FIRST + t];
+        const det_level *lv = &d->level[t];
+        if (!m->data || m->c != lv->c || m->h != lv->h || m->w != lv->w ||
+            m->row_stride < (ptrdiff_t)m->w * m->c)
+            return mo_fail(MO_EINVAL, "mo_det_run_raw: backbone stage%d map is %dx%dx%d, the "
+                           "detection head expects %dx%dx%d (run the backbone on a %dx%d input)",
+                           TAP_FIRST + t + 1, m->w, m->h, m->c, lv->w, lv->h, lv->c, d->in_w,
+                           d->in_h);
+        if (f->stride[TAP_FIRST + t] != (t ? 32 : 16))
+            return mo_fail(MO_EINVAL, "mo_det_run_raw: features of output stride %d; the "
+                           "detection head needs output stride 32", f->stride[TAP_FIRST + t]);
+        maps[t] = *m;
+    }
+    float *mid = (float *)(ws + L.mid), *dwb = (float *)(ws + L.dwb);
+    for (int i = 0; i < d->num_extras; i++) {
+        const det_conv *c = d->extra[i].conv;
+        const mo_tensor *in = &maps[NUM_TAPS + i - 1];
+        const det_level *o = &d->level[NUM_TAPS + i];
+        run_conv(d, &c[0], in, mid);
+        const mo_tensor m1 = view(mid, in->h, in->w, c[0].cout);
+        run_conv(d, &c[1], &m1, dwb);
+        const mo_tensor m2 = view(dwb, o->h, o->w, c[1].cout);
+        float *e = (float *)(ws + L.extra[i]);
+        run_conv(d, &c[2], &m2, e);
+        maps[NUM_TAPS + i] = view(e, o->h, o->w, c[2].cout);
+    }
+    float *logits = (float *)(ws + L.logits), *reg = (float *)(ws + L.reg);
+    for (int l = 0; l < d->num_levels; l++) {
+        const det_level *lv = &d->level[l];
+        const mo_tensor t = view(dwb, lv->h, lv->w, lv->c);
+        /* 1x1 output per pixel = a boxes x K (or 4) values: rows of the N x K output */
+        run_conv(d, &lv->cls_dw, &maps[l], dwb);
+        run_conv(d, &lv->cls_pw, &t, logits + (size_t)lv->first * d->k);
+        run_conv(d, &lv->reg_dw, &maps[l], dwb);
+        run_conv(d, &lv->reg_pw, &t, reg + (size_t)lv->first * 4);
+    }
+    *out = (mo_det_raw){ .num_anchors = d->n, .num_classes = d->k, .logits = logits,
+                         .regression = reg };
+    return MO_OK;
+}
+
+/* ------------------------------------------------------------------ post-processing */
+
+/* Softmax of one row in float: exp(x - max), sum, times 1 / sum (as torch's CPU kernel). */
+static void softmax_row(float *p, const float *x, int k)
+{
+    float m = x[0];
+    for (int i = 1; i < k; i++)
+        m = x[i] > m ? x[i] : m;
+    float sum = 0.0f;
+    for (int i = 0; i < k; i++) {
+        p[i] = expf(x[i] - m);
+        sum += p[i];
+    }
+    const float inv = 1.0f / sum;
+    for (int i = 0; i < k; i++)
+        p[i] *= inv;
+}
+
+MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logits,
+                              const float *regression, const mo_det_settings *settings,
+                              int image_w, int image_h, mo_detection *out, int cap, int *n)
+{
+    validate_input_or_ret(n, MO_EINVAL);
+    *n = 0;
+    validate_input_or_ret(d && s && logits && regression && (out || cap == 0) && cap >= 0,
+                          MO_EINVAL);
+    if (image_w < 1 || image_h < 1)
+        return mo_fail(MO_EINVAL, "mo_det_postprocess: image size %dx%d", image_w, image_h);
+    const mo_det_settings *set = settings ? settings : &d->set;
+    int ret = check_settings(set, "mo_det_postprocess");
+    if (ret)
+        return ret;
+    if (set->topk_candidates > d->set.topk_candidates && d->set.topk_candidates < d->n)
+        return mo_fail(MO_EINVAL, "mo_det_postprocess: topk_candidates %d above the %d the head "
+                       "was opened with (it sizes the workspace)", set->topk_candidates,
+                       d->set.topk_candidates);
+    ws_layout L;
+    char *ws;
+    if ((ret = workspace(d, s, &L, &ws, "mo_det_postprocess")))
+        return ret;
+    const int N = d->n, K = d->k;
+    float *probs = (float *)(ws + L.probs); /* K x N: class-major, for the per-class scan */
+    float *boxes = (float *)(ws + L.boxes);
+    float *row = (float *)(ws + L.softmax);
+    int *order = (int *)(row + K);
+    int *gather = (int *)(ws + L.gather);
+    float *cbox = (float *)(ws + L.cand_box), *cscore = (float *)(ws + L.cand_score);
+    int *clabel = (int *)(ws + L.cand_label), *keep = (int *)(ws + L.keep);
+
+    /* softmax per default box, optionally only its best max_classes_per_box classes */
+    const int mcls = set->max_classes_per_box;
+    for (int a = 0; a < N; a++) {
+        softmax_row(row, logits + (size_t)a * K, K);
+        if (mcls > 0 && mcls < K - 1) {
+            for (int c = 0; c < K - 1; c++)
+                order[c] = c + 1;
+            mo_det_sort_desc(order, K - 1, row, mcls);
+            for (int i = mcls; i < K - 1; i++)
+                row[order[i]] = -INFINITY; /* fails every threshold */
+        }
+        for (int c = 0; c < K; c++)
+            probs[(size_t)c * N + a] = row[c];
+    }
+
+    /* decode every box and clip it to the network input, as torchvision */
+    mo_box_decode(regression, d->anchors, N, d->box_weights, d->box_clip, boxes);
+    const float fw = (float)d->in_w, fh = (float)d->in_h;
+    for (int a = 0; a < N; a++) {
+        float *b = boxes + 4 * (size_t)a;
+        for (int i = 0; i < 4; i++) {
+            const float hi = i & 1 ? fh : fw;
+            b[i] = b[i] < 0.0f ? 0.0f : b[i] > hi ? hi : b[i]; /* clamp keeps NaN */
+        }
+    }
+
+    /* per class: score > threshold (float32 compare, as torch), best topk, class order */
+    const float thr = (float)set->score_thresh;
+    const int topk = set->topk_candidates;
+    int m = 0;
+    for (int c = 1; c < K; c++) {
+        const float *p = probs + (size_t)c * N;
+        int g = 0;
+        for (int a = 0; a < N; a++)
+            if (p[a] > thr)
+                gather[g++] = a;
+        const int k = mo_det_sort_desc(gather, g, p, topk);
+        for (int i = 0; i < k && m < L.max_cand; i++, m++) {
+            memcpy(cbox + 4 * (size_t)m, boxes + 4 * (size_t)gather[i], 4 * sizeof(float));
+            cscore[m] = p[gather[i]];
+            clabel[m] = c;
+        }
+    }
+
+    int nk = 0;
+    const int *labels = set->class_agnostic ? NULL : clabel;
+    if (set->soft_nms_sigma > 0.0)
+        ret = mo_soft_nms(cbox, cscore, labels, m, set->soft_nms_sigma, set->score_thresh,
+                          set->detections_per_img, keep, &nk);
+    else
+        ret = mo_nms(cbox, cscore, labels, m, set->nms_thresh, set->detections_per_img, keep,
+                     &nk);
+    if (ret)
+        return ret;
+
+    /* rescale x and y separately to the original image (float32 ratios, as torchvision) */
+    const float rw = (float)image_w / fw, rh = (float)image_h / fh;
+    const int cnt = nk < cap ? nk : cap;
+    for (int i = 0; i < cnt; i++) {
+        const int j = keep[i];
+        const float *b = cbox + 4 * (size_t)j;
+        out[i] = (mo_detection){ .x1 = b[0] * rw, .y1 = b[1] * rh, .x2 = b[2] * rw,
+                                 .y2 = b[3] * rh, .score = cscore[j], .label = clabel[j] };
+    }
+    *n = cnt;
+    return MO_OK;
+}
+
+MO_API int mo_det_run(const mo_det *d, mo_session *s, const mo_features *f,
+                      const mo_det_settings *settings, int image_w, int image_h,
+                      mo_detection *out, int cap, int *n)
+{
+    validate_input_or_ret(n, MO_EINVAL);
+    *n = 0;
+    mo_det_raw raw;
+    int ret = mo_det_run_raw(d, s, f, &raw);
+    if (ret)
+        return ret;
+    return mo_det_postprocess(d, s, raw.logits, raw.regression, settings, image_w, image_h,
+                              out, cap, n);
+}
