@@ -58,7 +58,9 @@ static int decode(const mo_io_src *src, mo_image *out)
         return mo_fail(MO_EFORMAT, "%s: empty file", src->name);
     if (has_prefix(d, n, "\xff\xd8\xff", 3))
         return mo_io_decode_jpeg(src, out);
-    if (has_prefix(d, n, "\x89PNG\r\n\x1a\n", 8) || has_prefix(d, n, "GIF87a", 6) ||
+    if (has_prefix(d, n, "\x89PNG\r\n\x1a\n", 8))
+        return mo_io_decode_png(src, out);
+    if (has_prefix(d, n, "GIF87a", 6) ||
         has_prefix(d, n, "GIF89a", 6) || has_prefix(d, n, "BM", 2))
         return mo_io_decode_stb(src, out);
     /* A prefix of a known signature is a truncated file rather than an unknown one. */

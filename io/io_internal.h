@@ -23,7 +23,10 @@ int mo_io_read_file(const char *path, uint8_t **data, size_t *size);
 /* JPEG through libjpeg-turbo (jpeg.c). On success *out owns its pixels. */
 int mo_io_decode_jpeg(const mo_io_src *src, mo_image *out);
 
-/* PNG, BMP and GIF through stb_image (stb_impl.c). */
+/* PNG through libpng (png.c). */
+int mo_io_decode_png(const mo_io_src *src, mo_image *out);
+
+/* BMP and GIF through stb_image (stb_impl.c). */
 int mo_io_decode_stb(const mo_io_src *src, mo_image *out);
 
 /* Encoders: write to an open FILE; return MO_OK, MO_EIO or MO_ENOMEM (no message). */

@@ -3,7 +3,7 @@
  * JPEG is written by libjpeg-turbo, see jpeg.c).
  *
  * We compile our own static copy instead of linking Debian's libstb so that we choose
- * the options: PNG, BMP and GIF only (JPEG goes to libjpeg-turbo, see jpeg.c), no stdio
+ * the options: BMP and GIF only (JPEG goes to libjpeg-turbo, jpeg.c; PNG to libpng, png.c), no stdio
  * (we read files ourselves, so an unreadable file is MO_EIO, not a format error), and
  * every stb symbol stays private to this file.
  *
@@ -22,7 +22,6 @@
 #define STBI_NO_STDIO
 #define STBI_NO_LINEAR
 #define STBI_NO_HDR
-#define STBI_ONLY_PNG
 #define STBI_ONLY_BMP
 #define STBI_ONLY_GIF
 /* stb's own limit stays above ours so that mo_io_check_size() decides (MO_EUNSUPPORTED). */

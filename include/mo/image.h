@@ -9,8 +9,8 @@
  *   fancy upsampling), so the pixels are bit-identical to Pillow's. Grayscale is
  *   replicated to RGB; CMYK/YCCK (Adobe, inverted) is converted with Pillow's formula.
  *   EXIF orientation is not applied (Pillow does not apply it either).
- * - PNG (1/2/4/8/16-bit, grayscale, palette, alpha), BMP and GIF (first frame only) are
- *   decoded by stb_image. Alpha is dropped, not composited (as convert("RGB") does).
+ * - PNG (1/2/4/8/16-bit, grayscale, palette, alpha) is decoded by libpng, BMP and GIF
+ *   (first frame only) by stb_image. Alpha is dropped, not composited (as convert("RGB") does).
  *   16-bit samples keep their high byte. Known differences from Pillow, all on rare
  *   inputs: 16-bit *grayscale* PNG (Pillow saturates values > 255 to white, we take the
  *   high byte, as Pillow does for 16-bit RGB); a GIF whose first frame is smaller than
