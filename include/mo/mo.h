@@ -10,6 +10,7 @@
 #include "mo/file.h"
 #include "mo/backbone.h"
 #include "mo/classify.h"
+#include "mo/segment.h"
 #include "mo/detect.h"
 #include "mo/image.h"
 #include "mo/labels.h"

@@ -6,6 +6,7 @@
 int main(int argc, char **argv)
 {
     printf("MobileOne SDK %s\n", mo_version());
+    mo_seg_close(NULL); /* links libmo_segment */
     /* libmo_detect links too: NMS of two overlapping boxes keeps one */
     const float boxes[8] = { 0, 0, 10, 10, 1, 1, 10, 10 }, scores[2] = { 0.9f, 0.8f };
     int keep[2], nk = 0;

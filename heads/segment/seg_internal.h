@@ -1,0 +1,108 @@
+/*
+ * Internal to libmo_segment (not installed): the loaded head, the workspace layout and
+ * the head's own kernels (seg_kernels.c).
+ *
+ * Why the head has its own kernels instead of the backbone's (backbone/dsp/conv.h, hidden
+ * in libmobileone): ASPP needs a dense 3x3 convolution with dilation, which the backbone
+ * does not have, and an accumulating GEMM over strided rows (branch outputs are written
+ * side by side into one concatenation buffer, and each 3x3 tap adds into its output).
+ * The backbone's pointwise kernel always starts from the bias and writes packed rows.
+ * Both are small; keeping them here leaves libmobileone's ABI alone.
+ */
+#ifndef MO_SEG_INTERNAL_H
+#define MO_SEG_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mo/segment.h"
+
+/* ------------------------------------------------------------------ kernels */
+
+/* Output channels per panel of packed weights. */
+#define SEG_NR 16
+
+/* Floats of packed weights for a k -> n matrix: ceil(n / SEG_NR) panels of k x SEG_NR. */
+size_t seg_packed_size(int k, int n);
+
+/*
+ * Pack weights for seg_gemm_acc(): element (input i, output j) is w[j * sn + i * sk]
+ * (a PyTorch [n][k] 1x1 conv: sn = k, sk = 1; tap t of a [n][k][3][3] conv: w + t,
+ * sn = 9k, sk = 9). Panel p holds k rows of SEG_NR outputs (zero past n).
+ */
+void seg_pack(float *dst, const float *w, int k, int n, ptrdiff_t sn, ptrdiff_t sk);
+
+/*
+ * c[i][j] += sum_l a[i][l] * B[l][j] for i < m, j < n, with B packed by seg_pack().
+ * Rows of a are lda floats apart; lda may be 0 (every row reads the same k floats).
+ * Rows of c are ldc floats apart. Each c element accumulates in order of l, so the
+ * result does not depend on the blocking.
+ */
+void seg_gemm_acc(float *c, ptrdiff_t ldc, const float *a, ptrdiff_t lda, size_t m, int k,
+                  int n, const float *bp);
+
+/*
+ * dst += 3x3 convolution of src, stride 1, dilation = padding = rate, no bias.
+ * src: h x w x cin, pixel (y, x) at src + y * src_row + x * cin.
+ * dst: h x w x cout, pixel (y, x) at dst + (y * w + x) * ldd.
+ * bp9: the 9 taps (ky, kx row-major) packed by seg_pack(), seg_packed_size(cin, cout)
+ * floats each.
+ * clip = 1: each tap runs only over the output pixels where it reads the image; a tap
+ * that reads only padding (rate >= h or w) is skipped entirely.
+ * clip = 0: every tap runs over every pixel, reading `zeros` (cin floats of 0) for the
+ * padding; the result is bit-identical (the tests check it), only slower.
+ */
+void seg_conv3x3_acc(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t src_row, int h,
+                     int w, int cin, int cout, int rate, const float *bp9, int clip,
+                     const float *zeros);
+
+/* Multiply-adds of seg_conv3x3_acc() on an h x w map. */
+enum seg_tap_mode {
+    SEG_TAPS_ALL = 0,   /* every tap over every pixel (zero padding computed) */
+    SEG_TAPS_WHOLE = 1, /* taps that can only read padding skipped, others over all pixels */
+    SEG_TAPS_CLIP = 2,  /* each tap over the pixels where it reads the image (what runs) */
+};
+uint64_t seg_conv3x3_macs(int h, int w, int cin, int cout, int rate, int mode);
+
+/* --------------------------------------------------------------- the head */
+
+struct mo_seg {
+    int k;    /* classes */
+    int cin;  /* backbone stage4 channels */
+    int a;    /* ASPP branch channels */
+    int hc;   /* 3x3 head conv channels */
+    int nr;   /* dilated branches */
+    int rates[MO_SEG_MAX_RATES];
+    int os;   /* output stride the head was trained at */
+    char **names;
+    float *mem; /* every weight below, one block */
+    float *b0_w, *b0_b;                   /* 1x1 branch: packed cin -> a, bias */
+    float *r_w[MO_SEG_MAX_RATES];         /* dilated branches: 9 packed taps cin -> a */
+    float *r_b[MO_SEG_MAX_RATES];
+    float *pool_w, *pool_b;               /* pooling branch: [a][cin] plain, bias */
+    float *proj_w, *proj_b;               /* projection of branches 0..nr: packed (nr+1)a -> a */
+    float *projp_w;                       /* projection of the pooling branch: [a][a] plain */
+    float *head_w, *head_b;               /* 3x3 conv: 9 packed taps a -> hc */
+    float *cls_w, *cls_b;                 /* classifier: packed hc -> k, bias */
+};
+
+/* Workspace of one run on an h x w feature map, in floats from the (64-byte aligned)
+ * workspace start; every region starts on a 64-byte boundary. */
+typedef struct seg_layout {
+    size_t cat;    /* h w x max((nr+1) a, hc): branch outputs side by side, later the 3x3 conv */
+    size_t proj;   /* h w x a: projection */
+    size_t logits; /* h w x k */
+    size_t pooled; /* cin: mean of the features */
+    size_t pvec;   /* a: pooling branch output */
+    size_t pbias;  /* a: projection bias + projection of the pooling branch */
+    size_t zeros;  /* max(cin, a): padding for the unclipped path */
+    size_t total;  /* floats in all; 0 when the size overflows */
+} seg_layout;
+
+seg_layout seg_workspace_layout(const mo_seg *seg, size_t npix);
+
+/* The head at feature resolution (aspp.c). `clip` as in seg_conv3x3_acc(). ws holds
+ * seg_workspace_layout(seg, h * w).total floats. Returns the logits (in ws). */
+float *seg_forward(const mo_seg *seg, const mo_tensor *x, float *ws, int clip);
+
+#endif

@@ -1,0 +1,609 @@
+/*
+ * DeepLabV3 segmentation head: loading (metadata, shapes, BatchNorm folding, packing),
+ * workspace sizing, the run, and the upsampling + argmax of the logits.
+ * The compute of the head itself is in aspp.c, its kernels in seg_kernels.c.
+ */
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../backbone/errors_internal.h"
+#include "seg_internal.h"
+
+#define PFX "seg."
+
+static const int default_rates[3] = {12, 24, 36};
+
+void mo_seg_close(mo_seg **ps)
+{
+    if (!ps || !*ps)
+        return;
+    mo_seg *s = *ps;
+    if (s->names)
+        for (int i = 0; i < s->k; i++)
+            free(s->names[i]);
+    free(s->names);
+    free(s->mem);
+    free(s);
+    *ps = NULL;
+}
+
+/* ------------------------------------------------------------- metadata */
+
+/* Does the JSON list in mo.contents name `what`? -1 when the key is malformed. */
+static int contents_has(const mo_file *f, const char *what)
+{
+    const char *s = mo_file_meta(f, "mo.contents");
+    if (!s)
+        return -1;
+    json_object *o = json_tokener_parse(s);
+    int found = -1;
+    if (o && json_object_is_type(o, json_type_array)) {
+        found = 0;
+        for (size_t i = 0; i < json_object_array_length(o); i++) {
+            json_object *e = json_object_array_get_idx(o, i);
+            if (json_object_is_type(e, json_type_string) &&
+                !strcmp(json_object_get_string(e), what))
+                found = 1;
+        }
+    }
+    json_object_put(o);
+    return found;
+}
+
+/* A head trained on another backbone would give silent garbage: refuse it. A file without
+ * the backbone must say which one it belongs to. */
+static int check_backbone(const mo_file *f, const mo_backbone *bb)
+{
+    const int own = contents_has(f, "backbone") == 1;
+    const char *variant = mo_file_meta(f, "mo.variant");
+    const char *digest = mo_file_meta(f, "mo.backbone_digest");
+    if (!own && (!variant || !digest))
+        return mo_fail(MO_EFORMAT, "segmentation head file without a backbone must name one "
+                                   "(metadata mo.variant and mo.backbone_digest)");
+    if (variant && strcmp(variant, mo_backbone_variant(bb)))
+        return mo_fail(MO_EMISMATCH, "segmentation head was trained on MobileOne-%s, not %s",
+                       variant, mo_backbone_variant(bb));
+    if (digest && strcmp(digest, mo_backbone_digest(bb)))
+        return mo_fail(MO_EMISMATCH,
+                       "segmentation head names backbone %s, but the backbone is %s", digest,
+                       mo_backbone_digest(bb));
+    return MO_OK;
+}
+
+static int read_names(mo_seg *s, const mo_file *f)
+{
+    const char *txt = mo_file_meta(f, "seg.classes");
+    if (!txt)
+        return mo_fail(MO_EFORMAT, "metadata seg.classes is missing");
+    json_object *o = json_tokener_parse(txt);
+    int ret = MO_OK;
+    if (!o || !json_object_is_type(o, json_type_array) || json_object_array_length(o) == 0) {
+        ret = mo_fail(MO_EFORMAT, "metadata seg.classes is not a non-empty JSON list");
+        goto done;
+    }
+    if (json_object_array_length(o) > MO_SEG_MAX_CLASSES) {
+        ret = mo_fail(MO_EUNSUPPORTED, "seg.classes lists %zu classes, at most %d are supported",
+                      json_object_array_length(o), MO_SEG_MAX_CLASSES);
+        goto done;
+    }
+    s->k = (int)json_object_array_length(o);
+    if (!(s->names = calloc((size_t)s->k, sizeof(char *)))) {
+        ret = mo_fail(MO_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < s->k; i++) {
+        json_object *n = json_object_array_get_idx(o, (size_t)i);
+        if (!json_object_is_type(n, json_type_string)) {
+            ret = mo_fail(MO_EFORMAT, "seg.classes[%d] is not a string", i);
+            goto done;
+        }
+        if (!(s->names[i] = strdup(json_object_get_string(n)))) {
+            ret = mo_fail(MO_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+done:
+    json_object_put(o);
+    return ret;
+}
+
+static int read_rates(mo_seg *s, const mo_file *f)
+{
+    const char *txt = mo_file_meta(f, "seg.rates");
+    if (!txt) {
+        s->nr = 3;
+        memcpy(s->rates, default_rates, sizeof(default_rates));
+        return MO_OK;
+    }
+    json_object *o = json_tokener_parse(txt);
+    int ret = MO_OK;
+    if (!o || !json_object_is_type(o, json_type_array) || json_object_array_length(o) == 0) {
+        ret = mo_fail(MO_EFORMAT, "metadata seg.rates=%s is not a non-empty JSON list", txt);
+        goto done;
+    }
+    if (json_object_array_length(o) > MO_SEG_MAX_RATES) {
+        ret = mo_fail(MO_EUNSUPPORTED, "seg.rates lists %zu rates, at most %d are supported",
+                      json_object_array_length(o), MO_SEG_MAX_RATES);
+        goto done;
+    }
+    s->nr = (int)json_object_array_length(o);
+    for (int i = 0; i < s->nr; i++) {
+        json_object *e = json_object_array_get_idx(o, (size_t)i);
+        const int64_t r = json_object_is_type(e, json_type_int) ? json_object_get_int64(e) : 0;
+        if (!json_object_is_type(e, json_type_int) || r < 1 || r > MO_SEG_MAX_RATE) {
+            ret = mo_fail(MO_EFORMAT, "seg.rates[%d] = %s: an atrous rate must be an integer "
+                                      "in 1..%d", i, json_object_to_json_string(e),
+                          MO_SEG_MAX_RATE);
+            goto done;
+        }
+        s->rates[i] = (int)r;
+    }
+done:
+    json_object_put(o);
+    return ret;
+}
+
+static int meta_number(const mo_file *f, const char *key, double def, double *v)
+{
+    const char *txt = mo_file_meta(f, key);
+    *v = def;
+    if (!txt)
+        return MO_OK;
+    char *end;
+    *v = strtod(txt, &end);
+    if (end == txt || *end || !isfinite(*v))
+        return mo_fail(MO_EFORMAT, "metadata %s=%s is not a number", key, txt);
+    return MO_OK;
+}
+
+/* --------------------------------------------------------------- tensors */
+
+static int tensor_shape(const mo_file *f, const char *name, int ndim, mo_tensor_info *info)
+{
+    int ret = mo_file_tensor(f, name, info);
+    if (ret)
+        return ret == MO_EFORMAT ? mo_fail(MO_EFORMAT, "segmentation head: tensor %s is missing",
+                                           name)
+                                 : ret;
+    if (info->ndim != ndim)
+        return mo_fail(MO_EMISMATCH, "segmentation head: tensor %s has %d dims, expected %d",
+                       name, info->ndim, ndim);
+    for (int i = 0; i < ndim; i++)
+        if (info->shape[i] < 1 || info->shape[i] > 65536)
+            return mo_fail(MO_EMISMATCH, "segmentation head: tensor %s has dimension %lld",
+                           name, (long long)info->shape[i]);
+    return MO_OK;
+}
+
+/* Scratch for reading one conv (raw weights, then folded in place) and its BatchNorm. */
+typedef struct reader {
+    const mo_file *f;
+    double eps;
+    float *w;  /* largest conv weight */
+    float *bn; /* 4 x largest cout */
+    int nread; /* seg. tensors read, to find stray ones */
+} reader;
+
+/*
+ * Read conv weight `wname` [cout][cin][ks][ks] and, if bn is not NULL, the BatchNorm under
+ * prefix `bn` (weight, bias, running_mean, running_var); fold it: w *= t,
+ * bias = beta - mean t, t = gamma / sqrt(var + eps), computed in double and rounded once.
+ * Without BN the bias is the tensor `bname`. Result in r->w (PyTorch layout) and bias.
+ */
+static int read_conv(reader *r, const char *wname, const char *bn, const char *bname, int cout,
+                     int cin, int ks, float *bias)
+{
+    const int64_t shape[4] = {cout, cin, ks, ks};
+    int ret = mo_file_read_f32(r->f, wname, 4, shape, r->w);
+    if (ret)
+        return ret;
+    r->nread++;
+    const size_t per = (size_t)cin * ks * ks;
+    if (!bn) {
+        const int64_t bs[1] = {cout};
+        if ((ret = mo_file_read_f32(r->f, bname, 1, bs, bias)))
+            return ret;
+        r->nread++;
+        return MO_OK;
+    }
+    static const char *const fields[4] = {"weight", "bias", "running_mean", "running_var"};
+    for (int i = 0; i < 4; i++) {
+        char name[256];
+        snprintf(name, sizeof(name), "%s%s", bn, fields[i]);
+        const int64_t bs[1] = {cout};
+        if ((ret = mo_file_read_f32(r->f, name, 1, bs, r->bn + (size_t)i * cout)))
+            return ret == MO_EFORMAT ? mo_fail(MO_EFORMAT, "segmentation head: BatchNorm "
+                                                           "tensor %s is missing", name)
+                                     : ret;
+        r->nread++;
+    }
+    const float *gamma = r->bn, *beta = r->bn + cout, *mean = r->bn + 2 * (size_t)cout,
+                *var = r->bn + 3 * (size_t)cout;
+    for (int co = 0; co < cout; co++) {
+        const double v = (double)var[co] + r->eps;
+        if (!(v > 0.0) || !isfinite(v) || !isfinite(gamma[co]) || !isfinite(beta[co]) ||
+            !isfinite(mean[co]))
+            return mo_fail(MO_EFORMAT, "segmentation head: BatchNorm %s channel %d: variance "
+                                       "%g + eps is not positive, or a value is not finite",
+                           bn, co, (double)var[co]);
+        const double t = (double)gamma[co] / sqrt(v);
+        float *wr = r->w + (size_t)co * per;
+        for (size_t j = 0; j < per; j++)
+            wr[j] = (float)((double)wr[j] * t);
+        bias[co] = (float)((double)beta[co] - (double)mean[co] * t);
+    }
+    return MO_OK;
+}
+
+/* Pack the 9 taps of a folded [cout][cin][3][3] weight. */
+static void pack3x3(float *dst, const float *w, int cin, int cout)
+{
+    const size_t ts = seg_packed_size(cin, cout);
+    for (int t = 0; t < 9; t++)
+        seg_pack(dst + (size_t)t * ts, w + t, cin, cout, (ptrdiff_t)9 * cin, 9);
+}
+
+static size_t up16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+/* Carve the weight block; with mem == NULL only count. */
+static size_t carve(mo_seg *s, float *mem)
+{
+    size_t off = 0;
+    const size_t cin = (size_t)s->cin, a = (size_t)s->a;
+#define TAKE(ptr, n) do { if (mem) (ptr) = mem + off; off += up16(n); } while (0)
+    TAKE(s->b0_w, seg_packed_size(s->cin, s->a));
+    TAKE(s->b0_b, a);
+    for (int i = 0; i < s->nr; i++) {
+        TAKE(s->r_w[i], 9 * seg_packed_size(s->cin, s->a));
+        TAKE(s->r_b[i], a);
+    }
+    TAKE(s->pool_w, a * cin);
+    TAKE(s->pool_b, a);
+    TAKE(s->proj_w, seg_packed_size((s->nr + 1) * s->a, s->a));
+    TAKE(s->proj_b, a);
+    TAKE(s->projp_w, a * a);
+    TAKE(s->head_w, 9 * seg_packed_size(s->a, s->hc));
+    TAKE(s->head_b, (size_t)s->hc);
+    TAKE(s->cls_w, seg_packed_size(s->hc, s->k));
+    TAKE(s->cls_b, (size_t)s->k);
+#undef TAKE
+    return off;
+}
+
+/* Is `n` (without the seg. prefix) a tensor of a head with nb ASPP branches? */
+static int expected_name(const char *n, int nb)
+{
+    static const char *const bnf[4] = {"weight", "bias", "running_mean", "running_var"};
+    char e[96];
+    for (int b = 0; b < nb; b++) {
+        const int conv = b == nb - 1; /* the pooling branch starts with the pool */
+        snprintf(e, sizeof(e), "0.convs.%d.%d.weight", b, conv);
+        if (!strcmp(n, e))
+            return 1;
+        for (int i = 0; i < 4; i++) {
+            snprintf(e, sizeof(e), "0.convs.%d.%d.%s", b, conv + 1, bnf[i]);
+            if (!strcmp(n, e))
+                return 1;
+        }
+    }
+    if (!strcmp(n, "0.project.0.weight") || !strcmp(n, "1.weight") || !strcmp(n, "4.weight") ||
+        !strcmp(n, "4.bias"))
+        return 1;
+    for (int i = 0; i < 4; i++) {
+        snprintf(e, sizeof(e), "0.project.1.%s", bnf[i]);
+        if (!strcmp(n, e))
+            return 1;
+        snprintf(e, sizeof(e), "2.%s", bnf[i]);
+        if (!strcmp(n, e))
+            return 1;
+    }
+    return 0;
+}
+
+static int load_weights(mo_seg *s, const mo_file *f, double eps)
+{
+    char wn[128], bn[128];
+    const int nb = s->nr + 2; /* ASPP branches: 1x1, dilated, pooling */
+    size_t wmax = (size_t)s->a * s->cin * 9;
+    if ((size_t)s->a * nb * s->a > wmax)
+        wmax = (size_t)s->a * nb * s->a;
+    if ((size_t)s->hc * s->a * 9 > wmax)
+        wmax = (size_t)s->hc * s->a * 9;
+    if ((size_t)s->k * s->hc > wmax)
+        wmax = (size_t)s->k * s->hc;
+    int cmax = s->a > s->hc ? s->a : s->hc;
+    cmax = cmax > s->k ? cmax : s->k;
+    const size_t total = carve(s, NULL);
+    reader r = {.f = f, .eps = eps};
+    r.w = malloc(wmax * sizeof(float));
+    r.bn = malloc((size_t)4 * cmax * sizeof(float));
+    s->mem = aligned_alloc(64, total * sizeof(float));
+    int ret = MO_OK;
+    if (!r.w || !r.bn || !s->mem) {
+        ret = mo_fail(MO_ENOMEM, "segmentation head: out of memory");
+        goto done;
+    }
+    carve(s, s->mem);
+
+    /* ASPP 1x1 branch */
+    if ((ret = read_conv(&r, PFX "0.convs.0.0.weight", PFX "0.convs.0.1.", NULL, s->a, s->cin,
+                         1, s->b0_b)))
+        goto done;
+    seg_pack(s->b0_w, r.w, s->cin, s->a, s->cin, 1);
+    /* dilated 3x3 branches */
+    for (int i = 0; i < s->nr; i++) {
+        snprintf(wn, sizeof(wn), PFX "0.convs.%d.0.weight", i + 1);
+        snprintf(bn, sizeof(bn), PFX "0.convs.%d.1.", i + 1);
+        if ((ret = read_conv(&r, wn, bn, NULL, s->a, s->cin, 3, s->r_b[i])))
+            goto done;
+        pack3x3(s->r_w[i], r.w, s->cin, s->a);
+    }
+    /* pooling branch (module 0 is the average pool) */
+    snprintf(wn, sizeof(wn), PFX "0.convs.%d.1.weight", nb - 1);
+    snprintf(bn, sizeof(bn), PFX "0.convs.%d.2.", nb - 1);
+    if ((ret = read_conv(&r, wn, bn, NULL, s->a, s->cin, 1, s->pool_b)))
+        goto done;
+    memcpy(s->pool_w, r.w, sizeof(float) * (size_t)s->a * s->cin);
+    /* projection: the first nr+1 branches packed, the pooling branch's columns plain */
+    if ((ret = read_conv(&r, PFX "0.project.0.weight", PFX "0.project.1.", NULL, s->a,
+                         nb * s->a, 1, s->proj_b)))
+        goto done;
+    seg_pack(s->proj_w, r.w, (s->nr + 1) * s->a, s->a, (ptrdiff_t)nb * s->a, 1);
+    for (int j = 0; j < s->a; j++)
+        memcpy(s->projp_w + (size_t)j * s->a, r.w + (size_t)j * nb * s->a + (size_t)(nb - 1) * s->a,
+               sizeof(float) * (size_t)s->a);
+    /* 3x3 conv + BN, classifier */
+    if ((ret = read_conv(&r, PFX "1.weight", PFX "2.", NULL, s->hc, s->a, 3, s->head_b)))
+        goto done;
+    pack3x3(s->head_w, r.w, s->a, s->hc);
+    if ((ret = read_conv(&r, PFX "4.weight", NULL, PFX "4.bias", s->k, s->hc, 1, s->cls_b)))
+        goto done;
+    seg_pack(s->cls_w, r.w, s->hc, s->k, s->hc, 1);
+
+    /* every seg. tensor must have been used */
+    int nseg = 0;
+    const char *stray = NULL;
+    for (int i = 0; i < mo_file_num_tensors(f); i++) {
+        mo_tensor_info info;
+        if (mo_file_tensor_at(f, i, &info) || strncmp(info.name, PFX, strlen(PFX)))
+            continue;
+        nseg++;
+        if (!stray && !expected_name(info.name + strlen(PFX), nb))
+            stray = info.name;
+    }
+    if (nseg != r.nread)
+        ret = mo_fail(MO_EFORMAT, "segmentation head: %d seg. tensors in the file, %d expected "
+                                  "for %d atrous rates (seg.rates)%s%s",
+                      nseg, r.nread, s->nr, stray ? "; unexpected: " : "", stray ? stray : "");
+done:
+    free(r.w);
+    free(r.bn);
+    return ret;
+}
+
+int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb)
+{
+    validate_input_or_ret(out, MO_EINVAL);
+    *out = NULL;
+    validate_input_or_ret(f && bb, MO_EINVAL);
+    const int has = contents_has(f, "seg");
+    if (has != 1)
+        return mo_fail(MO_EFORMAT, has < 0 ? "metadata mo.contents is missing or not a list"
+                                           : "the file holds no segmentation head "
+                                             "(mo.contents lacks \"seg\")");
+    int ret = check_backbone(f, bb);
+    if (ret)
+        return ret;
+    mo_seg *s = calloc(1, sizeof(*s));
+    if (!s)
+        return mo_fail(MO_ENOMEM, "out of memory");
+    double eps, os;
+    if ((ret = read_names(s, f)) || (ret = read_rates(s, f)) ||
+        (ret = meta_number(f, "seg.bn_eps", 1e-5, &eps)) ||
+        (ret = meta_number(f, "seg.output_stride", 16, &os)))
+        goto fail;
+    if (eps < 0) {
+        ret = mo_fail(MO_EFORMAT, "metadata seg.bn_eps=%g is negative", eps);
+        goto fail;
+    }
+    if (os != 8 && os != 16 && os != 32) {
+        ret = mo_fail(MO_EFORMAT, "metadata seg.output_stride=%g is not 8, 16 or 32", os);
+        goto fail;
+    }
+    s->os = (int)os;
+
+    /* sizes from the tensors, checked against each other and the backbone */
+    mo_tensor_info b0, head, cls;
+    if ((ret = tensor_shape(f, PFX "0.convs.0.0.weight", 4, &b0)) ||
+        (ret = tensor_shape(f, PFX "1.weight", 4, &head)) ||
+        (ret = tensor_shape(f, PFX "4.weight", 4, &cls)))
+        goto fail;
+    s->a = (int)b0.shape[0];
+    s->cin = (int)b0.shape[1];
+    s->hc = (int)head.shape[0];
+    const int bbc = mo_backbone_channels(bb, MO_NUM_LEVELS - 1);
+    if (s->cin != bbc) {
+        ret = mo_fail(MO_EMISMATCH, "segmentation head reads %d channels, but MobileOne-%s "
+                                    "stage4 has %d (tensor " PFX "0.convs.0.0.weight)",
+                      s->cin, mo_backbone_variant(bb), bbc);
+        goto fail;
+    }
+    if (cls.shape[0] != s->k) {
+        ret = mo_fail(MO_EMISMATCH, "segmentation head: the classifier " PFX "4.weight has %lld "
+                                    "outputs but seg.classes lists %d classes",
+                      (long long)cls.shape[0], s->k);
+        goto fail;
+    }
+    if ((ret = load_weights(s, f, eps)))
+        goto fail;
+    *out = s;
+    return MO_OK;
+fail:
+    mo_seg_close(&s);
+    return ret;
+}
+
+int mo_seg_get_info(const mo_seg *seg, mo_seg_info *info)
+{
+    validate_input_or_ret(seg && info, MO_EINVAL);
+    memset(info, 0, sizeof(*info));
+    info->num_classes = seg->k;
+    info->in_channels = seg->cin;
+    info->aspp_channels = seg->a;
+    info->head_channels = seg->hc;
+    info->num_rates = seg->nr;
+    memcpy(info->rates, seg->rates, sizeof(info->rates));
+    info->output_stride = seg->os;
+    return MO_OK;
+}
+
+const char *mo_seg_class_name(const mo_seg *seg, int i)
+{
+    return seg && i >= 0 && i < seg->k ? seg->names[i] : NULL;
+}
+
+/* ------------------------------------------------------------------- run */
+
+/* Feature map side of the backbone for an input side n: one ceil-halving per stride-2 conv
+ * (the stem and the first block of each stage that is not dilated). */
+static int feature_side(int n, int output_stride)
+{
+    for (int s = 1; s < output_stride; s *= 2)
+        n = (n - 1) / 2 + 1;
+    return n;
+}
+
+int mo_seg_workspace_size(const mo_seg *seg, int max_height, int max_width,
+                          int min_output_stride, size_t *bytes)
+{
+    validate_input_or_ret(seg && bytes, MO_EINVAL);
+    *bytes = 0;
+    if (max_height < 1 || max_height > MO_MAX_INPUT_SIDE || max_width < 1 ||
+        max_width > MO_MAX_INPUT_SIDE)
+        return mo_fail(MO_EINVAL, "mo_seg_workspace_size: input %dx%d outside 1..%d", max_height,
+                       max_width, MO_MAX_INPUT_SIDE);
+    if (min_output_stride != 8 && min_output_stride != 16 && min_output_stride != 32)
+        return mo_fail(MO_EINVAL, "mo_seg_workspace_size: output stride %d is not 8, 16 or 32",
+                       min_output_stride);
+    const size_t npix = (size_t)feature_side(max_height, min_output_stride) *
+                        (size_t)feature_side(max_width, min_output_stride);
+    const seg_layout l = seg_workspace_layout(seg, npix);
+    if (!l.total)
+        return mo_fail(MO_EINVAL, "mo_seg_workspace_size: %dx%d is too large", max_height,
+                       max_width);
+    *bytes = l.total * sizeof(float);
+    return MO_OK;
+}
+
+int mo_seg_logits(const mo_seg *seg, mo_session *s, const mo_features *f, mo_tensor *logits)
+{
+    validate_input_or_ret(seg && s && f && logits, MO_EINVAL);
+    const mo_tensor *x = &f->level[MO_NUM_LEVELS - 1];
+    validate_input_or_ret(x->data, MO_EINVAL);
+    if (x->c != seg->cin)
+        return mo_fail(MO_EINVAL, "mo_seg_logits: features have %d channels, the head reads %d",
+                       x->c, seg->cin);
+    if (x->h < 1 || x->w < 1 || x->row_stride < (ptrdiff_t)x->w * x->c)
+        return mo_fail(MO_EINVAL, "mo_seg_logits: bad feature map %dx%d (row stride %td)",
+                       x->h, x->w, x->row_stride);
+    size_t have = 0;
+    float *ws = mo_session_workspace(s, &have);
+    const seg_layout l = seg_workspace_layout(seg, (size_t)x->h * (size_t)x->w);
+    if (!ws || !l.total || have / sizeof(float) < l.total)
+        return mo_fail(MO_EINVAL, "mo_seg_logits: the session workspace has %zu bytes, the head "
+                                  "needs %zu for %dx%d features (open the session with "
+                                  "workspace_bytes from mo_seg_workspace_size())",
+                       have, l.total * sizeof(float), x->h, x->w);
+    float *out = seg_forward(seg, x, ws, 1);
+    *logits = (mo_tensor){.data = out, .h = x->h, .w = x->w, .c = seg->k,
+                          .row_stride = (ptrdiff_t)x->w * seg->k};
+    return MO_OK;
+}
+
+/* torch's source index and weights for bilinear, align_corners=False (in float). */
+typedef struct lin {
+    int i0, i1;
+    float l0, l1;
+} lin;
+
+static lin lin_at(int i, int in, int out, float scale)
+{
+    if (in == out)
+        return (lin){i, i, 1.0f, 0.0f};
+    float src = scale * ((float)i + 0.5f) - 0.5f;
+    if (src < 0.0f)
+        src = 0.0f;
+    int i0 = (int)src;
+    if (i0 > in - 1)
+        i0 = in - 1;
+    const float l1 = src - (float)i0;
+    return (lin){i0, i0 + (i0 < in - 1), 1.0f - l1, l1};
+}
+
+int mo_seg_upsample_argmax(const mo_tensor *logits, int out_h, int out_w, uint8_t *labels,
+                           ptrdiff_t label_stride, float *probs)
+{
+    validate_input_or_ret(logits && logits->data && labels, MO_EINVAL);
+    const int k = logits->c, ih = logits->h, iw = logits->w;
+    if (k < 1 || k > MO_SEG_MAX_CLASSES || ih < 1 || iw < 1 ||
+        logits->row_stride < (ptrdiff_t)iw * k)
+        return mo_fail(MO_EINVAL, "mo_seg_upsample_argmax: bad logits %dx%dx%d (row stride %td)",
+                       ih, iw, k, logits->row_stride);
+    if (out_h < 1 || out_w < 1 || out_h > MO_SEG_MAX_OUTPUT_SIDE ||
+        out_w > MO_SEG_MAX_OUTPUT_SIDE)
+        return mo_fail(MO_EINVAL, "mo_seg_upsample_argmax: output %dx%d outside 1..%d", out_h,
+                       out_w, MO_SEG_MAX_OUTPUT_SIDE);
+    if (label_stride < out_w)
+        return mo_fail(MO_EINVAL, "mo_seg_upsample_argmax: label stride %td < width %d",
+                       label_stride, out_w);
+    const float sy = (float)ih / (float)out_h, sx = (float)iw / (float)out_w;
+    float v[MO_SEG_MAX_CLASSES];
+    for (int y = 0; y < out_h; y++) {
+        const lin ly = lin_at(y, ih, out_h, sy);
+        const float *r0 = logits->data + (ptrdiff_t)ly.i0 * logits->row_stride;
+        const float *r1 = logits->data + (ptrdiff_t)ly.i1 * logits->row_stride;
+        uint8_t *lab = labels + (ptrdiff_t)y * label_stride;
+        for (int x = 0; x < out_w; x++) {
+            const lin lx = lin_at(x, iw, out_w, sx);
+            const float *a = r0 + (ptrdiff_t)lx.i0 * k, *b = r0 + (ptrdiff_t)lx.i1 * k;
+            const float *d = r1 + (ptrdiff_t)lx.i0 * k, *e = r1 + (ptrdiff_t)lx.i1 * k;
+            /* torch's order: along x within each source row, then along y */
+            for (int c = 0; c < k; c++)
+                v[c] = (a[c] * lx.l0 + b[c] * lx.l1) * ly.l0 + (d[c] * lx.l0 + e[c] * lx.l1) * ly.l1;
+            int best = 0;
+            for (int c = 1; c < k; c++)
+                if (v[c] > v[best])
+                    best = c;
+            lab[x] = (uint8_t)best;
+            if (probs) {
+                float *p = probs + ((size_t)y * (size_t)out_w + (size_t)x) * (size_t)k;
+                const float m = v[best];
+                float sum = 0.0f;
+                for (int c = 0; c < k; c++) {
+                    p[c] = expf(v[c] - m);
+                    sum += p[c];
+                }
+                const float inv = 1.0f / sum;
+                for (int c = 0; c < k; c++)
+                    p[c] *= inv;
+            }
+        }
+    }
+    return MO_OK;
+}
+
+int mo_seg_run(const mo_seg *seg, mo_session *s, const mo_features *f, int out_h, int out_w,
+               uint8_t *labels, ptrdiff_t label_stride, float *probs)
+{
+    mo_tensor logits;
+    int ret = mo_seg_logits(seg, s, f, &logits);
+    if (ret)
+        return ret;
+    return mo_seg_upsample_argmax(&logits, out_h, out_w, labels, label_stride, probs);
+}
