@@ -17,12 +17,13 @@
 #include <cmocka.h>
 
 #include "../detect/detgen.h"
+#include "../segment/seggen.h"
 #include "mo/pipeline.h"
 
 #define IN 64
 #define NCLS 7
 
-static char dir[64], bb_path[128], det_path[128], det2_path[128];
+static char dir[64], bb_path[128], det_path[128], det2_path[128], seg_path[128], seg8_path[128];
 static uint8_t *pic; /* 77 x 45 random-ish RGB picture */
 enum { PW = 77, PH = 45 };
 
@@ -95,6 +96,26 @@ static int setup(void **state)
     json_object_put(m);
     mg_free(&hm);
 
+    /* segmentation heads trained at output stride 16 and 8 */
+    static const head_spec sh = {1024, 16, 12, 5, 3, {2, 4, 6}};
+    mg_model sm;
+    memset(&sm, 0, sizeof(sm));
+    add_head(&sm, &sh);
+    char *classes = class_list(sh.k), *rates = rate_list(&sh);
+    for (int k = 0; k < 2; k++) {
+        const char *kv[] = {"mo.variant", "s0", "mo.backbone_digest", digest, "seg.classes",
+                            classes, "seg.rates", rates, "seg.output_stride", k ? "8" : "16",
+                            "mo.backbone_form", NULL, NULL};
+        n = serialize_with_meta(&sm, "[\"seg\"]", kv, &bytes);
+        char *path = k ? seg8_path : seg_path;
+        snprintf(path, 128, "%s/seg%d.safetensors", dir, k ? 8 : 16);
+        write_file(path, bytes, n);
+        free(bytes);
+    }
+    free(classes);
+    free(rates);
+    mg_free(&sm);
+
     pic = malloc(PW * PH * 3);
     uint32_t st = 12345;
     for (int i = 0; i < PW * PH * 3; i++) {
@@ -110,6 +131,8 @@ static int teardown(void **state)
     remove(bb_path);
     remove(det_path);
     remove(det2_path);
+    remove(seg_path);
+    remove(seg8_path);
     rmdir(dir);
     free(pic);
     return 0;
@@ -447,6 +470,82 @@ static void test_pipeline_errors(void **state)
     mo_pipeline_close(NULL);
 }
 
+/* Detection + segmentation (+ classification): one pass at stride 32, stage4 (stride 16)
+ * or stages 3-4 (stride 8) recomputed for segmentation; the label map equals a full
+ * dilated run on the same input, in both modes. */
+static void test_pipeline_segmentation(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        const int os = k ? 8 : 16;
+        const char *heads[] = {k ? seg8_path : seg_path, det_path};
+        uint8_t *ref = malloc(PW * PH), *lab = malloc((PW + 3) * PH);
+        for (int mode = 0; mode < 3; mode++) {
+            mo_pipeline_settings set;
+            mo_pipeline_default_settings(&set);
+            set.share_backbone = mode != 1;
+            mo_pipeline *p;
+            /* mode 2: segmentation alone (shared size from the settings) */
+            assert_int_equal(mo_pipeline_open(&p, bb_path, heads, mode == 2 ? 1 : 2, &set),
+                             MO_OK);
+            if (mode == 2) {
+                mo_pipeline_close(&p);
+                set.shared_width = set.shared_height = IN;
+                set.classify = 0;
+                assert_int_equal(mo_pipeline_open(&p, bb_path, heads, 1, &set), MO_OK);
+            }
+            assert_int_equal(mo_pipeline_seg_num_classes(p), 5);
+            assert_string_equal(mo_pipeline_seg_class_name(p, 1), "c1");
+            assert_null(mo_pipeline_seg_class_name(p, 5));
+            if (mode == 0) { /* the reference: a full run at the head's stride */
+                mo_file *f;
+                mo_seg *seg;
+                assert_int_equal(mo_file_open(&f, heads[0]), MO_OK);
+                assert_int_equal(mo_seg_open(&seg, f, mo_pipeline_backbone(p)), MO_OK);
+                mo_session_settings ss;
+                mo_session_default_settings(&ss);
+                ss.max_width = ss.max_height = IN;
+                ss.min_output_stride = os;
+                assert_int_equal(mo_seg_workspace_size(seg, IN, IN, os, &ss.workspace_bytes),
+                                 MO_OK);
+                mo_session *s;
+                assert_int_equal(mo_session_open(&s, mo_pipeline_backbone(p), &ss), MO_OK);
+                const mo_image img = {.data = pic, .w = PW, .h = PH};
+                const float mean[3] = {0.485f, 0.456f, 0.406f};
+                const float std[3] = {0.229f, 0.224f, 0.225f};
+                float in[IN * IN * 3];
+                mo_tensor t = {.data = in, .w = IN, .h = IN};
+                mo_features f2;
+                assert_int_equal(mo_preprocess_resize(&img, mean, std, &t), MO_OK);
+                assert_int_equal(mo_backbone_run(s, &t, os, &f2), MO_OK);
+                assert_int_equal(mo_seg_run(seg, s, &f2, PH, PW, ref, PW, NULL), MO_OK);
+                mo_session_close(&s);
+                mo_seg_close(&seg);
+                mo_file_close(&f);
+            }
+            mo_pipeline_session *s;
+            assert_int_equal(mo_pipeline_session_open(&s, p), MO_OK);
+            mo_detection det[300];
+            mo_pipeline_result res = {.size = sizeof(res), .detections = det,
+                                      .det_capacity = 300, .labels = lab,
+                                      .label_stride = PW + 3};
+            const mo_frame rgb = {.format = MO_FRAME_RGB, .width = PW, .height = PH,
+                                  .data = {pic}, .stride = {PW * 3}};
+            assert_int_equal(mo_pipeline_run(s, &rgb, &res), MO_OK);
+            assert_true(res.has_labels);
+            assert_int_equal(res.num_top, mode == 2 ? 0 : 5);
+            if (mode != 2)
+                assert_true(res.num_detections > 0);
+            for (int y = 0; y < PH; y++)
+                assert_memory_equal(lab + y * (PW + 3), ref + y * PW, PW);
+            mo_pipeline_session_close(&s);
+            mo_pipeline_close(&p);
+        }
+        free(ref);
+        free(lab);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -457,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_vs_heads),
         cmocka_unit_test(test_pipeline_formats),
         cmocka_unit_test(test_pipeline_errors),
+        cmocka_unit_test(test_pipeline_segmentation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
