@@ -30,3 +30,16 @@ if [ ! -f "$MODEL" ] || [ "$CKPT" -nt "$MODEL" ]; then
     /usr/bin/python3 tools/convert_mobileone.py "$CKPT" "$MODEL"
 fi
 build/apps/classify/mo-classify --model "$MODEL" --top 5 "$IMAGE"
+
+# With detection and segmentation heads (trained heads go to weights/; MO_DET / MO_SEG
+# name others): every head on one backbone pass, one composite picture per image.
+DET=${MO_DET:-weights/ssdlite_s0.mo.safetensors}
+SEG=${MO_SEG:-weights/deeplab_s0.mo.safetensors}
+set --
+[ -f "$DET" ] && set -- "$@" --det "$DET"
+[ -f "$SEG" ] && set -- "$@" --seg "$SEG"
+if [ $# -gt 0 ]; then
+    build/apps/demo/mo-demo --model "$MODEL" "$@" --out build/demo "$IMAGE"
+else
+    echo "(no head files at $DET / $SEG: see README, 'Multi-task pipeline', for mo-demo)"
+fi

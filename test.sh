@@ -64,5 +64,6 @@ meson install -C build --destdir "$prefix" --quiet
 model=build/tests/classify/parity/mobileone_s0.mo.safetensors  # made by imagenet-parity
 [ -f "$model" ] || model=""
 tests/install/consumer.sh "$prefix" $model
+tests/install/example.sh "$prefix" $model    # examples/frame_demo.c, outside the tree
 rm -rf "$prefix"
 log "all tests passed"
