@@ -51,3 +51,8 @@ const char *mo_version(void)
 {
     return MO_VERSION_STRING;
 }
+
+unsigned mo_version_number(void)
+{
+    return MO_VERSION_NUMBER;
+}

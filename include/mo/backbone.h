@@ -17,9 +17,12 @@
 extern "C" {
 #endif
 
+/** A loaded, reparameterized backbone (opaque; immutable, shared by threads). */
 typedef struct mo_backbone mo_backbone;
+/** Per-thread run state of a backbone: feature maps and scratch memory (opaque). */
 typedef struct mo_session mo_session;
 
+/** Feature levels of a run (outputs of stages 1..4). */
 #define MO_NUM_LEVELS 4
 
 /**
@@ -40,7 +43,7 @@ typedef struct mo_backbone_settings {
     const char *prefix;   /**< tensor name prefix in the file; default "backbone." */
 } mo_backbone_settings;
 
-/** @brief Fill @p s with defaults. */
+/** @brief Fill @p s with defaults. @param[out] s settings to fill (NULL: nothing) */
 MO_API void mo_backbone_default_settings(mo_backbone_settings *s);
 
 /**
@@ -65,17 +68,20 @@ MO_API void mo_backbone_default_settings(mo_backbone_settings *s);
 MO_API int mo_backbone_open(mo_backbone **out, const mo_file *f,
                             const mo_backbone_settings *s);
 
-/** @brief Free a backbone and set `*bb` to NULL. No session of it may remain open. */
+/** @brief Free a backbone and set `*bb` to NULL. No session of it may remain open.
+ *  @param bb the backbone (NULL and `*bb == NULL` accepted) */
 MO_API void mo_backbone_close(mo_backbone **bb);
 
-/** @brief Variant name, "s0".."s4" (NULL when @p bb is NULL). */
+/** @brief Variant name. @param bb the backbone @return "s0".."s4", NULL when @p bb is NULL */
 MO_API const char *mo_backbone_variant(const mo_backbone *bb);
 
-/** @brief Channels of feature level @p level (0..3), or MO_EINVAL. */
+/** @brief Channels of a feature level. @param bb the backbone @param level 0..3
+ *  @return the channels, or MO_EINVAL (NULL, level out of range) */
 MO_API int mo_backbone_channels(const mo_backbone *bb, int level);
 
-/** @brief Digest of the backbone weights it was built from (see mo_file_digest()); NULL
- *         when @p bb is NULL. */
+/** @brief Digest of the backbone weights it was built from (see mo_file_digest()).
+ *  @param bb the backbone
+ *  @return 16 hex digits owned by @p bb; NULL when @p bb is NULL */
 MO_API const char *mo_backbone_digest(const mo_backbone *bb);
 
 /** Settings for mo_session_open(). Initialise with mo_session_default_settings(). */
@@ -89,7 +95,7 @@ typedef struct mo_session_settings {
                                     default 0 */
 } mo_session_settings;
 
-/** @brief Fill @p s with defaults. */
+/** @brief Fill @p s with defaults. @param[out] s settings to fill (NULL: nothing) */
 MO_API void mo_session_default_settings(mo_session_settings *s);
 
 /** Largest input side a session accepts. */
@@ -97,6 +103,8 @@ MO_API void mo_session_default_settings(mo_session_settings *s);
 
 /**
  * @brief Open a per-thread session on @p bb, allocating all scratch memory.
+ * @param[out] out receives the session; close it with mo_session_close() before @p bb
+ * @param bb the backbone the session runs
  * @param s settings or NULL for defaults
  * @return MO_OK, MO_EINVAL (sizes outside 1..MO_MAX_INPUT_SIDE, bad stride), MO_ENOMEM
  */
@@ -106,16 +114,18 @@ MO_API int mo_session_open(mo_session **out, const mo_backbone *bb,
 /**
  * @brief The session's head workspace: `workspace_bytes` bytes, 64-byte aligned, owned by
  *        the session. Heads use it as scratch during their run; it never holds features.
+ * @param s the session
  * @param[out] bytes receives its size (may be NULL)
  * @return the workspace, or NULL when the session was opened without one
  */
 MO_API void *mo_session_workspace(mo_session *s, size_t *bytes);
 
-/** @brief Free a session and set `*s` to NULL. */
+/** @brief Free a session and set `*s` to NULL. @param s the session (NULL accepted) */
 MO_API void mo_session_close(mo_session **s);
 
 /**
  * @brief Run the backbone on a normalized 3-channel input.
+ * @param s the calling thread's session; it holds the features
  * @param input h x w x 3, h and w within the session's maxima
  * @param output_stride 32 (plain), 16 or 8 (dilated stage4 / stages 3-4); not below
  *        the session's min_output_stride

@@ -11,6 +11,7 @@
 extern "C" {
 #endif
 
+/** A loaded classification head (opaque; immutable, shared by threads). */
 typedef struct mo_cls mo_cls;
 
 /** One entry of a top-k list. */
@@ -22,34 +23,44 @@ typedef struct mo_class_score {
 /**
  * @brief Load the classification head (tensors "cls.linear.weight", "cls.linear.bias",
  *        metadata "cls.classes") from @p f and check it fits @p bb.
+ * @param[out] out receives the head; close it with mo_cls_close()
+ * @param f an open model file; it may be closed once this returns
+ * @param bb the backbone the head runs on
  * @return MO_OK, MO_EINVAL, MO_ENOMEM, MO_EFORMAT (missing tensor/metadata),
  *         MO_EMISMATCH (input width differs from the backbone, or the file names
  *         another backbone)
  */
 MO_API int mo_cls_open(mo_cls **out, const mo_file *f, const mo_backbone *bb);
 
-/** @brief Free the head and set `*c` to NULL. */
+/** @brief Free the head and set `*c` to NULL. @param c the head (NULL accepted) */
 MO_API void mo_cls_close(mo_cls **c);
 
-/** @brief Number of classes. */
+/** @brief Number of classes. @param c the head @return the count */
 MO_API int mo_cls_num_classes(const mo_cls *c);
 
-/** @brief Name of class @p i, or NULL when out of range. */
+/** @brief Name of a class. @param c the head @param i class index
+ *  @return the name (owned by @p c), or NULL when out of range */
 MO_API const char *mo_cls_class_name(const mo_cls *c, int i);
 
 /**
  * @brief Logits of the features of one run.
- * @param logits receives mo_cls_num_classes() floats
+ * @param c the head
+ * @param f features of mo_backbone_run() (the pooled stage4 is read)
+ * @param[out] logits receives mo_cls_num_classes() floats
  * @return MO_OK, MO_EINVAL (NULL, or features of another width)
  */
 MO_API int mo_cls_logits(const mo_cls *c, const mo_features *f, float *logits);
 
-/** @brief In-place numerically stable softmax of @p n values. */
+/** @brief In-place numerically stable softmax of @p n values.
+ *  @param[in,out] x the values @param n how many */
 MO_API void mo_softmax(float *x, int n);
 
 /**
  * @brief The @p k largest of @p n probabilities, highest first (ties: lower index first).
- * @param out receives min(k, n) entries
+ * @param p n probabilities
+ * @param n number of probabilities
+ * @param k entries wanted
+ * @param[out] out receives min(k, n) entries
  * @return number written, or MO_EINVAL
  */
 MO_API int mo_topk(const float *p, int n, int k, mo_class_score *out);

@@ -15,6 +15,7 @@
 extern "C" {
 #endif
 
+/** @brief Marks a function exported from the SDK's shared libraries (hidden otherwise). */
 #if defined(_WIN32)
 #  define MO_API __declspec(dllexport)
 #elif defined(__GNUC__)
@@ -50,12 +51,27 @@ MO_API const char *mo_strerror(int err);
  */
 MO_API const char *mo_last_error(void);
 
-/** @brief SDK version as "MAJOR.MINOR.PATCH". */
+/**
+ * @brief SDK version of the library loaded at run time.
+ * @return "MAJOR.MINOR.PATCH", a static string
+ */
 MO_API const char *mo_version(void);
 
+/**
+ * @brief SDK version of the library loaded at run time, as a number to compare with
+ *        ::MO_VERSION_NUMBER of the headers a program was built with.
+ * @return (MAJOR << 16) | (MINOR << 8) | PATCH
+ */
+MO_API unsigned mo_version_number(void);
+
+/** Major version of these headers: changes when the ABI breaks. */
 #define MO_VERSION_MAJOR 0
+/** Minor version of these headers: additions that keep the ABI. */
 #define MO_VERSION_MINOR 1
+/** Patch version of these headers: fixes only. */
 #define MO_VERSION_PATCH 0
+/** The headers' version as one number, as mo_version_number() returns it. */
+#define MO_VERSION_NUMBER ((MO_VERSION_MAJOR << 16) | (MO_VERSION_MINOR << 8) | MO_VERSION_PATCH)
 
 #ifdef __cplusplus
 }

@@ -19,7 +19,9 @@ extern "C" {
 
 /** An 8-bit RGB colour. */
 typedef struct mo_rgb {
-    uint8_t r, g, b;
+    uint8_t r; /**< red */
+    uint8_t g; /**< green */
+    uint8_t b; /**< blue */
 } mo_rgb;
 
 /**

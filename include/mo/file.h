@@ -16,6 +16,7 @@
 extern "C" {
 #endif
 
+/** An open, validated model file (opaque). */
 typedef struct mo_file mo_file;
 
 /** Element types a model file may store. Tensors are read back as float32. */
@@ -24,15 +25,16 @@ typedef enum mo_dtype {
     MO_DTYPE_F16 = 1, /**< "F16", IEEE half */
 } mo_dtype;
 
+/** Most dimensions of a stored tensor. */
 #define MO_MAX_DIMS 4
 
 /** Description of one tensor in a file. Strings stay valid while the file is open. */
 typedef struct mo_tensor_info {
-    const char *name;
-    mo_dtype dtype;
-    int ndim;
-    int64_t shape[MO_MAX_DIMS];
-    int64_t numel;
+    const char *name;           /**< tensor name */
+    mo_dtype dtype;             /**< stored element type */
+    int ndim;                   /**< number of dimensions, 0..::MO_MAX_DIMS */
+    int64_t shape[MO_MAX_DIMS]; /**< dimensions, outermost first */
+    int64_t numel;              /**< number of elements */
 } mo_tensor_info;
 
 /**
@@ -47,35 +49,49 @@ MO_API int mo_file_open(mo_file **out, const char *path);
 
 /**
  * @brief As mo_file_open() on bytes in memory (copied; the caller keeps @p data).
+ * @param[out] out receives the file; close it with mo_file_close()
+ * @param data the bytes of a model file
+ * @param size their number
+ * @return as mo_file_open() (no MO_EIO)
  */
 MO_API int mo_file_open_memory(mo_file **out, const void *data, size_t size);
 
-/** @brief Close a file and set `*f` to NULL. Accepts NULL and `*f == NULL`. */
+/** @brief Close a file and set `*f` to NULL. Accepts NULL and `*f == NULL`.
+ *  @param f the file */
 MO_API void mo_file_close(mo_file **f);
 
 /**
  * @brief Metadata value for @p key (e.g. "mo.variant"), or NULL when absent.
- * The string lives as long as the file.
+ * @param f the file
+ * @param key the metadata key
+ * @return the value; the string lives as long as the file
  */
 MO_API const char *mo_file_meta(const mo_file *f, const char *key);
 
-/** @brief Number of tensors in the file (>= 0). */
+/** @brief Number of tensors in the file. @param f the file @return the count (>= 0) */
 MO_API int mo_file_num_tensors(const mo_file *f);
 
 /**
  * @brief Describe tensor number @p index (0 <= index < mo_file_num_tensors()).
+ * @param f the file
+ * @param index tensor number
+ * @param[out] info receives the description
  * @return MO_OK or MO_EINVAL
  */
 MO_API int mo_file_tensor_at(const mo_file *f, int index, mo_tensor_info *info);
 
 /**
  * @brief Describe the tensor called @p name.
+ * @param f the file
+ * @param name tensor name
+ * @param[out] info receives the description
  * @return MO_OK, MO_EINVAL, or MO_EFORMAT when the file has no such tensor
  */
 MO_API int mo_file_tensor(const mo_file *f, const char *name, mo_tensor_info *info);
 
 /**
  * @brief Read a tensor as float32 into @p dst after checking its shape.
+ * @param f the file
  * @param name tensor name
  * @param ndim expected number of dimensions
  * @param shape expected dimensions
@@ -91,7 +107,9 @@ MO_API int mo_file_read_f32(const mo_file *f, const char *name, int ndim,
  *
  * 16 lowercase hex digits (see weights/FORMAT.md). A head file records the digest of
  * the backbone it was trained on, so it can be refused with any other backbone.
- * @param out receives 16 characters and a terminating NUL
+ * @param f the file
+ * @param prefix tensor name prefix
+ * @param[out] out receives 16 characters and a terminating NUL
  * @return MO_OK, MO_EINVAL, MO_EFORMAT (no tensor has the prefix)
  */
 MO_API int mo_file_digest(const mo_file *f, const char *prefix, char out[17]);

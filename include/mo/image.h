@@ -62,12 +62,15 @@ typedef struct mo_image {
 /**
  * @brief Allocate an image of @p w x @p h pixels (contents uninitialised).
  * @param[out] out receives the image; free it with mo_image_free()
+ * @param w width in pixels
+ * @param h height in pixels
  * @return MO_OK, MO_EINVAL (NULL, w or h < 1), MO_EUNSUPPORTED (over the size limit),
  *         MO_ENOMEM. On failure `*out` is zeroed.
  */
 MO_API int mo_image_alloc(mo_image *out, int w, int h);
 
-/** @brief Free the pixels of @p img and zero it. Accepts NULL and an empty image. */
+/** @brief Free the pixels of @p img and zero it. Accepts NULL and an empty image.
+ *  @param img the image */
 MO_API void mo_image_free(mo_image *img);
 
 /**
@@ -87,12 +90,17 @@ MO_API int mo_image_load(mo_image *out, const char *path);
 
 /**
  * @brief As mo_image_load(), from @p size bytes in memory (the caller keeps @p data).
+ * @param[out] out receives the image; free it with mo_image_free()
+ * @param data encoded image bytes
+ * @param size their number
  * @return as mo_image_load() (MO_EFORMAT for size 0); messages say "<memory>"
  */
 MO_API int mo_image_load_memory(mo_image *out, const void *data, size_t size);
 
 /**
  * @brief Write @p img as an 8-bit RGB PNG.
+ * @param img the image
+ * @param path file to write (replaced)
  * @return MO_OK, MO_EINVAL (NULL or empty image), MO_EIO (cannot write @p path),
  *         MO_ENOMEM
  */
@@ -101,6 +109,8 @@ MO_API int mo_image_save_png(const mo_image *img, const char *path);
 /**
  * @brief Write @p img as a baseline JPEG (libjpeg-turbo: 4:2:0 chroma subsampling,
  *        optimized Huffman tables).
+ * @param img the image
+ * @param path file to write (replaced)
  * @param quality 1..100
  * @return MO_OK, MO_EINVAL (NULL, empty image, quality out of range), MO_EIO, MO_ENOMEM
  */
@@ -125,6 +135,11 @@ MO_API int mo_image_resize_pil(const mo_image *src, int w, int h, mo_image *dst)
  * @brief Output size of torchvision `Resize(short_side)` for a @p w x @p h image:
  *        the shorter side becomes @p short_side, the longer
  *        `int(short_side * long / short)` (truncated).
+ * @param w image width
+ * @param h image height
+ * @param short_side target length of the shorter side
+ * @param[out] out_w receives the new width
+ * @param[out] out_h receives the new height
  * @return MO_OK or MO_EINVAL
  */
 MO_API int mo_resize_short_size(int w, int h, int short_side, int *out_w, int *out_h);
@@ -133,6 +148,9 @@ MO_API int mo_resize_short_size(int w, int h, int short_side, int *out_w, int *o
  * @brief Offset of torchvision `CenterCrop`: `int(round((size - crop) / 2.0))` with
  *        Python's round-half-to-even; when @p crop > @p size, minus the left/top padding
  *        torchvision adds, `-((crop - size) // 2)`.
+ * @param size image side
+ * @param crop crop side
+ * @return the offset of the crop's first pixel (negative when padding)
  */
 MO_API int mo_center_crop_offset(int size, int crop);
 

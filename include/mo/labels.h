@@ -41,21 +41,27 @@ typedef struct mo_palette {
 /**
  * @brief The Pascal VOC palette (label 0 black, 1 dark red (128, 0, 0), ..., 255 = ignore
  *        colour (224, 224, 192)), built by the devkit's bit-interleaving rule.
+ * @param[out] out receives the 256 colours
  */
 MO_API void mo_palette_voc(mo_palette *out);
 
 /**
  * @brief Allocate a w x h label map filled with 0.
+ * @param[out] out receives the map; free it with mo_labelmap_free()
+ * @param w width
+ * @param h height
  * @return MO_OK, MO_EINVAL (NULL, w or h < 1), MO_EUNSUPPORTED (over the image size
  *         limits of image.h), MO_ENOMEM. On failure `*out` is zeroed.
  */
 MO_API int mo_labelmap_alloc(mo_labelmap *out, int w, int h);
 
-/** @brief Free the labels and zero the struct. Accepts NULL and an empty map. */
+/** @brief Free the labels and zero the struct. Accepts NULL and an empty map.
+ *  @param m the map */
 MO_API void mo_labelmap_free(mo_labelmap *m);
 
 /**
  * @brief Read a label PNG (indexed, 8-bit grayscale, or RGB(A) coloured with @p palette).
+ * @param path PNG file
  * @param palette colours of RGB label images; NULL means the VOC palette
  * @param[out] out receives the labels; free with mo_labelmap_free(). Zeroed on failure.
  * @return MO_OK, MO_EINVAL, MO_EIO (cannot open/read), MO_EFORMAT (not a PNG, corrupt,
@@ -64,12 +70,22 @@ MO_API void mo_labelmap_free(mo_labelmap *m);
  */
 MO_API int mo_labelmap_load_png(mo_labelmap *out, const char *path, const mo_palette *palette);
 
-/** @brief As mo_labelmap_load_png(), from memory. */
+/**
+ * @brief As mo_labelmap_load_png(), from memory.
+ * @param[out] out receives the labels; free with mo_labelmap_free()
+ * @param data PNG bytes
+ * @param size their number
+ * @param palette colours of RGB label images; NULL means the VOC palette
+ * @return as mo_labelmap_load_png() (no MO_EIO)
+ */
 MO_API int mo_labelmap_load_png_memory(mo_labelmap *out, const void *data, size_t size,
                                        const mo_palette *palette);
 
 /**
  * @brief Write @p m as an 8-bit indexed PNG whose palette is @p palette (NULL: VOC).
+ * @param m the map
+ * @param path file to write
+ * @param palette the colours, or NULL
  * @return MO_OK, MO_EINVAL (NULL or empty map), MO_EIO, MO_ENOMEM
  */
 MO_API int mo_labelmap_save_png(const mo_labelmap *m, const char *path,

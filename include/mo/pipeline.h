@@ -97,7 +97,9 @@ MO_API int mo_frame_to_rgb(const mo_frame *f, uint8_t *rgb, ptrdiff_t rgb_stride
  */
 MO_API int mo_frame_to_image(const mo_frame *f, mo_image *out);
 
+/** A backbone and its heads (opaque; immutable, shared by threads). */
 typedef struct mo_pipeline mo_pipeline;
+/** Per-thread run state of a pipeline (opaque). */
 typedef struct mo_pipeline_session mo_pipeline_session;
 
 /** Largest top-k list of a ::mo_pipeline_result. */
@@ -111,7 +113,7 @@ typedef struct mo_pipeline_settings {
     int classify_shared;  /**< 0 (default): classification on its own exact crop;
                                1: on the pooled stage4 of the shared pass */
     int classify;         /**< 1 (default): run the classification head of the backbone
-                               file when it has one (`cls.` tensors); 0: do not */
+                               file when it has one (cls. tensors); 0: do not */
     int shared_width;     /**< shared input size without a detection head; default 512 */
     int shared_height;    /**< see shared_width; default 512 */
     int seg_output_stride; /**< 0 (default): the stride the segmentation head was trained
@@ -147,25 +149,26 @@ MO_API int mo_pipeline_open(mo_pipeline **out, const char *backbone_file,
  *  Accepts NULL. @param p the pipeline */
 MO_API void mo_pipeline_close(mo_pipeline **p);
 
-/** @brief The backbone of @p p (owned by @p p), or NULL. @param p the pipeline */
+/** @brief The backbone. @param p the pipeline @return owned by @p p; NULL when @p p is */
 MO_API const mo_backbone *mo_pipeline_backbone(const mo_pipeline *p);
 
-/** @brief The classification head, or NULL when the pipeline has none.
- *  @param p the pipeline */
+/** @brief The classification head. @param p the pipeline
+ *  @return owned by @p p; NULL when the pipeline has none */
 MO_API const mo_cls *mo_pipeline_cls(const mo_pipeline *p);
 
-/** @brief The detection head, or NULL. @param p the pipeline */
+/** @brief The detection head. @param p the pipeline @return owned by @p p, or NULL */
 MO_API const mo_det *mo_pipeline_det(const mo_pipeline *p);
 
 /**
- * @brief Name of segmentation class @p i, or NULL (no segmentation head, out of range).
+ * @brief Name of segmentation class @p i.
  * @param p the pipeline
  * @param i class index
+ * @return the name, owned by @p p; NULL without a segmentation head or out of range
  */
 MO_API const char *mo_pipeline_seg_class_name(const mo_pipeline *p, int i);
 
-/** @brief Number of segmentation classes, 0 without a segmentation head.
- *  @param p the pipeline */
+/** @brief Number of segmentation classes. @param p the pipeline
+ *  @return the count, 0 without a segmentation head */
 MO_API int mo_pipeline_seg_num_classes(const mo_pipeline *p);
 
 /**
