@@ -111,11 +111,14 @@ typedef struct mo_anchor_config {
     int clip;                                    /**< clamp w and h to [0, 1]; default 1 */
 } mo_anchor_config;
 
-/** @brief SSDLite320 defaults: 6 maps, ratios {2, 3} each, scales 0.2 .. 0.95, clip. */
+/** @brief SSDLite320 defaults: 6 maps, ratios {2, 3} each, scales 0.2 .. 0.95, clip.
+ *  @param[out] c the configuration to fill */
 MO_API void mo_anchor_config_default(mo_anchor_config *c);
 
 /**
  * @brief Boxes per location of map @p level: 2 + 2 * num_ratios[level].
+ * @param c the configuration
+ * @param level map index
  * @return the count, or MO_EINVAL (NULL, level out of range)
  */
 MO_API int mo_anchors_per_location(const mo_anchor_config *c, int level);
@@ -130,6 +133,7 @@ MO_API int mo_anchors_per_location(const mo_anchor_config *c, int level);
  * ((j + 0.5) / grid_w, (i + 0.5) / grid_h). Box = (centre -/+ size / 2) * (image_w,
  * image_h), in float32 like torchvision. Order: map, row, column, box.
  *
+ * @param c the configuration
  * @param grid_h,grid_w rows and columns of each of the c->num_levels maps (>= 1)
  * @param image_h,image_w input size in pixels (>= 1)
  * @param[out] out room for 4 * cap floats
@@ -163,6 +167,7 @@ MO_API int mo_box_decode(const float *codes, const float *anchors, int n,
 
 /* --------------------------------------------------------------- head */
 
+/** A loaded detection head (opaque; immutable, shared by threads). */
 typedef struct mo_det mo_det;
 
 /** One detection. */
@@ -198,11 +203,12 @@ typedef struct mo_det_settings {
     int max_classes_per_box;
 } mo_det_settings;
 
-/** @brief Fill @p s with the defaults (torchvision's SSDLite320 values). */
+/** @brief Fill @p s with the defaults (torchvision's SSDLite320 values).
+ *  @param[out] s settings to fill */
 MO_API void mo_det_default_settings(mo_det_settings *s);
 
 /**
- * @brief Load a detection head (tensors `det.*`, metadata `det.*`, weights/FORMAT.md)
+ * @brief Load a detection head (tensors and metadata under "det.", weights/FORMAT.md)
  *        from @p f and check that it fits @p bb.
  *
  * @p f may hold the head only (`mo.contents` ["det"]) or backbone and head. The head
@@ -222,29 +228,37 @@ MO_API void mo_det_default_settings(mo_det_settings *s);
 MO_API int mo_det_open(mo_det **out, const mo_file *f, const mo_backbone *bb,
                        const mo_det_settings *s);
 
-/** @brief Free the head and set `*d` to NULL. Accepts NULL. */
+/** @brief Free the head and set `*d` to NULL. Accepts NULL. @param d the head */
 MO_API void mo_det_close(mo_det **d);
 
-/** @brief Number of classes K, background (index 0) included. */
+/** @brief Number of classes K, background (index 0) included.
+ *  @param d the head @return K */
 MO_API int mo_det_num_classes(const mo_det *d);
 
-/** @brief Name of class @p i (0 is the background), or NULL when out of range. */
+/** @brief Name of class @p i (0 is the background).
+ *  @param d the head @param i class index
+ *  @return the name, owned by @p d, or NULL when out of range */
 MO_API const char *mo_det_class_name(const mo_det *d, int i);
 
-/** @brief Network input size (the backbone input), e.g. 320 x 320. */
+/** @brief Network input size (the backbone input), e.g. 320 x 320.
+ *  @param d the head @param[out] width receives the width @param[out] height receives the height */
 MO_API void mo_det_input_size(const mo_det *d, int *width, int *height);
 
-/** @brief Per-channel mean and std (RGB, 0..1 scale) of the input normalization. */
+/** @brief Per-channel mean and std (RGB, 0..1 scale) of the input normalization.
+ *  @param d the head @param[out] mean receives 3 means @param[out] std receives 3 deviations */
 MO_API void mo_det_normalization(const mo_det *d, float mean[3], float std[3]);
 
-/** @brief Number of default boxes N (3234 for SSDLite320). */
+/** @brief Number of default boxes. @param d the head @return N (3234 for SSDLite320) */
 MO_API int mo_det_num_anchors(const mo_det *d);
 
-/** @brief The default boxes, N x 4 floats xyxy in input pixels; owned by @p d. */
+/** @brief The default boxes. @param d the head
+ *  @return N x 4 floats xyxy in input pixels; owned by @p d */
 MO_API const float *mo_det_anchors(const mo_det *d);
 
 /**
  * @brief Bytes of session workspace a run needs (for mo_session_settings.workspace_bytes).
+ * @param d the head
+ * @return the size in bytes
  */
 MO_API size_t mo_det_workspace_size(const mo_det *d);
 
@@ -258,6 +272,8 @@ typedef struct mo_det_raw {
 
 /**
  * @brief Extra blocks and heads on the features of one backbone run (no post-processing).
+ * @param d the head
+ * @param s the session that computed @p f; its workspace is used
  * @param f features of mo_backbone_run() at output stride 32 on an input of
  *        mo_det_input_size()
  * @param[out] out views valid until the next run on @p s
@@ -273,9 +289,14 @@ MO_API int mo_det_run_raw(const mo_det *d, mo_session *s, const mo_features *f,
  *
  * @p logits and @p regression may be the views of mo_det_run_raw() on the same session
  * or any caller arrays of that shape (e.g. outputs of another implementation).
+ * @param d the head
+ * @param s the calling thread's session (workspace)
+ * @param logits N x K class logits
+ * @param regression N x 4 box codes
  * @param settings NULL for those given to mo_det_open()
  * @param image_w,image_h size of the original image (boxes are scaled per axis)
  * @param[out] out room for @p cap detections, highest score first
+ * @param cap capacity of @p out
  * @param[out] n number written: min(cap, number of detections)
  * @return MO_OK; MO_EINVAL (NULL, sizes < 1, bad settings, topk_candidates above the
  *         open-time value, workspace too small)
@@ -286,6 +307,14 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
 
 /**
  * @brief mo_det_run_raw() then mo_det_postprocess(): the detections of one image.
+ * @param d the head
+ * @param s the session that computed @p f
+ * @param f features of mo_backbone_run() (output stride 32, input of mo_det_input_size())
+ * @param settings NULL for those given to mo_det_open()
+ * @param image_w,image_h size of the original image
+ * @param[out] out room for @p cap detections, highest score first
+ * @param cap capacity of @p out
+ * @param[out] n number written
  * @return as the two calls
  */
 MO_API int mo_det_run(const mo_det *d, mo_session *s, const mo_features *f,

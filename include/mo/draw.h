@@ -25,38 +25,74 @@ typedef struct mo_rgb {
 } mo_rgb;
 
 /**
- * @brief Blend a filled rectangle [x0, x1) x [y0, y1) over the image.
+ * @brief Blend a filled rectangle [x0, x1) x [y0, y1) over the image (clipped to it).
+ * @param img the image
+ * @param x0,y0 first corner (inclusive)
+ * @param x1,y1 second corner (exclusive)
+ * @param c colour
  * @param alpha opacity in 0..1 (1 paints over)
  */
 MO_API void mo_draw_fill_rect(mo_image *img, int x0, int y0, int x1, int y1, mo_rgb c,
                               float alpha);
 
-/** @brief Outline of the rectangle [x0, x1) x [y0, y1), @p thickness pixels inwards. */
+/**
+ * @brief Outline of the rectangle [x0, x1) x [y0, y1), @p thickness pixels inwards.
+ * @param img the image
+ * @param x0,y0 first corner
+ * @param x1,y1 second corner
+ * @param thickness line width in pixels
+ * @param c colour
+ */
 MO_API void mo_draw_rect(mo_image *img, int x0, int y0, int x1, int y1, int thickness,
                          mo_rgb c);
 
-/** @brief Size in pixels of @p text drawn at integer @p scale (>= 1). */
+/**
+ * @brief Size in pixels of @p text drawn at integer @p scale (>= 1).
+ * @param text the text
+ * @param scale pixel size of the font
+ * @param[out] w receives the width (may be NULL)
+ * @param[out] h receives the height (may be NULL)
+ */
 MO_API void mo_draw_text_size(const char *text, int scale, int *w, int *h);
 
-/** @brief Draw @p text with its top-left corner at (x, y). */
+/**
+ * @brief Draw @p text with its top-left corner at (x, y).
+ * @param img the image
+ * @param x,y top-left corner
+ * @param text the text
+ * @param scale pixel size of the font
+ * @param c colour
+ */
 MO_API void mo_draw_text(mo_image *img, int x, int y, const char *text, int scale, mo_rgb c);
 
-/** @brief A text scale (>= 1) that reads well on an image of this size. */
+/** @brief A text scale that reads well on an image of this size.
+ *  @param img the image @return the scale (>= 1) */
 MO_API int mo_draw_text_scale(const mo_image *img);
 
 /**
  * @brief A filled tag holding @p text, drawn just above the point (x, y) (or below it
  *        when there is no room above), shifted to stay inside the image. Text is black
  *        or white, whichever contrasts with @p bg.
+ * @param img the image
+ * @param x,y the point the tag is attached to
+ * @param text the text
+ * @param scale pixel size of the font
+ * @param bg tag colour
  */
 MO_API void mo_draw_tag(mo_image *img, int x, int y, const char *text, int scale, mo_rgb bg);
 
-/** @brief A distinct, saturated colour for class @p index (stable across runs). */
+/** @brief A distinct, saturated colour for a class. @param index class index
+ *  @return the colour (stable across runs) */
 MO_API mo_rgb mo_draw_class_color(int index);
 
 /**
  * @brief Blend label colours over the image: pixel = (1 - alpha) * pixel + alpha * colour,
  *        except where the label equals @p skip_label (e.g. 0 = background; -1 skips none).
+ * @param img the image
+ * @param labels a label map of the image's size
+ * @param palette colour per label
+ * @param alpha opacity, 0..1
+ * @param skip_label label left untinted
  * @return MO_OK, or MO_EINVAL when sizes differ or an argument is NULL
  */
 MO_API int mo_draw_labels(mo_image *img, const mo_labelmap *labels, const mo_palette *palette,

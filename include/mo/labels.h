@@ -35,7 +35,7 @@ typedef struct mo_labelmap {
 
 /** A palette: colour of label i is rgb[i][0..2]. */
 typedef struct mo_palette {
-    uint8_t rgb[256][3];
+    uint8_t rgb[256][3]; /**< R, G, B of each label */
 } mo_palette;
 
 /**
