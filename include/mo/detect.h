@@ -172,7 +172,10 @@ typedef struct mo_det mo_det;
 
 /** One detection. */
 typedef struct mo_detection {
-    float x1, y1, x2, y2; /**< box corners in pixels of the original image */
+    float x1;             /**< left edge, in pixels of the original image */
+    float y1;             /**< top edge */
+    float x2;             /**< right edge */
+    float y2;             /**< bottom edge */
     float score;          /**< class probability (soft-NMS: the decayed score) */
     int label;            /**< class index, 1 .. num_classes - 1 (0 is background) */
 } mo_detection;

@@ -39,6 +39,7 @@
 extern "C" {
 #endif
 
+/** A loaded segmentation head (opaque; immutable, shared by threads). */
 typedef struct mo_seg mo_seg;
 
 /** Largest number of classes (labels are 8-bit). */
@@ -85,16 +86,21 @@ typedef struct mo_seg_info {
  */
 MO_API int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb);
 
-/** @brief Free the head and set `*seg` to NULL. Accepts NULL and `*seg == NULL`. */
+/** @brief Free the head and set `*seg` to NULL. Accepts NULL and `*seg == NULL`.
+ *  @param seg the head */
 MO_API void mo_seg_close(mo_seg **seg);
 
 /**
  * @brief Describe the head.
+ * @param seg the head
+ * @param[out] info receives the description
  * @return MO_OK or MO_EINVAL (NULL argument)
  */
 MO_API int mo_seg_get_info(const mo_seg *seg, mo_seg_info *info);
 
-/** @brief Name of class @p i (from `seg.classes`), or NULL when out of range. */
+/** @brief Name of class @p i (from the seg.classes metadata).
+ *  @param seg the head @param i class index
+ *  @return the name, owned by @p seg, or NULL when out of range */
 MO_API const char *mo_seg_class_name(const mo_seg *seg, int i);
 
 /**
@@ -103,6 +109,10 @@ MO_API const char *mo_seg_class_name(const mo_seg *seg, int i);
  *
  * Pass the result (or the largest over several heads) as `workspace_bytes` to
  * mo_session_open(), with the same maxima.
+ * @param seg the head
+ * @param max_height largest input height
+ * @param max_width largest input width
+ * @param min_output_stride smallest output stride (8, 16 or 32)
  * @param[out] bytes receives the size
  * @return MO_OK;
  *         MO_EINVAL (NULL, sizes outside 1..::MO_MAX_INPUT_SIDE, stride not 8, 16 or 32)
@@ -114,6 +124,7 @@ MO_API int mo_seg_workspace_size(const mo_seg *seg, int max_height, int max_widt
  * @brief Run the head on the features of one backbone run: class logits at feature
  *        resolution (before the upsampling).
  *
+ * @param seg the head
  * @param s the session @p f was computed with; its workspace holds the result
  * @param f features of mo_backbone_run() (level[3] is read)
  * @param[out] logits view of h x w x K logits in the session workspace, packed
@@ -150,6 +161,13 @@ MO_API int mo_seg_upsample_argmax(const mo_tensor *logits, int out_h, int out_w,
  * Normally @p out_h x @p out_w is the size of the backbone input; another size (e.g. the
  * original image when the input was a resized copy) samples the same logits at that
  * resolution.
+ * @param seg the head
+ * @param s the session @p f was computed with (workspace)
+ * @param f features of mo_backbone_run()
+ * @param out_h, out_w size of the label map
+ * @param[out] labels out_h rows of @p label_stride bytes
+ * @param label_stride bytes from one label row to the next (>= out_w)
+ * @param[out] probs NULL, or out_h * out_w * K softmax probabilities
  * @return as mo_seg_logits() and mo_seg_upsample_argmax()
  */
 MO_API int mo_seg_run(const mo_seg *seg, mo_session *s, const mo_features *f, int out_h,
