@@ -27,6 +27,10 @@ log "release build"
 [ -d build ] || meson setup build --buildtype=release -Dshared_dir="$SHARED"
 ninja -C build
 
+log "API reference: doxygen docs/Doxyfile (fails on any warning, e.g. an undocumented parameter)"
+mkdir -p build/docs
+doxygen docs/Doxyfile
+
 log "golden vectors from the PyTorch reference (tools/make_golden.py)"
 /usr/bin/python3 tools/make_golden.py --out build/golden \
     --checkpoint "$SHARED/models/mobileone_s0.pth.tar" --image "$SHARED/data/images/tabby_cat.jpg"
