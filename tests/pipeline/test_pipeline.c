@@ -419,6 +419,14 @@ static void test_pipeline_formats(void **state)
 static void test_pipeline_errors(void **state)
 {
     (void)state;
+    /* ABI habits: the library's version is the headers' one; settings carry their size */
+    assert_int_equal(mo_version_number(), MO_VERSION_NUMBER);
+    char v[32];
+    snprintf(v, sizeof(v), "%d.%d.%d", MO_VERSION_MAJOR, MO_VERSION_MINOR, MO_VERSION_PATCH);
+    assert_string_equal(mo_version(), v);
+    mo_pipeline_settings def;
+    mo_pipeline_default_settings(&def);
+    assert_int_equal(def.size, sizeof(def));
     mo_pipeline *p = (mo_pipeline *)1;
     const char *two[] = {det_path, det_path}, *other[] = {det2_path}, *none[] = {bb_path};
     assert_int_equal(mo_pipeline_open(&p, bb_path, two, 2, NULL), MO_EINVAL);
