@@ -187,7 +187,7 @@ static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipelin
     }
     const int pad = 3 * scale, lh = th + 2 * scale;
     mo_draw_fill_rect(&img, 0, 0, tw + 2 * pad, nl * lh + 2 * pad - 2 * scale,
-                      (mo_rgb){16, 16, 16}, 0.75f);
+                      (mo_rgb){16, 16, 16}, 0.9f);
     for (int i = 0; i < nl; i++)
         mo_draw_text(&img, pad, pad + i * lh, lines[i], scale,
                      i == nl - 1 ? (mo_rgb){170, 170, 170}
