@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "../detect/detgen.h"
 #include "../segment/seggen.h"
@@ -554,6 +555,59 @@ static void test_pipeline_segmentation(void **state)
     }
 }
 
+/* Threads sharing one pipeline, a session each, give the serial result. */
+typedef struct thread_arg {
+    const mo_pipeline *p;
+    mo_detection det[300];
+    uint8_t lab[PW * PH];
+    mo_pipeline_result res;
+    int rc;
+} thread_arg;
+
+static void *thread_run(void *v)
+{
+    thread_arg *a = v;
+    mo_pipeline_session *s = NULL;
+    const mo_frame rgb = {.format = MO_FRAME_RGB, .width = PW, .height = PH, .data = {pic},
+                          .stride = {PW * 3}};
+    a->rc = mo_pipeline_session_open(&s, a->p);
+    for (int i = 0; !a->rc && i < 3; i++) {
+        a->res = (mo_pipeline_result){.size = sizeof(a->res), .detections = a->det,
+                                      .det_capacity = 300, .labels = a->lab,
+                                      .label_stride = PW};
+        a->rc = mo_pipeline_run(s, &rgb, &a->res);
+    }
+    mo_pipeline_session_close(&s);
+    return NULL;
+}
+
+static void test_pipeline_threads(void **state)
+{
+    (void)state;
+    const char *heads[] = {det_path, seg_path};
+    mo_pipeline *p;
+    assert_int_equal(mo_pipeline_open(&p, bb_path, heads, 2, NULL), MO_OK);
+    static thread_arg serial, par[3];
+    serial.p = p;
+    thread_run(&serial);
+    assert_int_equal(serial.rc, MO_OK);
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        par[i].p = p;
+        assert_int_equal(pthread_create(&th[i], NULL, thread_run, &par[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(par[i].rc, MO_OK);
+        assert_int_equal(par[i].res.num_detections, serial.res.num_detections);
+        assert_memory_equal(par[i].det, serial.det,
+                            sizeof(mo_detection) * (size_t)serial.res.num_detections);
+        assert_memory_equal(par[i].res.top, serial.res.top, sizeof(serial.res.top));
+        assert_memory_equal(par[i].lab, serial.lab, sizeof(serial.lab));
+    }
+    mo_pipeline_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -565,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_formats),
         cmocka_unit_test(test_pipeline_errors),
         cmocka_unit_test(test_pipeline_segmentation),
+        cmocka_unit_test(test_pipeline_threads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
