@@ -1,13 +1,12 @@
 /* Label maps as PNG files, through libpng (indexed PNGs keep their raw indices, which a
  * generic RGB decoder would expand into colours). */
-#include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "errors_internal.h"
-#include "io_internal.h"
+#include "png_internal.h"
 #include "mo/labels.h"
 
 void mo_palette_voc(mo_palette *out)
@@ -52,34 +51,6 @@ void mo_labelmap_free(mo_labelmap *m)
     memset(m, 0, sizeof(*m));
 }
 
-typedef struct reader {
-    const mo_io_src *src;
-    size_t pos;
-    char msg[200];
-} reader;
-
-static void on_error(png_structp png, png_const_charp msg)
-{
-    reader *r = png_get_error_ptr(png);
-    snprintf(r->msg, sizeof(r->msg), "%s", msg);
-    png_longjmp(png, 1);
-}
-
-static void on_warning(png_structp png, png_const_charp msg)
-{
-    (void)png;
-    (void)msg; /* benign (e.g. unknown chunks, bad CRC in ancillary chunks) */
-}
-
-static void read_bytes(png_structp png, png_bytep dst, size_t n)
-{
-    reader *r = png_get_io_ptr(png);
-    if (n > r->src->size - r->pos)
-        png_error(png, "truncated file");
-    memcpy(dst, r->src->data + r->pos, n);
-    r->pos += n;
-}
-
 /* Map an RGB image back to labels through the palette (first matching entry wins). */
 static int rgb_to_labels(const mo_io_src *src, uint8_t *rgb, int w, int h, int channels,
                          const mo_palette *pal, uint8_t *labels)
@@ -118,8 +89,8 @@ static int decode_labels(const mo_io_src *src, mo_labelmap *out, const mo_palett
 {
     if (src->size < 8 || png_sig_cmp(src->data, 0, 8))
         return mo_fail(MO_EFORMAT, "%s: not a PNG file", src->name);
-    reader r = { .src = src };
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r, on_error, on_warning);
+    mo_png_io r = { .src = src };
+    png_structp png = mo_png_create_reader(&r);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_read_struct(&png, NULL, NULL);
@@ -133,7 +104,6 @@ static int decode_labels(const mo_io_src *src, mo_labelmap *out, const mo_palett
         err = mo_fail(MO_EFORMAT, "%s: corrupt PNG (%s)", src->name, r.msg);
         goto done;
     }
-    png_set_read_fn(png, &r, read_bytes);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int type = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
@@ -229,8 +199,8 @@ int mo_labelmap_save_png(const mo_labelmap *m, const char *path, const mo_palett
     FILE *f = fopen(path, "wb");
     if (!f)
         return mo_fail(MO_EIO, "%s: cannot create", path);
-    reader r = { 0 };
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &r, on_error, on_warning);
+    mo_png_io r = { 0 };
+    png_structp png = mo_png_create_writer(&r);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     int err = MO_OK;
     if (!info) {

@@ -1,25 +1,18 @@
 /* PNG decoding to RGB8 through libpng, with Pillow's convert("RGB") semantics: palette
  * colours (transparency ignored), alpha dropped (not composited), grey replicated,
  * 1/2/4-bit greys scaled to 0..255, 16-bit samples keep their high byte. */
-#include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "errors_internal.h"
-#include "io_internal.h"
-
-typedef struct png_src {
-    const mo_io_src *src;
-    size_t pos;
-    char msg[200];
-} png_src;
+#include "png_internal.h"
 
 static void on_error(png_structp png, png_const_charp msg)
 {
-    png_src *r = png_get_error_ptr(png);
-    snprintf(r->msg, sizeof(r->msg), "%s", msg);
+    mo_png_io *io = png_get_error_ptr(png);
+    snprintf(io->msg, sizeof(io->msg), "%s", msg);
     png_longjmp(png, 1);
 }
 
@@ -31,11 +24,24 @@ static void on_warning(png_structp png, png_const_charp msg)
 
 static void read_bytes(png_structp png, png_bytep dst, size_t n)
 {
-    png_src *r = png_get_io_ptr(png);
-    if (n > r->src->size - r->pos)
+    mo_png_io *io = png_get_io_ptr(png);
+    if (n > io->src->size - io->pos)
         png_error(png, "truncated file");
-    memcpy(dst, r->src->data + r->pos, n);
-    r->pos += n;
+    memcpy(dst, io->src->data + io->pos, n);
+    io->pos += n;
+}
+
+png_structp mo_png_create_reader(mo_png_io *io)
+{
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, io, on_error, on_warning);
+    if (png)
+        png_set_read_fn(png, io, read_bytes);
+    return png;
+}
+
+png_structp mo_png_create_writer(mo_png_io *io)
+{
+    return png_create_write_struct(PNG_LIBPNG_VER_STRING, io, on_error, on_warning);
 }
 
 static uint32_t be32(const uint8_t *p)
@@ -52,8 +58,8 @@ int mo_io_decode_png(const mo_io_src *src, mo_image *out)
         if (err)
             return err;
     }
-    png_src r = { .src = src };
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r, on_error, on_warning);
+    mo_png_io r = { .src = src };
+    png_structp png = mo_png_create_reader(&r);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_read_struct(&png, NULL, NULL);
@@ -65,7 +71,6 @@ int mo_io_decode_png(const mo_io_src *src, mo_image *out)
         err = mo_fail(MO_EFORMAT, "%s: corrupt PNG (%s)", src->name, r.msg);
         goto done;
     }
-    png_set_read_fn(png, &r, read_bytes);
     /* Sizes are checked against the SDK's limits below, before any pixel is allocated. */
     png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
     png_read_info(png, info);
