@@ -155,27 +155,42 @@ decl_pw_fn(mo_pw_avx2)
 
 /*
  * One output pixel at any position: taps kx in [kx0, kx1) of the rows that exist, summed
- * in (ky, kx) order onto the bias. Used for the border columns and for rows with a tap
- * row outside the map.
+ * in (ky, kx) order onto the bias, 16 channels at a time. Used for the border columns and
+ * for rows with a tap row outside the map.
  */
 static void dw_px(float *restrict o, const float *const rows[3], ptrdiff_t ix, ptrdiff_t d,
                   int kx0, int kx1, int c, const float *restrict w, const float *restrict bias,
                   int relu)
 {
-    for (int ch = 0; ch < c; ch += 8) {
+    const float *wt[9], *pt[9];
+    int nt = 0;
+    for (int ky = 0; ky < 3; ky++) {
+        if (!rows[ky])
+            continue;
+        for (int kx = kx0; kx < kx1; kx++, nt++) {
+            wt[nt] = w + (size_t)(ky * 3 + kx) * c;
+            pt[nt] = rows[ky] + (ix + (kx - 1) * d) * c;
+        }
+    }
+    int ch = 0;
+    for (; ch + 16 <= c; ch += 16) {
+        __m256 a0 = _mm256_loadu_ps(bias + ch), a1 = _mm256_loadu_ps(bias + ch + 8);
+        for (int t = 0; t < nt; t++) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wt[t] + ch), _mm256_loadu_ps(pt[t] + ch), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(wt[t] + ch + 8), _mm256_loadu_ps(pt[t] + ch + 8),
+                                 a1);
+        }
+        _mm256_storeu_ps(o + ch, activate(a0, relu));
+        _mm256_storeu_ps(o + ch + 8, activate(a1, relu));
+    }
+    for (; ch < c; ch += 8) {
         const int partial = c - ch < 8;
         const __m256i mask = lanes_below(c - ch, 0);
-        __m256 acc = load8(bias + ch, partial, mask);
-        for (int ky = 0; ky < 3; ky++) {
-            if (!rows[ky])
-                continue;
-            for (int kx = kx0; kx < kx1; kx++) {
-                const float *p = rows[ky] + (ix + (kx - 1) * d) * c + ch;
-                acc = _mm256_fmadd_ps(load8(w + (size_t)(ky * 3 + kx) * c + ch, partial, mask),
-                                      load8(p, partial, mask), acc);
-            }
-        }
-        store8(o + ch, activate(acc, relu), partial, mask);
+        __m256 a = load8(bias + ch, partial, mask);
+        for (int t = 0; t < nt; t++)
+            a = _mm256_fmadd_ps(load8(wt[t] + ch, partial, mask), load8(pt[t] + ch, partial, mask),
+                                a);
+        store8(o + ch, activate(a, relu), partial, mask);
     }
 }
 
@@ -222,6 +237,52 @@ static ALWAYS_INLINE void dw_interior(float *restrict orow, const float *const r
     }
 }
 
+/*
+ * The same columns, pixel by pixel, 16 channels (one cache line) at a time, weights read
+ * from L1: for more than DW_TILE_MAX_C channels. With wide pixels, a tile of dw_interior
+ * (3 rows of DW_XT + 2 pixels, every line used by two passes of 8 channels) no longer
+ * fits the L1 ways its lines map to (pixels 4 KiB apart share a set), and a pass evicts
+ * what the next one needs. Same FMA sequence per element as dw_interior and dw_px.
+ */
+#define DW_TILE_MAX_C 160
+
+static void dw_interior_px(float *restrict orow, const float *const rows[3], int x0, int x1,
+                           int stride, ptrdiff_t d, int c, const float *restrict w,
+                           const float *restrict bias, int relu)
+{
+    const ptrdiff_t dc = d * c, sc = (ptrdiff_t)stride * c;
+    const size_t cs = (size_t)c;
+    for (int x = x0; x < x1; x++) {
+        const float *r0 = rows[0] + (ptrdiff_t)x * sc, *r1 = rows[1] + (ptrdiff_t)x * sc,
+                    *r2 = rows[2] + (ptrdiff_t)x * sc;
+        float *o = orow + (ptrdiff_t)x * c;
+        int ch = 0;
+        for (; ch + 16 <= c; ch += 16) {
+            __m256 a0 = _mm256_loadu_ps(bias + ch), a1 = _mm256_loadu_ps(bias + ch + 8);
+#define TAP(t, p)                                                                          \
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + (t) * cs + ch), _mm256_loadu_ps((p) + ch), a0); \
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + (t) * cs + ch + 8), _mm256_loadu_ps((p) + ch + 8), a1)
+            TAP(0, r0 - dc); TAP(1, r0); TAP(2, r0 + dc);
+            TAP(3, r1 - dc); TAP(4, r1); TAP(5, r1 + dc);
+            TAP(6, r2 - dc); TAP(7, r2); TAP(8, r2 + dc);
+#undef TAP
+            _mm256_storeu_ps(o + ch, activate(a0, relu));
+            _mm256_storeu_ps(o + ch + 8, activate(a1, relu));
+        }
+        for (; ch < c; ch += 8) {
+            const int partial = c - ch < 8;
+            const __m256i mask = lanes_below(c - ch, 0);
+            __m256 a = load8(bias + ch, partial, mask);
+            const float *const p[9] = {r0 - dc, r0, r0 + dc, r1 - dc, r1, r1 + dc,
+                                       r2 - dc, r2, r2 + dc};
+            for (int t = 0; t < 9; t++)
+                a = _mm256_fmadd_ps(load8(w + t * cs + ch, partial, mask),
+                                    load8(p[t] + ch, partial, mask), a);
+            store8(o + ch, activate(a, relu), partial, mask);
+        }
+    }
+}
+
 decl_dw3x3_fn(mo_dw3x3_avx2)
 {
     const int ow = MO_CONV_OUT(iw, stride);
@@ -248,7 +309,9 @@ decl_dw3x3_fn(mo_dw3x3_avx2)
             dw_px(orow + (size_t)x * c, rows, ix, dil, 1, ix + dil > iw - 1 ? 2 : 3, c, weight,
                   bias, relu);
         }
-        if (rows[0] && rows[2]) {
+        if (rows[0] && rows[2] && c > DW_TILE_MAX_C) {
+            dw_interior_px(orow, rows, x_lo, x_hi, stride, dil, c, weight, bias, relu);
+        } else if (rows[0] && rows[2]) {
             for (int xt = x_lo; xt < x_hi; xt += DW_XT) {
                 const int xe = x_hi - xt < DW_XT ? x_hi : xt + DW_XT;
                 const __m256i none = _mm256_setzero_si256();
@@ -360,15 +423,27 @@ decl_stem3x3_fn(mo_stem3x3_avx2)
 
 /* ------------------------------------------------------------------- pool */
 
+/* Pixel by pixel (rows are read in order), sums in dst: the reference's order of additions,
+ * so the result is the reference's to the bit. */
 decl_gap_fn(mo_gap_avx2)
 {
-    const float inv = n ? 1.0f / (float)n : 0.0f;
+    const __m256i none = _mm256_setzero_si256(), tail = lanes_below(c & 7, 0);
+    const int cfull = c & ~7;
+    memset(dst, 0, (size_t)c * sizeof(*dst));
+    for (size_t p = 0; p < n; p++) {
+        const float *s = src + p * c;
+        int ch = 0;
+        for (; ch < cfull; ch += 8)
+            _mm256_storeu_ps(dst + ch, _mm256_add_ps(_mm256_loadu_ps(dst + ch),
+                                                     _mm256_loadu_ps(s + ch)));
+        if (ch < c)
+            store8(dst + ch, _mm256_add_ps(load8(dst + ch, 1, tail), load8(s + ch, 1, tail)), 1,
+                   tail);
+    }
+    const __m256 inv = _mm256_set1_ps(n ? 1.0f / (float)n : 0.0f);
     for (int ch = 0; ch < c; ch += 8) {
         const int partial = c - ch < 8;
-        const __m256i mask = lanes_below(c - ch, 0);
-        __m256 acc = _mm256_setzero_ps();
-        for (size_t p = 0; p < n; p++)
-            acc = _mm256_add_ps(acc, load8(src + p * c + ch, partial, mask));
-        store8(dst + ch, _mm256_mul_ps(acc, _mm256_set1_ps(inv)), partial, mask);
+        store8(dst + ch, _mm256_mul_ps(load8(dst + ch, partial, partial ? tail : none), inv),
+               partial, partial ? tail : none);
     }
 }
