@@ -1,8 +1,9 @@
 /*
  * CPU feature detection and the process-wide mask (include/mo/cpu.h).
  *
- * Only features the build has kernels for are reported: MO_HAVE_AVX2 is defined by
- * backbone/meson.build when backbone/dsp/x86 is compiled (option simd). GCC's and clang's
+ * Only features the build has kernels for are reported: MO_HAVE_AVX2 and MO_HAVE_AVX512
+ * are defined by backbone/meson.build when backbone/dsp/x86 is compiled (option simd).
+ * AVX-512 is reported only together with AVX2 (the kernels form a ladder). GCC's and clang's
  * __builtin_cpu_supports() check the OS's XSAVE support of YMM state as well as CPUID.
  */
 #include "mo/cpu.h"
@@ -27,6 +28,10 @@ static unsigned detect(void)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         flags |= MO_CPU_FLAG_AVX2;
+#endif
+#if defined(MO_HAVE_AVX512) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    if ((flags & MO_CPU_FLAG_AVX2) && __builtin_cpu_supports("avx512f"))
+        flags |= MO_CPU_FLAG_AVX512;
 #endif
     return flags;
 }

@@ -348,4 +348,9 @@ void mo_conv_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags)
     dsp->pw = mo_pw_avx2;
     dsp->gap = mo_gap_avx2;
 #endif
+#if defined(MO_HAVE_AVX512)
+    if (!(cpu_flags & MO_CPU_AVX512))
+        return;
+    dsp->pw = mo_pw_avx512;
+#endif
 }

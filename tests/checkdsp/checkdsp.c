@@ -49,6 +49,7 @@ typedef struct isa_level {
 static const isa_level levels[] = {
     {"c", 0},
     {"avx2", MO_CPU_AVX2},
+    {"avx512", MO_CPU_AVX2 | MO_CPU_AVX512},
 };
 #define NLEVELS ((int)(sizeof(levels) / sizeof(levels[0])))
 

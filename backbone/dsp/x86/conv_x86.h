@@ -4,8 +4,8 @@
  * and sum the taps in their own order); tests/checkdsp holds them to that.
  *
  * Picked by mo_conv_dsp_init() when its cpu_flags allow; compiled in a static library
- * of their own with -mavx2 -mfma (dsp/x86/meson.build), so nothing else in the SDK is
- * built for AVX2.
+ * per instruction set (-mavx2 -mfma; -mavx512f: dsp/x86/meson.build), so nothing else
+ * in the SDK is built for those.
  *
  * Determinism: every variant computes each output element with the same sequence of
  * operations wherever it falls in the call (a full or a partial pixel tile, any row or
@@ -21,5 +21,8 @@ decl_stem3x3_fn(mo_stem3x3_avx2);
 decl_dw3x3_fn(mo_dw3x3_avx2);
 decl_pw_fn(mo_pw_avx2);
 decl_gap_fn(mo_gap_avx2);
+
+/* AVX-512F (MO_CPU_AVX512, with MO_CPU_AVX2), conv_avx512.c */
+decl_pw_fn(mo_pw_avx512);
 
 #endif
