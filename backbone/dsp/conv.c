@@ -347,10 +347,13 @@ void mo_conv_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags)
     dsp->dw3x3 = mo_dw3x3_avx2;
     dsp->pw = mo_pw_avx2;
     dsp->gap = mo_gap_avx2;
+    dsp->se = mo_se_avx2;
 #endif
 #if defined(MO_HAVE_AVX512)
     if (!(cpu_flags & MO_CPU_AVX512))
         return;
+    dsp->stem3x3 = mo_stem3x3_avx512;
+    dsp->dw3x3 = mo_dw3x3_avx512;
     dsp->pw = mo_pw_avx512;
 #endif
 }

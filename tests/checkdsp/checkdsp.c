@@ -404,6 +404,9 @@ static void check_dw(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char 
     check_dw_case(ref, dut, isa, 14, 14, 256, 1, 2, 0, 0, 1, DATA_LARGE, st);
     check_dw_case(ref, dut, isa, 14, 14, 1024, 1, 4, 0, 0, 0, DATA_UNIFORM, st);
     check_dw_case(ref, dut, isa, 7, 7, 1024, 1, 1, 8, 16, 1, DATA_SPARSE, st);
+    check_dw_case(ref, dut, isa, 9, 11, 512, 1, 1, 0, 0, 1, DATA_UNIFORM, st);
+    check_dw_case(ref, dut, isa, 12, 10, 2048, 2, 1, 0, 0, 0, DATA_LARGE, st);
+    check_dw_case(ref, dut, isa, 9, 9, 1024, 1, 2, 0, 0, 1, DATA_SPARSE, st);
 }
 
 /* -------------------------------------------------------------- pointwise */
@@ -600,12 +603,12 @@ static const bench_case bench_cases[] = {
     {"dw3x3", "56x56x48 s1", 56, 56, 48, 1, 1},
     {"dw3x3", "28x28x128 s1", 28, 28, 128, 1, 1},
     {"dw3x3", "14x14x256 s1", 14, 14, 256, 1, 1},
-    {"dw3x3", "14x14x1024 s1 d2 (os16)", 14, 14, 1024, 1, 2},
-    {"dw3x3", "7x7x1024 s1", 7, 7, 1024, 1, 1},
-    {"dw3x3", "14x14x640 s1 (s2)", 14, 14, 640, 1, 1},
-    {"dw3x3", "28x28x256 s1 (s2)", 28, 28, 256, 1, 1},
+    {"dw3x3", "14x14x256 s1 d2 (os16)", 14, 14, 256, 1, 2},
+    {"dw3x3", "28x28x256 s1 d2 (os8)", 28, 28, 256, 1, 2},
     {"dw3x3", "56x56x96 s1 (s1)", 56, 56, 96, 1, 1},
-    {"dw3x3", "14x14x2048 s1 d2 (s2 os16)", 14, 14, 2048, 1, 2},
+    {"dw3x3", "14x14x512 s1 (s1)", 14, 14, 512, 1, 1},
+    {"dw3x3", "28x28x640 s1 (s2)", 28, 28, 640, 1, 1},
+    {"dw3x3", "14x14x896 s2 (s4)", 14, 14, 896, 2, 1},
     {"pw", "3136px 48->48", 3136, 48, 48, 0, 0},
     {"pw", "784px 128->128", 784, 128, 128, 0, 0},
     {"pw", "196px 256->256", 196, 256, 256, 0, 0},

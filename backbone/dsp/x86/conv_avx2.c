@@ -11,6 +11,7 @@
  * references may take, so the variants stay valid when the reference grows that mode.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -445,5 +446,59 @@ decl_gap_fn(mo_gap_avx2)
         const int partial = c - ch < 8;
         store8(dst + ch, _mm256_mul_ps(load8(dst + ch, partial, partial ? tail : none), inv),
                partial, partial ? tail : none);
+    }
+}
+
+/* ------------------------------------------------------------ squeeze-excite */
+
+/* sum_i a[i] b[i], 32 products per step in 4 accumulators, then the rest one by one. */
+static float dot(const float *restrict a, const float *restrict b, int n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    const __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float r = _mm_cvtss_f32(h);
+    for (; i < n; i++)
+        r += a[i] * b[i];
+    return r;
+}
+
+/* The reference's steps; the two small matrix-vector products as vector dot products
+ * (another order of additions), the channel means as mo_gap_avx2 (the same). */
+decl_se_fn(mo_se_avx2)
+{
+    float *m = tmp, *r = tmp + c;
+    mo_gap_avx2(m, x, n, c);
+    for (int j = 0; j < cr; j++) {
+        const float a = rb[j] + dot(rw + (size_t)j * c, m, c);
+        r[j] = a > 0.0f ? a : 0.0f;
+    }
+    for (int ch = 0; ch < c; ch++)
+        m[ch] = 1.0f / (1.0f + expf(-(eb[ch] + dot(ew + (size_t)ch * cr, r, cr))));
+    const int cfull = c & ~7;
+    const __m256i tail = lanes_below(c & 7, 0);
+    const __m256 zero = _mm256_setzero_ps();
+    for (size_t p = 0; p < n; p++) {
+        float *v = x + p * c;
+        int ch = 0;
+        for (; ch < cfull; ch += 8)
+            _mm256_storeu_ps(v + ch, _mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(v + ch),
+                                                                 _mm256_loadu_ps(m + ch)),
+                                                   zero));
+        if (ch < c)
+            store8(v + ch, _mm256_max_ps(_mm256_mul_ps(load8(v + ch, 1, tail),
+                                                       load8(m + ch, 1, tail)), zero),
+                   1, tail);
     }
 }

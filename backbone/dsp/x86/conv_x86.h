@@ -21,8 +21,11 @@ decl_stem3x3_fn(mo_stem3x3_avx2);
 decl_dw3x3_fn(mo_dw3x3_avx2);
 decl_pw_fn(mo_pw_avx2);
 decl_gap_fn(mo_gap_avx2);
+decl_se_fn(mo_se_avx2);
 
 /* AVX-512F (MO_CPU_AVX512, with MO_CPU_AVX2), conv_avx512.c */
+decl_stem3x3_fn(mo_stem3x3_avx512);
+decl_dw3x3_fn(mo_dw3x3_avx512);
 decl_pw_fn(mo_pw_avx512);
 
 #endif
