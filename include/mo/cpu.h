@@ -3,10 +3,10 @@
  * @brief CPU features the SDK's kernels use, and a mask to force lower instruction sets.
  *
  * The convolution kernels exist as a portable C reference and as SIMD variants (x86:
- * AVX2 + FMA for all of them, AVX-512F for the pointwise convolutions). Which ones run is decided once per ::mo_backbone, when mo_backbone_open()
- * is called: it takes the best variants allowed by mo_get_cpu_flags(), that is by the
- * features the running CPU (and OS) support, restricted by the mask of
- * mo_set_cpu_flags_mask(). Every variant gives the result of the C reference up to float
+ * AVX2 + FMA, then AVX-512F for the convolutions). Which ones run is decided once per
+ * ::mo_backbone, when mo_backbone_open() is called: it takes the best variants allowed by
+ * mo_get_cpu_flags(), that is by the features the running CPU (and OS) support,
+ * restricted by the mask of mo_set_cpu_flags_mask(). Every variant gives the result of the C reference up to float
  * rounding (tests/checkdsp).
  *
  * Typical use: `mo_set_cpu_flags_mask(0)` before opening a backbone to run the plain C
@@ -26,8 +26,8 @@ extern "C" {
 enum mo_cpu_flag {
     MO_CPU_FLAG_SSE41 = 1u << 0,  /**< x86 SSE4.1 (no kernel uses it yet) */
     MO_CPU_FLAG_AVX2 = 1u << 1,   /**< x86 AVX2 together with FMA3, with OS support for YMM state */
-    MO_CPU_FLAG_AVX512 = 1u << 2, /**< x86 AVX-512F (on top of ::MO_CPU_FLAG_AVX2): the
-                                       pointwise convolutions */
+    MO_CPU_FLAG_AVX512 = 1u << 2, /**< x86 AVX-512F, used together with ::MO_CPU_FLAG_AVX2
+                                       (masking AVX2 off also stops AVX-512) */
     MO_CPU_FLAG_NEON = 1u << 8,   /**< Arm NEON (no kernel uses it yet) */
 };
 

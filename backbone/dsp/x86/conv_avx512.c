@@ -1,8 +1,10 @@
 /*
- * AVX-512 (F) version of the pointwise GEMM, the kernel that takes ~90% of a forward pass
- * (contract in ../conv.h, C reference in ../conv.c). Built with -mavx512f; only called
- * when the CPU and OS support it (MO_CPU_AVX512, on top of MO_CPU_AVX2).
+ * AVX-512 (F) versions of the convolutions: pointwise GEMM (~85% of a forward pass),
+ * depthwise and stem (contracts in ../conv.h, C reference in ../conv.c). Built with
+ * -mavx512f; only called when the CPU and OS support it (MO_CPU_AVX512, on top of
+ * MO_CPU_AVX2). The pooling and squeeze-excite stay with AVX2.
  *
+ * Pointwise:
  * A panel row of MO_PW_NR = 16 output channels is one zmm register. Register tile: up to
  * PW_MR pixels x 2 panels (32 channels) = 24 accumulators + 2 weight vectors + 1
  * broadcast (27 of 32 registers); per input channel 2 weight loads and 12 broadcasts feed
@@ -11,8 +13,7 @@
  *
  * Every output element gets bias + an FMA chain over the input channels in order, sliced
  * at multiples of PW_KC (partial sums go through dst, exactly), whatever its tile or pixel
- * range: splitting a layer over threads gives the same bits. With the same slicing as the
- * AVX2 kernel, the two even agree to the bit.
+ * range: splitting a layer over threads gives the same bits.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -96,6 +97,36 @@ static ALWAYS_INLINE void pw_tile(float *restrict dst, size_t cout, const float 
     }
 }
 
+/*
+ * Fewer than PW_MR pixels (the end of a pixel range): the same FMA sequence per element as
+ * pw_tile, with the pixel count a run-time value (accumulators on the stack). Kept apart
+ * so that only the full tile is expanded for a constant size: eleven more expansions made
+ * the file take minutes to compile with clang's sanitizers.
+ */
+static void __attribute__((noinline))
+pw_tile_rest(float *restrict dst, size_t cout, const float *restrict src, size_t cin, int k0,
+             int k1, const float *restrict wp0, const float *restrict wp1,
+             const float *restrict bias, int nc0, int nc1, int last, int relu, int m, int np)
+{
+    const __mmask16 mk[2] = {lanes(nc0), np > 1 ? lanes(nc1) : 0};
+    __m512 acc[PW_MR][2];
+    for (int i = 0; i < m; i++)
+        for (int v = 0; v < np; v++)
+            acc[i][v] = bias ? _mm512_maskz_loadu_ps(mk[v], bias + 16 * v)
+                             : _mm512_maskz_loadu_ps(mk[v], dst + i * cout + 16 * v);
+    const float *const wp[2] = {wp0, wp1};
+    for (int k = k0; k < k1; k++)
+        for (int v = 0; v < np; v++) {
+            const __m512 wv = _mm512_loadu_ps(wp[v] + (size_t)k * MO_PW_NR);
+            for (int i = 0; i < m; i++)
+                acc[i][v] = _mm512_fmadd_ps(_mm512_set1_ps(src[i * cin + k]), wv, acc[i][v]);
+        }
+    for (int i = 0; i < m; i++)
+        for (int v = 0; v < np; v++)
+            _mm512_mask_storeu_ps(dst + i * cout + 16 * v, mk[v],
+                                  last ? activate(acc[i][v], relu) : acc[i][v]);
+}
+
 /* Pixels [p, pend) of one panel pair (np = 2) or one panel: full tiles, then the rest. */
 static ALWAYS_INLINE void pw_panels(float *dst, size_t cout, const float *src, size_t cin,
                                     size_t p, size_t pend, int k0, int k1, const float *wp0,
@@ -105,16 +136,9 @@ static ALWAYS_INLINE void pw_panels(float *dst, size_t cout, const float *src, s
     for (; p + PW_MR <= pend; p += PW_MR)
         pw_tile(dst + p * cout, cout, src + p * cin, cin, k0, k1, wp0, wp1, b, nc0, nc1, last,
                 relu, PW_MR, np);
-    float *d = dst + p * cout;
-    const float *s = src + p * cin;
-#define REST(mm) \
-    case mm: pw_tile(d, cout, s, cin, k0, k1, wp0, wp1, b, nc0, nc1, last, relu, mm, np); break
-    switch (pend - p) {
-    REST(11); REST(10); REST(9); REST(8); REST(7); REST(6);
-    REST(5); REST(4); REST(3); REST(2); REST(1);
-    default: break;
-    }
-#undef REST
+    if (p < pend)
+        pw_tile_rest(dst + p * cout, cout, src + p * cin, cin, k0, k1, wp0, wp1, b, nc0, nc1,
+                     last, relu, (int)(pend - p), np);
 }
 
 decl_pw_fn(mo_pw_avx512)
@@ -319,11 +343,16 @@ static ALWAYS_INLINE void stem_tile(float *restrict o, int cout, const float *co
         for (int j = 0; j < np; j++)
             acc[j * nv + v] = b;
     }
+    /* the 27 taps stay a loop: unrolled around np x nv FMAs they made the file take
+     * minutes to compile with clang's sanitizers, for no measurable gain */
+#pragma GCC unroll 1
     for (int ky = 0; ky < 3; ky++) {
         if (!rows[ky])
             continue;
+#pragma GCC unroll 1
         for (int kx = kx0; kx < kx1; kx++) {
             const float *p = rows[ky] + (ptrdiff_t)(2 * x - 1 + kx) * 3;
+#pragma GCC unroll 1
             for (int ci = 0; ci < 3; ci++) {
                 const float *wr = w + (size_t)((ky * 3 + kx) * 3 + ci) * cout + co;
                 __m512 wv[4];
@@ -349,19 +378,45 @@ static ALWAYS_INLINE void stem_tile(float *restrict o, int cout, const float *co
     }
 }
 
+/* One pixel, nv at run time: borders and the end of a row (kept out of line, see
+ * pw_tile_rest). Same sequence per element as the tiles. */
+static void __attribute__((noinline))
+stem_px(float *restrict o, int cout, const float *const rows[3], int x, int kx0, int kx1,
+        const float *restrict w, const float *restrict bias, int relu, int co, int nv)
+{
+    for (int v = 0; v < nv; v++) {
+        const __mmask16 m = lanes(cout - co - 16 * v);
+        __m512 acc = _mm512_maskz_loadu_ps(m, bias + co + 16 * v);
+        for (int ky = 0; ky < 3; ky++) {
+            if (!rows[ky])
+                continue;
+            for (int kx = kx0; kx < kx1; kx++) {
+                const float *p = rows[ky] + (ptrdiff_t)(2 * x - 1 + kx) * 3;
+                for (int ci = 0; ci < 3; ci++)
+                    acc = _mm512_fmadd_ps(
+                        _mm512_set1_ps(p[ci]),
+                        _mm512_maskz_loadu_ps(m, w + (size_t)((ky * 3 + kx) * 3 + ci) * cout +
+                                                     co + 16 * v),
+                        acc);
+            }
+        }
+        _mm512_mask_storeu_ps(o + (size_t)x * cout + co + 16 * v, m, activate(acc, relu));
+    }
+}
+
 /* One output row for channels [co, co + 16 nv): borders, full tiles of NP pixels, rest. */
 #define STEM_ROW(NP, NV)                                                                   \
     do {                                                                                   \
         for (int x = 0; x < x_lo; x++)                                                     \
-            stem_tile(orow, cout, rows, x, 1, iw > 1 ? 3 : 2, weight, bias, relu, co, 1, NV); \
+            stem_px(orow, cout, rows, x, 1, iw > 1 ? 3 : 2, weight, bias, relu, co, NV);   \
         int x = x_lo;                                                                      \
         for (; x + (NP) <= x_hi; x += (NP))                                                \
             stem_tile(orow, cout, rows, x, 0, 3, weight, bias, relu, co, NP, NV);          \
         for (; x < x_hi; x++)                                                              \
-            stem_tile(orow, cout, rows, x, 0, 3, weight, bias, relu, co, 1, NV);           \
+            stem_px(orow, cout, rows, x, 0, 3, weight, bias, relu, co, NV);                \
         for (x = x_hi; x < ow; x++) {                                                      \
             const int kx1 = 2 * x + 1 > iw - 1 ? iw - (2 * x - 1) : 3;                     \
-            stem_tile(orow, cout, rows, x, 0, kx1, weight, bias, relu, co, 1, NV);         \
+            stem_px(orow, cout, rows, x, 0, kx1, weight, bias, relu, co, NV);              \
         }                                                                                  \
     } while (0)
 
