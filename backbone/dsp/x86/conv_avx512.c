@@ -343,16 +343,11 @@ static ALWAYS_INLINE void stem_tile(float *restrict o, int cout, const float *co
         for (int j = 0; j < np; j++)
             acc[j * nv + v] = b;
     }
-    /* the 27 taps stay a loop: unrolled around np x nv FMAs they made the file take
-     * minutes to compile with clang's sanitizers, for no measurable gain */
-#pragma GCC unroll 1
     for (int ky = 0; ky < 3; ky++) {
         if (!rows[ky])
             continue;
-#pragma GCC unroll 1
         for (int kx = kx0; kx < kx1; kx++) {
             const float *p = rows[ky] + (ptrdiff_t)(2 * x - 1 + kx) * 3;
-#pragma GCC unroll 1
             for (int ci = 0; ci < 3; ci++) {
                 const float *wr = w + (size_t)((ky * 3 + kx) * 3 + ci) * cout + co;
                 __m512 wv[4];
