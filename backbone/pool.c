@@ -1,12 +1,14 @@
 /*
  * Worker pool of pool.h.
  *
- * A job is announced by bumping `gen`. Chunks are claimed with a compare-and-swap on one
- * 64-bit word holding the job's generation, its chunk count and the next chunk, so a
- * worker that wakes up late can never claim a chunk of a job other than the one it
- * checks (the generation would differ) and never reads fn/ctx of a job that is over: a
- * job ends only when all its chunks are done, and the claimer holds one until it has
- * read them. `done` counts finished chunks; the caller waits for it to reach the count.
+ * A job is announced by bumping `gen`. Its chunks are cut into one contiguous range per
+ * thread; thread t claims from range t first, then from t + 1, t + 2, ... Each range is
+ * one 64-bit word holding the job's generation, the range's end and its next chunk,
+ * claimed with a compare-and-swap, so a worker that wakes up late can never claim a
+ * chunk of a job other than the one it checks (the generation would differ) and never
+ * reads fn/ctx of a job that is over: a job ends only when all its chunks are done, and
+ * the claimer holds one until it has read them. `done` counts finished chunks; the
+ * caller waits for it to reach the count.
  *
  * Waits spin first, then sleep. The sleeping sides announce themselves (`sleepers`,
  * `caller_waiting`) before re-checking their condition under the mutex, and the waking
@@ -30,8 +32,15 @@
 
 typedef struct worker {
     struct mo_pool *pool;
+    int index;
     pthread_t tid;
 } worker;
+
+/* One thread's range of chunks: gen << 32 | end << 16 | next, on a cache line of its own. */
+typedef struct range {
+    atomic_uint_fast64_t claim;
+    char pad[64 - sizeof(atomic_uint_fast64_t)];
+} range;
 
 struct mo_pool {
     int n;       /* threads per job, the caller included */
@@ -41,7 +50,8 @@ struct mo_pool {
     pthread_cond_t wake; /* workers: a new job (or quit) */
     pthread_cond_t done_cv; /* caller: every chunk done */
     atomic_uint gen;
-    atomic_uint_fast64_t claim; /* gen << 32 | nchunks << 16 | next chunk */
+    range *ranges;  /* n */
+    int nchunks;    /* of the current job */
     atomic_int done;
     atomic_int sleepers;
     atomic_int caller_waiting;
@@ -82,25 +92,34 @@ static unsigned spin_gen(atomic_uint *gen, unsigned seen)
     }
 }
 
-/* Claim and run chunks of job g until none is left. */
-static void work(mo_pool *p, unsigned g)
+/* Claim and run chunks of job g from range r until it is empty or the job is over. */
+static void work_range(mo_pool *p, unsigned g, int r)
 {
-    uint_fast64_t c = atomic_load(&p->claim);
+    atomic_uint_fast64_t *claim = &p->ranges[r].claim;
+    uint_fast64_t c = atomic_load(claim);
     for (;;) {
-        const unsigned cg = (unsigned)(c >> 32), n = (unsigned)(c >> 16) & 0xffff,
+        const unsigned cg = (unsigned)(c >> 32), end = (unsigned)(c >> 16) & 0xffff,
                        i = (unsigned)c & 0xffff;
-        if (cg != g || i >= n)
+        if (cg != g || i >= end)
             return;
-        if (!atomic_compare_exchange_weak(&p->claim, &c, c + 1))
+        if (!atomic_compare_exchange_weak(claim, &c, c + 1))
             continue; /* c now holds the current value */
-        p->fn(p->ctx, (int)i, (int)n);
-        if (atomic_fetch_add(&p->done, 1) + 1 == (int)n && atomic_load(&p->caller_waiting)) {
+        const int n = p->nchunks; /* job g's: it cannot end while chunk i is held */
+        p->fn(p->ctx, (int)i, n);
+        if (atomic_fetch_add(&p->done, 1) + 1 == n && atomic_load(&p->caller_waiting)) {
             pthread_mutex_lock(&p->lock);
             pthread_cond_signal(&p->done_cv);
             pthread_mutex_unlock(&p->lock);
         }
-        c = atomic_load(&p->claim);
+        c = atomic_load(claim);
     }
+}
+
+/* Thread t's share of job g: its own range, then the others'. */
+static void work(mo_pool *p, unsigned g, int t)
+{
+    for (int k = 0; k < p->n; k++)
+        work_range(p, g, (t + k) % p->n);
 }
 
 static void *worker_main(void *arg)
@@ -124,7 +143,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&p->lock);
         if (quit)
             break;
-        work(p, g);
+        work(p, g, w->index);
     }
     return NULL;
 }
@@ -137,8 +156,9 @@ int mo_pool_create(mo_pool **out, int nthreads)
         return MO_ENOMEM;
     p->n = nthreads;
     p->w = calloc((size_t)nthreads, sizeof(*p->w));
+    p->ranges = aligned_alloc(64, (size_t)nthreads * sizeof(*p->ranges));
     int inited = 0;
-    if (p->w && !pthread_mutex_init(&p->lock, NULL)) {
+    if (p->w && p->ranges && !pthread_mutex_init(&p->lock, NULL)) {
         inited = 1;
         if (!pthread_cond_init(&p->wake, NULL)) {
             inited = 2;
@@ -151,17 +171,20 @@ int mo_pool_create(mo_pool **out, int nthreads)
             pthread_cond_destroy(&p->wake);
         if (inited > 0)
             pthread_mutex_destroy(&p->lock);
+        free(p->ranges);
         free(p->w);
         free(p);
         return MO_ENOMEM;
     }
     atomic_init(&p->gen, 0);
-    atomic_init(&p->claim, 0);
+    for (int i = 0; i < nthreads; i++)
+        atomic_init(&p->ranges[i].claim, 0);
     atomic_init(&p->done, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->caller_waiting, 0);
     for (int i = 1; i < nthreads; i++) {
         p->w[i].pool = p;
+        p->w[i].index = i;
         if (pthread_create(&p->w[i].tid, NULL, worker_main, &p->w[i])) {
             mo_pool_destroy(&p);
             return MO_ENOMEM;
@@ -187,6 +210,7 @@ void mo_pool_destroy(mo_pool **pp)
     pthread_cond_destroy(&p->done_cv);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->lock);
+    free(p->ranges);
     free(p->w);
     free(p);
     *pp = NULL;
@@ -203,16 +227,21 @@ void mo_pool_run(mo_pool *p, mo_pool_fn *fn, void *ctx, int nchunks)
      * none reads fn/ctx without first claiming a chunk of the new generation. */
     p->fn = fn;
     p->ctx = ctx;
+    p->nchunks = nchunks;
     atomic_store(&p->done, 0);
     const unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
-    atomic_store(&p->claim, (uint_fast64_t)g << 32 | (uint_fast64_t)nchunks << 16);
+    for (int t = 0; t < p->n; t++) {
+        const uint_fast64_t b = (uint_fast64_t)nchunks * t / p->n,
+                            e = (uint_fast64_t)nchunks * (t + 1) / p->n;
+        atomic_store(&p->ranges[t].claim, (uint_fast64_t)g << 32 | e << 16 | b);
+    }
     atomic_store(&p->gen, g);
     if (atomic_load(&p->sleepers)) {
         pthread_mutex_lock(&p->lock);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->lock);
     }
-    work(p, g);
+    work(p, g, 0);
     /* wait for chunks other threads still hold */
     if (atomic_load(&p->done) == nchunks)
         return;

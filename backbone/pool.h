@@ -2,9 +2,11 @@
  * A small pool of worker threads owned by a session (internal).
  *
  * mo_pool_run(p, fn, ctx, n) calls fn(ctx, i, n) once for every chunk i in 0 .. n-1 and
- * returns when all have returned. The calling thread and the workers claim chunks from a
- * shared counter, so a worker that the OS has not scheduled (a loaded machine) delays a
- * job only by the chunk it holds, if any: the caller does the rest. Workers are created
+ * returns when all have returned. The chunks are dealt in contiguous ranges, one per
+ * thread (the caller is thread 0): consecutive jobs cut the same way find their data in
+ * the cache of the core that wrote it. A thread that has finished its range claims
+ * chunks from the others, so a worker the OS has not scheduled (a loaded machine) delays
+ * a job only by the chunk it holds, if any. Workers are created
  * once (mo_pool_create) and wait between jobs, spinning for a short while (the next layer
  * usually follows within microseconds) and then sleeping on a condition variable, so a
  * run makes no allocation and, between layers, no system call.
