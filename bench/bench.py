@@ -54,6 +54,7 @@ def log(msg):
 
 def run(cmd, **kw):
     log("$ " + " ".join(cmd))
+    kw.setdefault("stdout", sys.stderr)  # stdout is for the results
     return subprocess.run(cmd, check=True, **kw)
 
 
