@@ -8,8 +8,9 @@
  * larger output stride.
  *
  * Threads (settings.threads > 1): the session owns a pool of threads - 1 workers, created
- * at open. Each layer is split into as many output row ranges (pixel ranges for the
- * pointwise GEMM) as there are threads; the kernels compute any range with the same
+ * at open (pool.h). Each layer is cut into chunks of output rows (pixels, for the
+ * pointwise GEMM), CHUNKS_PER_THREAD per thread, dealt so that every thread works on the
+ * same part of the image layer after layer; the kernels compute any range with the same
  * operations per element (backbone/dsp/conv.h), so the result does not depend on the
  * number of threads. Squeeze-excite and the final pooling stay on the calling thread.
  */
