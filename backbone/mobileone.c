@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "errors_internal.h"
+#include "mo/cpu.h"
 
 /* ------------------------------------------------------------------ tables */
 
@@ -466,7 +467,7 @@ int mo_backbone_open(mo_backbone **out, const mo_file *f, const mo_backbone_sett
         goto fail;
     if ((ret = mo_file_digest(f, L.prefix, bb->digest)) < 0)
         goto fail;
-    mo_conv_dsp_init(&bb->dsp, 0);
+    mo_conv_dsp_init(&bb->dsp, mo_get_cpu_flags()); /* SIMD kernels: include/mo/cpu.h */
     free(spec);
     *out = bb;
     return MO_OK;

@@ -6,7 +6,17 @@
  * the SE scratch. Everything is sized for the largest input and the smallest output
  * stride the session accepts, since every map only shrinks with a smaller input or a
  * larger output stride.
+ *
+ * Threads (settings.threads > 1): the session owns a pool of threads - 1 workers, created
+ * at open (pool.h). Each layer is cut into chunks of output rows (pixels, for the
+ * pointwise GEMM), CHUNKS_PER_THREAD per thread, dealt so that every thread works on the
+ * same part of the image layer after layer; the kernels compute any range with the same
+ * operations per element (backbone/dsp/conv.h), so the result does not depend on the
+ * number of threads. Squeeze-excite and the final pooling stay on the calling thread.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getaffinity: the CPUs this process may use */
+#endif
 #include "mobileone_internal.h"
 
 #include <stdint.h>
@@ -14,6 +24,32 @@
 #include <string.h>
 
 #include "errors_internal.h"
+#include "pool.h"
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+#include <unistd.h>
+
+/* Layers below this many multiply-adds run on the calling thread alone: waking the
+ * workers would cost more than it saves. */
+#define MIN_PARALLEL_MACS 200000.0
+/* Chunks per thread a layer is cut into: more than one, so that a thread the OS does not
+ * run for a while delays the layer by one small chunk at most (pool.h). Pointwise chunks
+ * keep at least PW_MIN_CHUNK pixels: each chunk streams the layer's weights once. */
+#define CHUNKS_PER_THREAD 4
+#define PW_MIN_CHUNK 24
+
+/* One layer of a run, as the threads see it. */
+typedef struct layer_job {
+    const mo_conv_dsp *dsp;
+    const mo_module *m;
+    float *dst;
+    const float *src;
+    ptrdiff_t dst_stride, src_stride;
+    int ih, iw, oh, stride, dil, relu;
+    size_t npix;
+} layer_job;
 
 struct mo_session {
     const mo_backbone *bb;
@@ -25,6 +61,8 @@ struct mo_session {
     float *mem;
     void *workspace;                /* heads' scratch, see mo_session_workspace() */
     size_t workspace_bytes;
+    mo_pool *pool;                  /* NULL with one thread */
+    int threads;
 };
 
 /* Geometry of one module in a run: its input and output sizes, stride and dilation. */
@@ -54,6 +92,23 @@ void mo_session_default_settings(mo_session_settings *s)
     s->max_height = 224;
     s->max_width = 224;
     s->min_output_stride = 32;
+    s->threads = 1;
+}
+
+/* Online CPUs this process may run on (at least 1). */
+static int cpu_count(void)
+{
+#if defined(__linux__) && defined(CPU_COUNT)
+    cpu_set_t set;
+    if (!sched_getaffinity(0, sizeof(set), &set) && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+#endif
+#if defined(_SC_NPROCESSORS_ONLN)
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n > 0)
+        return n > MO_MAX_THREADS ? MO_MAX_THREADS : (int)n;
+#endif
+    return 1;
 }
 
 static size_t align16(size_t n)
@@ -93,6 +148,12 @@ int mo_session_open(mo_session **out, const mo_backbone *bb, const mo_session_se
         set.min_output_stride != 32)
         return mo_fail(MO_EINVAL, "mo_session_open: min_output_stride %d is not 8, 16 or 32",
                        set.min_output_stride);
+    if (set.threads < 0 || set.threads > MO_MAX_THREADS)
+        return mo_fail(MO_EINVAL, "mo_session_open: threads %d outside 0..%d", set.threads,
+                       MO_MAX_THREADS);
+    int threads = set.threads ? set.threads : cpu_count();
+    if (threads > MO_MAX_THREADS)
+        threads = MO_MAX_THREADS;
 
     /* Walk the network at the largest size and smallest output stride. */
     size_t scratch = 0, level[MO_NUM_LEVELS] = {0}, se = 0;
@@ -149,6 +210,11 @@ int mo_session_open(mo_session **out, const mo_backbone *bb, const mo_session_se
         }
         ss->workspace_bytes = set.workspace_bytes;
     }
+    if (threads > 1 && mo_pool_create(&ss->pool, threads) != MO_OK) {
+        mo_session_close(&ss);
+        return mo_fail(MO_ENOMEM, "mo_session_open: could not start %d threads", threads - 1);
+    }
+    ss->threads = threads;
     ss->bb = bb;
     ss->max_h = set.max_height;
     ss->max_w = set.max_width;
@@ -161,6 +227,7 @@ void mo_session_close(mo_session **s)
 {
     if (!s || !*s)
         return;
+    mo_pool_destroy(&(*s)->pool);
     free((*s)->mem);
     free((*s)->workspace);
     free(*s);
@@ -172,6 +239,53 @@ void *mo_session_workspace(mo_session *s, size_t *bytes)
     if (bytes)
         *bytes = s ? s->workspace_bytes : 0;
     return s ? s->workspace : NULL;
+}
+
+int mo_session_threads(const mo_session *s)
+{
+    validate_input_or_ret(s, MO_EINVAL);
+    return s->threads;
+}
+
+/* Share i of n of [0, total), boundaries on multiples of align (except at total). */
+static void share(size_t total, int i, int n, size_t align, size_t *b, size_t *e)
+{
+    size_t lo = total * (size_t)i / (size_t)n, hi = total * (size_t)(i + 1) / (size_t)n;
+    lo = i == 0 ? 0 : (lo + align / 2) / align * align;
+    hi = i == n - 1 ? total : (hi + align / 2) / align * align;
+    *b = lo < total ? lo : total;
+    *e = hi < total ? hi : total;
+    if (*e < *b)
+        *e = *b;
+}
+
+/* Share i of n of one layer (the whole layer when n == 1). */
+static void layer_share(void *ctx, int i, int n)
+{
+    const layer_job *j = ctx;
+    const mo_module *m = j->m;
+    size_t b, e;
+    switch (m->type) {
+    case MO_MOD_STEM:
+        share((size_t)j->oh, i, n, 1, &b, &e);
+        if (e > b)
+            j->dsp->stem3x3(j->dst, j->dst_stride, j->src, j->src_stride, j->ih, j->iw, m->cout,
+                            m->weight, m->bias, j->relu, (int)b, (int)e);
+        break;
+    case MO_MOD_DW:
+        share((size_t)j->oh, i, n, 1, &b, &e);
+        if (e > b)
+            j->dsp->dw3x3(j->dst, j->dst_stride, j->src, j->src_stride, j->ih, j->iw, m->cout,
+                          j->stride, j->dil, m->weight, m->bias, j->relu, (int)b, (int)e);
+        break;
+    default:
+        /* pixel ranges on multiples of 12, whole register tiles of every kernel variant */
+        share(j->npix, i, n, 12, &b, &e);
+        if (e > b)
+            j->dsp->pw(j->dst + b * m->cout, j->src + b * m->cin, e - b, m->cin, m->cout,
+                       m->weight, m->bias, j->relu);
+        break;
+    }
 }
 
 /* Modules first_mod.. of the backbone on `cur` (h x w, `nominal` input pixels per pixel). */
@@ -190,19 +304,18 @@ static void run_modules(mo_session *s, int first_mod, const float *cur, ptrdiff_
         const size_t npix = (size_t)g.oh * g.ow;
         const int relu = !m->se_c; /* with SE, the ReLU comes after it */
 
-        switch (m->type) {
-        case MO_MOD_STEM:
-            dsp->stem3x3(dst, dst_stride, cur, cur_stride, h, w, m->cout, m->weight, m->bias,
-                         relu, 0, g.oh);
-            break;
-        case MO_MOD_DW:
-            dsp->dw3x3(dst, dst_stride, cur, cur_stride, h, w, m->cout, g.stride, g.dil,
-                       m->weight, m->bias, relu, 0, g.oh);
-            break;
-        default:
-            dsp->pw(dst, cur, npix, m->cin, m->cout, m->weight, m->bias, relu);
-            break;
-        }
+        layer_job job = {.dsp = dsp, .m = m, .dst = dst, .src = cur, .dst_stride = dst_stride,
+                         .src_stride = cur_stride, .ih = h, .iw = w, .oh = g.oh,
+                         .stride = g.stride, .dil = g.dil, .relu = relu, .npix = npix};
+        const double macs = (double)npix * m->cout *
+                            (m->type == MO_MOD_PW ? m->cin : m->type == MO_MOD_DW ? 9 : 27);
+        if (s->pool && macs >= MIN_PARALLEL_MACS) {
+            const size_t units = m->type == MO_MOD_PW ? (npix + PW_MIN_CHUNK - 1) / PW_MIN_CHUNK
+                                                      : (size_t)g.oh;
+            const size_t most = (size_t)s->threads * CHUNKS_PER_THREAD;
+            mo_pool_run(s->pool, layer_share, &job, (int)(units < most ? units : most));
+        } else
+            layer_share(&job, 0, 1);
         if (m->se_c)
             dsp->se(dst, npix, m->cout, m->se_c, m->se_rw, m->se_rb, m->se_ew, m->se_eb,
                     s->se_tmp);

@@ -10,6 +10,10 @@
 #include <math.h>
 #include <string.h>
 
+#if defined(MO_HAVE_AVX2)
+#include "x86/conv_x86.h" /* built with -mavx2 -mfma: backbone/dsp/x86/meson.build */
+#endif
+
 /* ---------------------------------------------------------------- packing */
 
 void mo_stem_pack(float *dst, const float *w, int cout)
@@ -349,8 +353,20 @@ void mo_conv_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags)
     dsp->se = mo_se_c;
     dsp->gap = mo_gap_c;
     (void)cpu_flags;
-    /* SIMD versions slot in here, e.g.
-     * if (!(cpu_flags & MO_CPU_AVX2)) return;
-     * dsp->pw = mo_pw_avx2; dsp->dw3x3 = mo_dw3x3_avx2;
-     */
+#if defined(MO_HAVE_AVX2)
+    if (!(cpu_flags & MO_CPU_AVX2))
+        return;
+    dsp->stem3x3 = mo_stem3x3_avx2;
+    dsp->dw3x3 = mo_dw3x3_avx2;
+    dsp->pw = mo_pw_avx2;
+    dsp->gap = mo_gap_avx2;
+    dsp->se = mo_se_avx2;
+#endif
+#if defined(MO_HAVE_AVX512)
+    if (!(cpu_flags & MO_CPU_AVX512))
+        return;
+    dsp->stem3x3 = mo_stem3x3_avx512;
+    dsp->dw3x3 = mo_dw3x3_avx512;
+    dsp->pw = mo_pw_avx512;
+#endif
 }

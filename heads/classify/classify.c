@@ -134,10 +134,21 @@ int mo_cls_logits(const mo_cls *c, const mo_features *f, float *logits)
         return mo_fail(MO_EINVAL, "features have %d channels, the head expects %d",
                        f->level[MO_NUM_LEVELS - 1].c, c->c);
     const float *x = f->pooled;
+    /* 16 partial sums (a vector's worth of independent chains: one running sum waits for
+     * each addition, ~1 ms for 1024 x 1000 at 224x224), added pairwise at the end */
+    enum { P = 16 };
+    const int cend = c->c / P * P;
     for (int k = 0; k < c->k; k++) {
         const float *w = c->weight + (size_t)k * (size_t)c->c;
-        float s = 0;
-        for (int i = 0; i < c->c; i++)
+        float acc[P] = {0};
+        for (int i = 0; i < cend; i += P)
+            for (int j = 0; j < P; j++)
+                acc[j] += w[i + j] * x[i + j];
+        for (int h = P / 2; h > 0; h /= 2)
+            for (int j = 0; j < h; j++)
+                acc[j] += acc[j + h];
+        float s = acc[0];
+        for (int i = cend; i < c->c; i++)
             s += w[i] * x[i];
         logits[k] = s + c->bias[k];
     }

@@ -93,6 +93,11 @@ typedef struct mo_session_settings {
     size_t workspace_bytes;    /**< scratch for the heads run with this session, allocated at
                                     open (e.g. the largest of the heads' `*_workspace_size()`);
                                     default 0 */
+    int threads;               /**< threads that run each backbone layer, the calling thread
+                                    included: 1 (default) runs everything on the caller;
+                                    n > 1 starts n - 1 workers at open; 0 = one per CPU the
+                                    process may use; at most MO_MAX_THREADS. See
+                                    mo_session_open() for the rules. */
 } mo_session_settings;
 
 /** @brief Fill @p s with defaults. @param[out] s settings to fill (NULL: nothing) */
@@ -101,12 +106,29 @@ MO_API void mo_session_default_settings(mo_session_settings *s);
 /** Largest input side a session accepts. */
 #define MO_MAX_INPUT_SIDE 8192
 
+/** Most threads a session runs (mo_session_settings.threads). */
+#define MO_MAX_THREADS 64
+
 /**
  * @brief Open a per-thread session on @p bb, allocating all scratch memory.
+ *
+ * Threads: with `threads` > 1 the session starts `threads` - 1 worker threads here, owned
+ * by the session and joined by mo_session_close(). mo_backbone_run() then splits every
+ * layer's output rows (pixels, for the 1x1 convolutions) between the calling thread and
+ * the workers, and returns when all are done; the features are bit-identical for every
+ * thread count (also 1). Between layers the workers spin briefly, then sleep until the
+ * next run: a run makes no allocation. Rules:
+ * - a session, threaded or not, is still used by one thread at a time (the workers are
+ *   internal); to run several images at once, open one session per calling thread;
+ * - the threads of all sessions running at the same time should not exceed the CPUs, or
+ *   they wait for each other;
+ * - heads run on the calling thread only.
  * @param[out] out receives the session; close it with mo_session_close() before @p bb
  * @param bb the backbone the session runs
  * @param s settings or NULL for defaults
- * @return MO_OK, MO_EINVAL (sizes outside 1..MO_MAX_INPUT_SIDE, bad stride), MO_ENOMEM
+ * @return MO_OK, MO_EINVAL (sizes outside 1..MO_MAX_INPUT_SIDE, bad stride, threads
+ *         outside 0..MO_MAX_THREADS), MO_ENOMEM (memory, or the workers could not be
+ *         started)
  */
 MO_API int mo_session_open(mo_session **out, const mo_backbone *bb,
                            const mo_session_settings *s);
@@ -120,7 +142,18 @@ MO_API int mo_session_open(mo_session **out, const mo_backbone *bb,
  */
 MO_API void *mo_session_workspace(mo_session *s, size_t *bytes);
 
-/** @brief Free a session and set `*s` to NULL. @param s the session (NULL accepted) */
+/**
+ * @brief Threads the session runs each layer on (the caller included): the `threads`
+ *        setting, with 0 resolved to the CPU count. 1 when it has no workers.
+ * @param s the session
+ * @return the count, or MO_EINVAL when @p s is NULL
+ */
+MO_API int mo_session_threads(const mo_session *s);
+
+/**
+ * @brief Free a session (stopping its threads) and set `*s` to NULL.
+ * @param s the session (NULL accepted)
+ */
 MO_API void mo_session_close(mo_session **s);
 
 /**

@@ -6,6 +6,7 @@
 #define MO_MO_H
 
 #include "mo/common.h"
+#include "mo/cpu.h"
 #include "mo/tensor.h"
 #include "mo/file.h"
 #include "mo/backbone.h"

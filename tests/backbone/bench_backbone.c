@@ -1,9 +1,11 @@
 /*
- * Timing of one backbone forward pass, single thread, random weights built in memory
- * (or a model file given with --model), per variant and output stride.
+ * Timing of one backbone forward pass, random weights built in memory (or a model file
+ * given with --model), per variant and output stride.
  *
  * Usage: bench_backbone [--variants s0,s1] [--size HxW] [--runs N] [--model FILE]
- * Prints min and median wall time per forward in ms.
+ *                       [--threads N] [--c]
+ * Prints min and median wall time per forward in ms. --threads: session threads (default
+ * 1); --c: the C reference kernels only (mo_set_cpu_flags_mask(0)).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 
 #include "mo/backbone.h"
+#include "mo/cpu.h"
 #include "modelgen.h"
 
 static double now_ms(void)
@@ -26,6 +29,8 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static int threads = 1;
+
 static int bench(mo_file *f, const char *label, int h, int w, int runs)
 {
     mo_backbone *bb = NULL;
@@ -39,6 +44,7 @@ static int bench(mo_file *f, const char *label, int h, int w, int runs)
     ss.max_height = h;
     ss.max_width = w;
     ss.min_output_stride = 8;
+    ss.threads = threads;
     mo_session *s = NULL;
     if ((ret = mo_session_open(&s, bb, &ss)) != MO_OK) {
         fprintf(stderr, "%s: session: %s\n", label, mo_strerror(ret));
@@ -62,8 +68,9 @@ static int bench(mo_file *f, const char *label, int h, int w, int runs)
             t[r] = now_ms() - t0;
         }
         qsort(t, (size_t)runs, sizeof(double), cmp_double);
-        printf("%-10s %dx%d os%-2d  min %8.2f ms  median %8.2f ms\n", label, h, w, strides[si],
-               t[0], t[runs / 2]);
+        printf("%-10s %dx%d os%-2d  min %8.2f ms  median %8.2f ms  (%d thread%s)\n", label, h,
+               w, strides[si], t[0], t[runs / 2], mo_session_threads(s),
+               mo_session_threads(s) > 1 ? "s" : "");
     }
     free(x);
     free(t);
@@ -85,9 +92,13 @@ int main(int argc, char **argv)
             runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--c"))
+            mo_set_cpu_flags_mask(0);
         else {
             fprintf(stderr, "usage: %s [--variants s0,s1] [--size HxW] [--runs N] "
-                            "[--model FILE]\n", argv[0]);
+                            "[--model FILE] [--threads N] [--c]\n", argv[0]);
             return 2;
         }
     }

@@ -1,0 +1,43 @@
+/*
+ * A small pool of worker threads owned by a session (internal).
+ *
+ * mo_pool_run(p, fn, ctx, n) calls fn(ctx, i, n) once for every chunk i in 0 .. n-1 and
+ * returns when all have returned. The chunks are dealt in contiguous ranges, one per
+ * thread (the caller is thread 0): consecutive jobs cut the same way find their data in
+ * the cache of the core that wrote it. A thread that has finished its range claims
+ * chunks from the others, so a worker the OS has not scheduled (a loaded machine) delays
+ * a job only by the chunk it holds, if any. Workers are created
+ * once (mo_pool_create) and wait between jobs, spinning for a short while (the next layer
+ * usually follows within microseconds) and then sleeping on a condition variable, so a
+ * run makes no allocation and, between layers, no system call.
+ *
+ * One job at a time: mo_pool_run() must not be called concurrently on one pool (a session
+ * is used by one thread at a time).
+ */
+#ifndef MO_POOL_H
+#define MO_POOL_H
+
+typedef struct mo_pool mo_pool;
+
+typedef void mo_pool_fn(void *ctx, int chunk, int nchunks);
+
+/** Most chunks of one job. */
+#define MO_POOL_MAX_CHUNKS 65535
+
+/**
+ * Start nthreads - 1 workers (nthreads >= 2).
+ * @return MO_OK, MO_ENOMEM (memory or threads could not be created)
+ */
+int mo_pool_create(mo_pool **out, int nthreads);
+
+/** Stop and join the workers, free the pool, set *p = NULL. NULL-safe. */
+void mo_pool_destroy(mo_pool **p);
+
+/** Threads that take part in a job, the caller included. */
+int mo_pool_threads(const mo_pool *p);
+
+/** Run fn(ctx, i, nchunks) for every i in 0 .. nchunks-1 (1..MO_POOL_MAX_CHUNKS) on the
+ *  caller and the workers, and wait for all. */
+void mo_pool_run(mo_pool *p, mo_pool_fn *fn, void *ctx, int nchunks);
+
+#endif

@@ -1,0 +1,794 @@
+/*
+ * checkdsp: every kernel of backbone/dsp/conv.h, for every instruction set that both
+ * this build and the running CPU have, against the C reference (the `_c` kernels are the
+ * specification). The idea is dav1d's checkasm: for each ISA level, the kernels that
+ * mo_conv_dsp_init() replaces at that level (function pointer differs from the level
+ * below) are run on the same inputs as the reference and compared.
+ *
+ * Inputs: random data of four kinds (uniform in [-1, 1]; large values with exponents
+ * from 2^-10 to 2^10; all-negative conv outputs, so the ReLU zeroes everything; half
+ * zeros) on edge-case geometry: sides 1..n that are not multiples of 8, odd strides,
+ * dilations beyond the map size, channel counts around the vector width and MO_PW_NR,
+ * padded row strides, and every activation mode the reference has. Buffers end (or
+ * start) at an inaccessible page, so a read or write outside them crashes, and row
+ * padding is filled with a sentinel that must survive.
+ *
+ * Tolerance (per output element): |new - c| <= 1e-5 * (|b| + sum |w x|), the sum over the
+ * products that make the element, computed by running the reference on absolute values.
+ * A float dot product of K terms is off by at most about K * 2^-24 of that sum, and by
+ * sqrt(K) * 2^-24 typically; the bound leaves room for K up to a few thousand. SE: 1e-5 *
+ * (1 + |x|). Pooling: 1e-6 * (1 + mean |x|).
+ *
+ * Determinism (what bit-identical threading relies on): each variant must give exactly
+ * the same bits when a layer is computed in several row or pixel ranges, in any order.
+ *
+ * Usage: checkdsp [--seed N] [--kernel NAME] [--bench [--runs N]]
+ *   --bench times each kernel per ISA on MobileOne layer shapes (224x224 input) instead.
+ */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dsp/conv.h"
+#include "mo/cpu.h"
+
+/* ------------------------------------------------------------------ setup */
+
+typedef struct isa_level {
+    const char *name;
+    unsigned flags; /* cumulative: what mo_conv_dsp_init() gets for this level */
+} isa_level;
+
+static const isa_level levels[] = {
+    {"c", 0},
+    {"avx2", MO_CPU_AVX2},
+    {"avx512", MO_CPU_AVX2 | MO_CPU_AVX512},
+};
+#define NLEVELS ((int)(sizeof(levels) / sizeof(levels[0])))
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+
+static uint32_t rnd32(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 32);
+}
+
+static int irand(int lo, int hi) /* inclusive */
+{
+    return lo + (int)(rnd32() % (uint32_t)(hi - lo + 1));
+}
+
+static float frand(void) /* [-1, 1) */
+{
+    return (float)((double)rnd32() / 2147483648.0 - 1.0);
+}
+
+static int failures;
+
+/* The case being run, printed if a kernel crashes (reads or writes past a buffer). */
+static char current[256];
+
+static void on_crash(int sig)
+{
+    static const char msg[] = "CRASH in ";
+    (void)!write(2, msg, sizeof(msg) - 1);
+    (void)!write(2, current, strlen(current));
+    (void)!write(2, "\n", 1);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+static int act_modes = 2; /* activation values 0 .. act_modes-1 the reference defines */
+
+#define SENTINEL 0x7fc0de5au /* a quiet NaN no kernel produces */
+
+/* ------------------------------------------------------- guarded buffers */
+
+/*
+ * A buffer of n floats placed against an inaccessible page: after its end (at_end) or
+ * before its start, so reads and writes past either side fault.
+ */
+typedef struct gbuf {
+    void *map;
+    size_t len;
+    float *p;
+} gbuf;
+
+static size_t page_size(void)
+{
+    static size_t ps;
+    if (!ps)
+        ps = (size_t)sysconf(_SC_PAGESIZE);
+    return ps;
+}
+
+static float *galloc(gbuf *g, size_t n, int at_end)
+{
+    const size_t ps = page_size(), bytes = (n ? n : 1) * sizeof(float);
+    const size_t body = (bytes + ps - 1) / ps * ps;
+    g->len = body + 2 * ps;
+    g->map = mmap(NULL, g->len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (g->map == MAP_FAILED) {
+        perror("mmap");
+        exit(2);
+    }
+    char *b = (char *)g->map + ps;
+    if (mprotect(b, body, PROT_READ | PROT_WRITE)) {
+        perror("mprotect");
+        exit(2);
+    }
+    g->p = (float *)(at_end ? b + body - bytes : b);
+    return g->p;
+}
+
+static void gfree(gbuf *g)
+{
+    if (g->map)
+        munmap(g->map, g->len);
+    g->map = NULL;
+}
+
+static float *gcopy(gbuf *g, const float *src, size_t n, int at_end)
+{
+    float *p = galloc(g, n, at_end);
+    memcpy(p, src, n * sizeof(float));
+    return p;
+}
+
+static void fill_sentinel(float *p, size_t n)
+{
+    const uint32_t s = SENTINEL;
+    for (size_t i = 0; i < n; i++)
+        memcpy(p + i, &s, sizeof(s));
+}
+
+static int is_sentinel(const float *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v == SENTINEL;
+}
+
+/* -------------------------------------------------------------- data */
+
+enum { DATA_UNIFORM, DATA_LARGE, DATA_NEGATIVE, DATA_SPARSE, DATA_KINDS };
+static const char *const data_names[DATA_KINDS] = {"uniform", "large", "negative", "sparse"};
+
+/* Fill in, weights, bias for a data kind. "negative": inputs >= 0, weights >= 0, bias
+ * < 0 is not enough to make outputs negative, so inputs are >= 0 and weights <= 0. */
+static void fill(float *p, size_t n, int kind, int role /* 0 input, 1 weight, 2 bias */)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = frand();
+        switch (kind) {
+        case DATA_LARGE:
+            v = ldexpf(v, irand(-10, 10));
+            break;
+        case DATA_NEGATIVE:
+            v = role == 0 ? fabsf(v) : -fabsf(v);
+            break;
+        case DATA_SPARSE:
+            if (rnd32() & 1)
+                v = 0.0f;
+            break;
+        default:
+            break;
+        }
+        p[i] = v;
+    }
+}
+
+static float *abs_copy(const float *p, size_t n)
+{
+    float *q = malloc((n ? n : 1) * sizeof(float));
+    if (!q)
+        exit(2);
+    for (size_t i = 0; i < n; i++)
+        q[i] = fabsf(p[i]);
+    return q;
+}
+
+static float *xmalloc(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    if (!p)
+        exit(2);
+    return p;
+}
+
+/* ------------------------------------------------------------ comparing */
+
+typedef struct stats {
+    long cases;
+    double worst; /* largest |new - c| / bound seen, in units of the tolerance */
+} stats;
+
+/*
+ * Compare rows x cols (row stride `stride`) of got with want: |got - want| <= tol *
+ * mag[i] + abs_tol (mag with the same layout as want, NULL for abs_tol only). Elements of
+ * got in the row padding, from cols to stride, must still be the sentinel.
+ */
+static int compare(const char *what, const float *got, const float *want, const float *mag,
+                   int rows, size_t cols, ptrdiff_t stride, double tol, double abs_tol,
+                   stats *st)
+{
+    for (int y = 0; y < rows; y++)
+        for (size_t x = 0; x < (size_t)stride; x++) {
+            const size_t i = (size_t)y * stride + x;
+            if (x >= cols) {
+                if (!is_sentinel(got + i)) {
+                    printf("FAIL %s: wrote into row padding at row %d col %zu\n", what, y, x);
+                    return 1;
+                }
+                continue;
+            }
+            const double bound = tol * (mag ? (double)mag[i] : 0.0) + abs_tol;
+            const double d = fabs((double)got[i] - (double)want[i]);
+            if (!(d <= bound)) {
+                printf("FAIL %s: row %d col %zu: got %.9g, c %.9g (diff %.3g > %.3g)\n", what,
+                       y, x, got[i], want[i], d, bound);
+                return 1;
+            }
+            if (bound > 0 && d / bound > st->worst)
+                st->worst = d / bound;
+        }
+    return 0;
+}
+
+static int same_bits(const char *what, const float *a, const float *b, size_t n)
+{
+    if (!memcmp(a, b, n * sizeof(float)))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(a + i, b + i, sizeof(float))) {
+            printf("FAIL %s: split call differs at element %zu (%.9g vs %.9g)\n", what, i,
+                   a[i], b[i]);
+            break;
+        }
+    return 1;
+}
+
+/* Split [0, n) at up to two random points; returns the number of ranges (1..3). */
+static int split_ranges(int n, int r[4])
+{
+    int a = irand(0, n), b = irand(0, n);
+    if (a > b) {
+        const int t = a;
+        a = b;
+        b = t;
+    }
+    r[0] = 0;
+    r[1] = a;
+    r[2] = b;
+    r[3] = n;
+    return 3;
+}
+
+/* ------------------------------------------------------------------- stem */
+
+static void check_stem_case(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                            int ih, int iw, int cout, int pad_in, int pad_out, int relu,
+                            int kind, stats *st)
+{
+    const int oh = MO_CONV_OUT(ih, 2), ow = MO_CONV_OUT(iw, 2);
+    const ptrdiff_t ss = (ptrdiff_t)iw * 3 + pad_in, ds = (ptrdiff_t)ow * cout + pad_out;
+    const size_t nin = (size_t)ih * ss, nout = (size_t)oh * ds;
+    float *in = xmalloc(nin), *w = xmalloc(27 * (size_t)cout), *b = xmalloc((size_t)cout);
+    float *wp = xmalloc(27 * (size_t)cout);
+    fill(in, nin, kind, 0);
+    fill(w, 27 * (size_t)cout, kind, 1);
+    fill(b, (size_t)cout, kind, 2);
+    mo_stem_pack(wp, w, cout);
+    const int e = rnd32() & 1;
+    gbuf gi, gw, gb, gd, gs;
+    const float *gin = gcopy(&gi, in, nin, e), *gwp = gcopy(&gw, wp, 27 * (size_t)cout, !e);
+    const float *gbias = gcopy(&gb, b, (size_t)cout, e);
+    float *got = galloc(&gd, nout, !e), *split = galloc(&gs, nout, e);
+    float *want = xmalloc(nout), *mag = xmalloc(nout);
+    fill_sentinel(got, nout);
+    fill_sentinel(split, nout);
+    ref->stem3x3(want, ds, in, ss, ih, iw, cout, wp, b, relu, 0, oh);
+    float *ain = abs_copy(in, nin), *awp = abs_copy(wp, 27 * (size_t)cout),
+          *ab = abs_copy(b, (size_t)cout);
+    ref->stem3x3(mag, ds, ain, ss, ih, iw, cout, awp, ab, 0, 0, oh);
+    char what[160];
+    snprintf(what, sizeof(what), "stem %s: %dx%d cout %d pad %d/%d act %d %s", isa, ih, iw,
+             cout, pad_in, pad_out, relu, data_names[kind]);
+    memcpy(current, what, sizeof(what));
+    dut->stem3x3(got, ds, gin, ss, ih, iw, cout, gwp, gbias, relu, 0, oh);
+    int r[4];
+    const int nr = split_ranges(oh, r);
+    for (int k = nr - 1; k >= 0; k--)
+        dut->stem3x3(split, ds, gin, ss, ih, iw, cout, gwp, gbias, relu, r[k], r[k + 1]);
+    failures += compare(what, got, want, mag, oh, (size_t)ow * cout, ds, 1e-5, 0.0, st);
+    failures += same_bits(what, got, split, nout);
+    st->cases++;
+    free(in); free(w); free(b); free(wp); free(want); free(mag); free(ain); free(awp); free(ab);
+    gfree(&gi); gfree(&gw); gfree(&gb); gfree(&gd); gfree(&gs);
+}
+
+static void check_stem(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                       stats *st)
+{
+    static const int couts[] = {1, 3, 7, 8, 9, 15, 16, 17, 24, 33, 48, 64};
+    for (int ih = 1; ih <= 9; ih++)
+        for (int iw = 1; iw <= 9; iw++)
+            check_stem_case(ref, dut, isa, ih, iw, couts[irand(0, 11)], irand(0, 5),
+                            irand(0, 9), irand(0, act_modes - 1), irand(0, DATA_KINDS - 1), st);
+    for (int i = 0; i < 12; i++)
+        for (int kind = 0; kind < DATA_KINDS; kind++)
+            check_stem_case(ref, dut, isa, irand(10, 40), irand(10, 40), couts[i],
+                            irand(0, 1) * irand(1, 7), irand(0, 1) * irand(1, 9),
+                            irand(0, act_modes - 1), kind, st);
+    check_stem_case(ref, dut, isa, 224, 224, 48, 0, 0, 1, DATA_UNIFORM, st);
+    check_stem_case(ref, dut, isa, 97, 131, 64, 3, 5, 1, DATA_LARGE, st);
+}
+
+/* -------------------------------------------------------------- depthwise */
+
+static void check_dw_case(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                          int ih, int iw, int c, int stride, int dil, int pad_in, int pad_out,
+                          int relu, int kind, stats *st)
+{
+    const int oh = MO_CONV_OUT(ih, stride), ow = MO_CONV_OUT(iw, stride);
+    const ptrdiff_t ss = (ptrdiff_t)iw * c + pad_in, ds = (ptrdiff_t)ow * c + pad_out;
+    const size_t nin = (size_t)ih * ss, nout = (size_t)oh * ds, nw = 9 * (size_t)c;
+    float *in = xmalloc(nin), *w = xmalloc(nw), *b = xmalloc((size_t)c), *wp = xmalloc(nw);
+    fill(in, nin, kind, 0);
+    fill(w, nw, kind, 1);
+    fill(b, (size_t)c, kind, 2);
+    mo_dw_pack(wp, w, c);
+    const int e = rnd32() & 1;
+    gbuf gi, gw, gb, gd, gs;
+    const float *gin = gcopy(&gi, in, nin, e), *gwp = gcopy(&gw, wp, nw, !e);
+    const float *gbias = gcopy(&gb, b, (size_t)c, e);
+    float *got = galloc(&gd, nout, !e), *split = galloc(&gs, nout, e);
+    float *want = xmalloc(nout), *mag = xmalloc(nout);
+    fill_sentinel(got, nout);
+    fill_sentinel(split, nout);
+    ref->dw3x3(want, ds, in, ss, ih, iw, c, stride, dil, wp, b, relu, 0, oh);
+    float *ain = abs_copy(in, nin), *awp = abs_copy(wp, nw), *ab = abs_copy(b, (size_t)c);
+    ref->dw3x3(mag, ds, ain, ss, ih, iw, c, stride, dil, awp, ab, 0, 0, oh);
+    char what[192];
+    snprintf(what, sizeof(what), "dw3x3 %s: %dx%d c %d stride %d dil %d pad %d/%d act %d %s",
+             isa, ih, iw, c, stride, dil, pad_in, pad_out, relu, data_names[kind]);
+    memcpy(current, what, sizeof(what));
+    dut->dw3x3(got, ds, gin, ss, ih, iw, c, stride, dil, gwp, gbias, relu, 0, oh);
+    int r[4];
+    const int nr = split_ranges(oh, r);
+    for (int k = 0; k < nr; k++) {
+        const int j = (k + 1) % nr; /* out of order */
+        dut->dw3x3(split, ds, gin, ss, ih, iw, c, stride, dil, gwp, gbias, relu, r[j],
+                   r[j + 1]);
+    }
+    failures += compare(what, got, want, mag, oh, (size_t)ow * c, ds, 1e-5, 0.0, st);
+    failures += same_bits(what, got, split, nout);
+    st->cases++;
+    free(in); free(w); free(b); free(wp); free(want); free(mag); free(ain); free(awp); free(ab);
+    gfree(&gi); gfree(&gw); gfree(&gb); gfree(&gd); gfree(&gs);
+}
+
+static void check_dw(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                     stats *st)
+{
+    static const int chans[] = {1, 3, 5, 7, 8, 9, 15, 16, 17, 31, 48, 64, 100, 163, 200, 257};
+    const int nch = (int)(sizeof(chans) / sizeof(chans[0]));
+    static const int dils[] = {1, 2, 3, 4, 5, 9};
+    /* every small map, both strides, every dilation (stride 2 only with dilation 1, as
+     * the network uses it, plus a few dilated stride-2 cases) */
+    for (int ih = 1; ih <= 9; ih += 1)
+        for (int iw = 1; iw <= 9; iw += 2)
+            for (int di = 0; di < 6; di++) {
+                const int stride = di == 0 ? irand(1, 2) : (rnd32() % 8 == 0 ? 2 : 1);
+                check_dw_case(ref, dut, isa, ih, iw, chans[irand(0, nch - 1)], stride, dils[di],
+                              irand(0, 1) * irand(1, 9), irand(0, 1) * irand(1, 9),
+                              irand(0, act_modes - 1), irand(0, DATA_KINDS - 1), st);
+            }
+    for (int i = 0; i < nch; i++)
+        for (int kind = 0; kind < DATA_KINDS; kind++)
+            check_dw_case(ref, dut, isa, irand(5, 30), irand(5, 30), chans[i], irand(1, 2),
+                          dils[irand(0, 5)], irand(0, 1) * irand(1, 9),
+                          irand(0, 1) * irand(1, 9), irand(0, act_modes - 1), kind, st);
+    /* MobileOne shapes */
+    check_dw_case(ref, dut, isa, 112, 112, 48, 2, 1, 0, 0, 1, DATA_UNIFORM, st);
+    check_dw_case(ref, dut, isa, 28, 28, 128, 1, 1, 0, 0, 1, DATA_UNIFORM, st);
+    check_dw_case(ref, dut, isa, 14, 14, 256, 1, 2, 0, 0, 1, DATA_LARGE, st);
+    check_dw_case(ref, dut, isa, 14, 14, 1024, 1, 4, 0, 0, 0, DATA_UNIFORM, st);
+    check_dw_case(ref, dut, isa, 7, 7, 1024, 1, 1, 8, 16, 1, DATA_SPARSE, st);
+    check_dw_case(ref, dut, isa, 9, 11, 512, 1, 1, 0, 0, 1, DATA_UNIFORM, st);
+    check_dw_case(ref, dut, isa, 12, 10, 2048, 2, 1, 0, 0, 0, DATA_LARGE, st);
+    check_dw_case(ref, dut, isa, 9, 9, 1024, 1, 2, 0, 0, 1, DATA_SPARSE, st);
+}
+
+/* -------------------------------------------------------------- pointwise */
+
+static void check_pw_case(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                          int n, int cin, int cout, int relu, int kind, stats *st)
+{
+    const size_t nin = (size_t)n * cin, nout = (size_t)n * cout, nw = (size_t)cin * cout;
+    const size_t np = mo_pw_packed_size(cin, cout);
+    float *in = xmalloc(nin), *w = xmalloc(nw), *b = xmalloc((size_t)cout), *wp = xmalloc(np);
+    fill(in, nin, kind, 0);
+    fill(w, nw, kind, 1);
+    fill(b, (size_t)cout, kind, 2);
+    mo_pw_pack(wp, w, cin, cout);
+    const int e = rnd32() & 1;
+    gbuf gi, gw, gb, gd, gs;
+    const float *gin = gcopy(&gi, in, nin, e), *gwp = gcopy(&gw, wp, np, !e);
+    const float *gbias = gcopy(&gb, b, (size_t)cout, e);
+    float *got = galloc(&gd, nout, !e), *split = galloc(&gs, nout, e);
+    float *want = xmalloc(nout), *mag = xmalloc(nout);
+    fill_sentinel(got, nout);
+    fill_sentinel(split, nout);
+    ref->pw(want, in, (size_t)n, cin, cout, wp, b, relu);
+    float *ain = abs_copy(in, nin), *awp = abs_copy(wp, np), *ab = abs_copy(b, (size_t)cout);
+    ref->pw(mag, ain, (size_t)n, cin, cout, awp, ab, 0);
+    char what[160];
+    snprintf(what, sizeof(what), "pw %s: n %d cin %d cout %d act %d %s", isa, n, cin, cout,
+             relu, data_names[kind]);
+    memcpy(current, what, sizeof(what));
+    dut->pw(got, gin, (size_t)n, cin, cout, gwp, gbias, relu);
+    int r[4];
+    const int nr = split_ranges(n, r);
+    for (int k = nr - 1; k >= 0; k--)
+        dut->pw(split + (size_t)r[k] * cout, gin + (size_t)r[k] * cin,
+                (size_t)(r[k + 1] - r[k]), cin, cout, gwp, gbias, relu);
+    failures += compare(what, got, want, mag, n, (size_t)cout, cout, 1e-5, 0.0, st);
+    failures += same_bits(what, got, split, nout);
+    st->cases++;
+    free(in); free(w); free(b); free(wp); free(want); free(mag); free(ain); free(awp); free(ab);
+    gfree(&gi); gfree(&gw); gfree(&gb); gfree(&gd); gfree(&gs);
+}
+
+static void check_pw(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                     stats *st)
+{
+    static const int ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 11, 13, 49, 97, 196};
+    static const int cins[] = {1, 2, 3, 7, 8, 15, 16, 17, 48, 255, 256, 257, 300, 513};
+    static const int couts[] = {1, 5, 8, 15, 16, 17, 31, 32, 33, 48, 100};
+    for (int i = 0; i < 13; i++)
+        for (int j = 0; j < 14; j++)
+            check_pw_case(ref, dut, isa, ns[i], cins[j], couts[irand(0, 10)],
+                          irand(0, act_modes - 1), irand(0, DATA_KINDS - 1), st);
+    for (int l = 0; l < 11; l++)
+        for (int kind = 0; kind < DATA_KINDS; kind++)
+            check_pw_case(ref, dut, isa, ns[irand(0, 12)], cins[irand(0, 13)], couts[l],
+                          irand(0, act_modes - 1), kind, st);
+    /* several pixel blocks and input-channel slices; MobileOne shapes */
+    check_pw_case(ref, dut, isa, 3001, 48, 48, 1, DATA_UNIFORM, st);
+    check_pw_case(ref, dut, isa, 1029, 1024, 33, 0, DATA_UNIFORM, st);
+    check_pw_case(ref, dut, isa, 49, 2048, 64, 1, DATA_LARGE, st);
+    check_pw_case(ref, dut, isa, 196, 256, 256, 1, DATA_UNIFORM, st);
+    check_pw_case(ref, dut, isa, 784, 128, 128, 1, DATA_SPARSE, st);
+}
+
+/* ------------------------------------------------------------ SE and pool */
+
+static void check_se_case(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                          int n, int c, int cr, int kind, stats *st)
+{
+    const size_t nx = (size_t)n * c;
+    float *x = xmalloc(nx), *rw = xmalloc((size_t)cr * c), *rb = xmalloc((size_t)cr);
+    float *ew = xmalloc((size_t)c * cr), *eb = xmalloc((size_t)c);
+    float *tmp = xmalloc((size_t)(c + cr)), *want = xmalloc(nx), *mag = xmalloc(nx);
+    fill(x, nx, kind, 0);
+    fill(rw, (size_t)cr * c, kind, 1);
+    fill(rb, (size_t)cr, kind, 2);
+    fill(ew, (size_t)c * cr, kind, 1);
+    fill(eb, (size_t)c, kind, 2);
+    for (size_t i = 0; i < nx; i++)
+        mag[i] = fabsf(x[i]);
+    memcpy(want, x, nx * sizeof(float));
+    ref->se(want, (size_t)n, c, cr, rw, rb, ew, eb, tmp);
+    const int e = rnd32() & 1;
+    gbuf gx, gt;
+    float *got = gcopy(&gx, x, nx, e), *gtmp = galloc(&gt, (size_t)(c + cr), !e);
+    char what[128];
+    snprintf(what, sizeof(what), "se %s: n %d c %d cr %d %s", isa, n, c, cr, data_names[kind]);
+    memcpy(current, what, sizeof(what));
+    dut->se(got, (size_t)n, c, cr, rw, rb, ew, eb, gtmp);
+    failures += compare(what, got, want, mag, n, (size_t)c, c, 1e-5, 1e-5, st);
+    st->cases++;
+    free(x); free(rw); free(rb); free(ew); free(eb); free(tmp); free(want); free(mag);
+    gfree(&gx); gfree(&gt);
+}
+
+static void check_se(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                     stats *st)
+{
+    static const int cases[][3] = {{1, 16, 1}, {4, 64, 4}, {49, 1024, 64}, {196, 896, 56},
+                                   {7, 33, 2}, {3, 9, 1}, {13, 200, 12}};
+    for (int i = 0; i < 7; i++)
+        for (int kind = 0; kind < DATA_KINDS; kind++)
+            check_se_case(ref, dut, isa, cases[i][0], cases[i][1], cases[i][2], kind, st);
+}
+
+static void check_gap(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                      stats *st)
+{
+    static const int cases[][2] = {{1, 1}, {1, 1024}, {49, 1024}, {3, 7}, {4096, 48},
+                                   {5, 9}, {17, 15}, {2, 17}, {196, 1280}};
+    for (int i = 0; i < 9; i++)
+        for (int kind = 0; kind < DATA_KINDS; kind++) {
+            const int n = cases[i][0], c = cases[i][1];
+            float *x = xmalloc((size_t)n * c), *want = xmalloc((size_t)c);
+            float *mag = xmalloc((size_t)c);
+            fill(x, (size_t)n * c, kind, 0);
+            ref->gap(want, x, (size_t)n, c);
+            float *ax = abs_copy(x, (size_t)n * c);
+            ref->gap(mag, ax, (size_t)n, c);
+            for (int ch = 0; ch < c; ch++)
+                mag[ch] += 1.0f;
+            const int e = rnd32() & 1;
+            gbuf gx, gd;
+            const float *gin = gcopy(&gx, x, (size_t)n * c, e);
+            float *got = galloc(&gd, (size_t)c, !e);
+            char what[96];
+            snprintf(what, sizeof(what), "gap %s: n %d c %d %s", isa, n, c, data_names[kind]);
+            memcpy(current, what, sizeof(what));
+            dut->gap(got, gin, (size_t)n, c);
+            failures += compare(what, got, want, mag, 1, (size_t)c, c, 1e-6, 0.0, st);
+            st->cases++;
+            free(x); free(want); free(mag); free(ax);
+            gfree(&gx); gfree(&gd);
+        }
+}
+
+/* ------------------------------------------------------------- the table */
+
+typedef void check_fn(const mo_conv_dsp *, const mo_conv_dsp *, const char *, stats *);
+
+#define FN_OFFSET(f) offsetof(mo_conv_dsp, f)
+static const struct kernel {
+    const char *name;
+    size_t off; /* of the function pointer in mo_conv_dsp */
+    check_fn *check;
+} kernels[] = {
+    {"stem3x3", FN_OFFSET(stem3x3), check_stem},
+    {"dw3x3", FN_OFFSET(dw3x3), check_dw},
+    {"pw", FN_OFFSET(pw), check_pw},
+    {"se", FN_OFFSET(se), check_se},
+    {"gap", FN_OFFSET(gap), check_gap},
+};
+#define NKERNELS ((int)(sizeof(kernels) / sizeof(kernels[0])))
+
+static void *fn_at(const mo_conv_dsp *d, size_t off)
+{
+    void *p;
+    memcpy(&p, (const char *)d + off, sizeof(p));
+    return p;
+}
+
+/* Does the reference clamp at 6 for activation 2 (MO_ACT_RELU6, detection branch)? */
+static int probe_relu6(void)
+{
+    mo_conv_dsp c;
+    mo_conv_dsp_init(&c, 0);
+    float w[MO_PW_NR] = {1.0f}, b = 0.0f, x = 10.0f, y = 0.0f;
+    c.pw(&y, &x, 1, 1, 1, w, &b, 2);
+    return y == 6.0f;
+}
+
+/* -------------------------------------------------------------- benchmark */
+
+/* CPU time of this thread: on a shared machine, time the kernel does not get the CPU is
+ * not counted (what other processes do to the caches still is: hence best of N). */
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+typedef struct bench_case {
+    const char *kernel; /* name in kernels[] */
+    const char *label;
+    int a, b, c, d, e; /* stem: ih iw cout; dw: ih iw c stride dil; pw: n cin cout; gap: n c */
+} bench_case;
+
+/* MobileOne layers at a 224x224 input (s0 unless marked). */
+static const bench_case bench_cases[] = {
+    {"stem3x3", "224x224 -> 48", 224, 224, 48, 0, 0},
+    {"stem3x3", "224x224 -> 64 (s1-s4)", 224, 224, 64, 0, 0},
+    {"dw3x3", "112x112x48 s2", 112, 112, 48, 2, 1},
+    {"dw3x3", "56x56x48 s1", 56, 56, 48, 1, 1},
+    {"dw3x3", "28x28x128 s1", 28, 28, 128, 1, 1},
+    {"dw3x3", "14x14x256 s1", 14, 14, 256, 1, 1},
+    {"dw3x3", "14x14x256 s1 d2 (os16)", 14, 14, 256, 1, 2},
+    {"dw3x3", "28x28x256 s1 d2 (os8)", 28, 28, 256, 1, 2},
+    {"dw3x3", "56x56x96 s1 (s1)", 56, 56, 96, 1, 1},
+    {"dw3x3", "14x14x512 s1 (s1)", 14, 14, 512, 1, 1},
+    {"dw3x3", "28x28x640 s1 (s2)", 28, 28, 640, 1, 1},
+    {"dw3x3", "14x14x896 s2 (s4)", 14, 14, 896, 2, 1},
+    {"pw", "3136px 48->48", 3136, 48, 48, 0, 0},
+    {"pw", "784px 128->128", 784, 128, 128, 0, 0},
+    {"pw", "196px 256->256", 196, 256, 256, 0, 0},
+    {"pw", "49px 256->1024", 49, 256, 1024, 0, 0},
+    {"pw", "49px 512->1280 (s1)", 49, 512, 1280, 0, 0},
+    {"pw", "196px 640->640 (s2)", 196, 640, 640, 0, 0},
+    {"se", "49px 2048 / 128 (s4)", 49, 2048, 128, 0, 0},
+    {"gap", "49px x 1024", 49, 1024, 0, 0, 0},
+};
+
+/* Time one call of kernel k on case bc with dsp d; best of `runs` batches, in seconds. */
+static double bench_one(const mo_conv_dsp *d, const bench_case *bc, int runs, double *macs)
+{
+    size_t nin, nout, nw, nb;
+    const char *k = bc->kernel;
+    int oh = 0, ow = 0;
+    if (!strcmp(k, "stem3x3")) {
+        oh = MO_CONV_OUT(bc->a, 2), ow = MO_CONV_OUT(bc->b, 2);
+        nin = (size_t)bc->a * bc->b * 3, nout = (size_t)oh * ow * bc->c;
+        nw = 27 * (size_t)bc->c, nb = (size_t)bc->c;
+        *macs = 27.0 * (double)nout;
+    } else if (!strcmp(k, "dw3x3")) {
+        oh = MO_CONV_OUT(bc->a, bc->d), ow = MO_CONV_OUT(bc->b, bc->d);
+        nin = (size_t)bc->a * bc->b * bc->c, nout = (size_t)oh * ow * bc->c;
+        nw = 9 * (size_t)bc->c, nb = (size_t)bc->c;
+        *macs = 9.0 * (double)nout;
+    } else if (!strcmp(k, "pw")) {
+        nin = (size_t)bc->a * bc->b, nout = (size_t)bc->a * bc->c;
+        nw = mo_pw_packed_size(bc->b, bc->c), nb = (size_t)bc->c;
+        *macs = (double)bc->a * bc->b * bc->c;
+    } else if (!strcmp(k, "se")) {
+        nin = (size_t)bc->a * bc->b, nout = nin;
+        nw = 2 * (size_t)bc->b * bc->c, nb = (size_t)(bc->b + bc->c);
+        *macs = 2.0 * bc->b * bc->c + 2.0 * (double)nin;
+    } else {
+        nin = (size_t)bc->a * bc->b, nout = (size_t)bc->b, nw = 1, nb = 1;
+        *macs = (double)nin;
+    }
+    float *in = xmalloc(nin), *out = xmalloc(nout), *w = xmalloc(nw), *b = xmalloc(nb);
+    float *tmp = xmalloc(nb);
+    fill(in, nin, DATA_UNIFORM, 0);
+    fill(w, nw, DATA_UNIFORM, 1);
+    fill(b, nb, DATA_UNIFORM, 2);
+    double best = 1e30;
+    int reps = 1;
+    for (int r = -1; r < runs; r++) {
+        const double t0 = now_s();
+        for (int i = 0; i < reps; i++) {
+            if (!strcmp(k, "stem3x3"))
+                d->stem3x3(out, (ptrdiff_t)ow * bc->c, in, (ptrdiff_t)bc->b * 3, bc->a, bc->b,
+                           bc->c, w, b, 1, 0, oh);
+            else if (!strcmp(k, "dw3x3"))
+                d->dw3x3(out, (ptrdiff_t)ow * bc->c, in, (ptrdiff_t)bc->b * bc->c, bc->a, bc->b,
+                         bc->c, bc->d, bc->e, w, b, 1, 0, oh);
+            else if (!strcmp(k, "pw"))
+                d->pw(out, in, (size_t)bc->a, bc->b, bc->c, w, b, 1);
+            else if (!strcmp(k, "se")) {
+                memcpy(out, in, nin * sizeof(float));
+                d->se(out, (size_t)bc->a, bc->b, bc->c, w, b, w + (size_t)bc->b * bc->c,
+                      b + bc->c, tmp);
+            } else
+                d->gap(out, in, (size_t)bc->a, bc->b);
+        }
+        const double t = (now_s() - t0) / reps;
+        if (r < 0) { /* warm-up; pick repetitions for ~5 ms per batch */
+            reps = t > 0 ? (int)(0.005 / t) : 1000;
+            reps = reps < 1 ? 1 : reps > 100000 ? 100000 : reps;
+        } else if (t < best) {
+            best = t;
+        }
+    }
+    free(in); free(out); free(w); free(b); free(tmp);
+    return best;
+}
+
+static int run_bench(const char *only, int runs)
+{
+    char load[64] = "?";
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (!fgets(load, sizeof(load), f))
+            strcpy(load, "?");
+        fclose(f);
+        load[strcspn(load, "\n")] = 0;
+    }
+    printf("checkdsp --bench: thread CPU time, best of %d batches of ~5 ms; load average %s\n",
+           runs, load);
+    printf("%-8s %-26s %-5s %10s %9s %8s\n", "kernel", "shape", "isa", "us/call", "GMAC/s",
+           "vs c");
+    const unsigned have = mo_get_cpu_flags();
+    for (size_t i = 0; i < sizeof(bench_cases) / sizeof(bench_cases[0]); i++) {
+        const bench_case *bc = &bench_cases[i];
+        if (only && strcmp(only, bc->kernel))
+            continue;
+        size_t off = 0;
+        for (int k = 0; k < NKERNELS; k++)
+            if (!strcmp(kernels[k].name, bc->kernel))
+                off = kernels[k].off;
+        double tc = 0;
+        void *prev = NULL;
+        for (int l = 0; l < NLEVELS; l++) {
+            if ((levels[l].flags & have) != levels[l].flags)
+                continue;
+            mo_conv_dsp d;
+            mo_conv_dsp_init(&d, levels[l].flags);
+            if (fn_at(&d, off) == prev)
+                continue; /* not replaced at this level */
+            prev = fn_at(&d, off);
+            double macs;
+            const double t = bench_one(&d, bc, runs, &macs);
+            if (l == 0)
+                tc = t;
+            printf("%-8s %-26s %-5s %10.1f %9.2f %7.2fx\n", bc->kernel, bc->label,
+                   levels[l].name, t * 1e6, macs / t * 1e-9, tc > 0 ? tc / t : 0.0);
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ main */
+
+int main(int argc, char **argv)
+{
+    const char *only = NULL;
+    int bench = 0, runs = 15;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--bench"))
+            bench = 1;
+        else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+            rng = strtoull(argv[++i], NULL, 0) | 1;
+        else if (!strcmp(argv[i], "--kernel") && i + 1 < argc)
+            only = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--seed N] [--kernel NAME] [--bench [--runs N]]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (runs < 1)
+        runs = 1;
+    if (bench)
+        return run_bench(only, runs);
+
+    signal(SIGSEGV, on_crash);
+    signal(SIGBUS, on_crash);
+    if (probe_relu6())
+        act_modes = 3;
+    const unsigned have = mo_get_cpu_flags();
+    printf("checkdsp: seed 0x%llx, activation modes 0..%d, cpu flags 0x%x\n",
+           (unsigned long long)rng, act_modes - 1, have);
+    mo_conv_dsp ref;
+    mo_conv_dsp_init(&ref, 0);
+    int tested = 0;
+    for (int l = 1; l < NLEVELS; l++) {
+        if ((levels[l].flags & have) != levels[l].flags) {
+            printf("%-5s not available (CPU or build): skipped\n", levels[l].name);
+            continue;
+        }
+        mo_conv_dsp lower, dut;
+        mo_conv_dsp_init(&lower, levels[l - 1].flags);
+        mo_conv_dsp_init(&dut, levels[l].flags);
+        for (int k = 0; k < NKERNELS; k++) {
+            if (only && strcmp(only, kernels[k].name))
+                continue;
+            if (fn_at(&dut, kernels[k].off) == fn_at(&lower, kernels[k].off))
+                continue; /* this level does not replace the kernel */
+            stats st = {0, 0.0};
+            const int before = failures;
+            kernels[k].check(&ref, &dut, levels[l].name, &st);
+            printf("%-8s %-5s %5ld cases, worst error %.3f of the tolerance: %s\n",
+                   kernels[k].name, levels[l].name, st.cases, st.worst,
+                   failures == before ? "ok" : "FAILED");
+            tested++;
+        }
+    }
+    if (!tested)
+        printf("no SIMD kernel in this build or on this CPU: only the C reference runs\n");
+    if (failures)
+        printf("checkdsp: %d failure(s)\n", failures);
+    return failures ? 1 : 0;
+}
