@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "mo/eval.h"
+#include "mo/pipeline.h"
 #include "progress.h"
 #include "subcommands.h"
 
@@ -90,8 +91,68 @@ int coco_report(mo_coco_eval *ev, const char *json, int per_category, const char
     return 0;
 }
 
+/* Run a detection model over every ground-truth image (IMAGES/file_name) and add its
+ * detections; class index k of a COCO head is category id k (torchvision's 91 indexing). */
+static int detect_all(mo_coco_eval *ev, const char *model, const char *head, const char *images,
+                      int prog)
+{
+    mo_pipeline_settings ps;
+    mo_pipeline_default_settings(&ps);
+    ps.classify = 0;
+    mo_pipeline *p = NULL;
+    mo_pipeline_session *s = NULL;
+    int r = mo_pipeline_open(&p, model, &head, 1, &ps);
+    if (!r && !mo_pipeline_det(p)) {
+        mo_pipeline_close(&p);
+        return cli_usage("--head %s holds no detection head", head);
+    }
+    if (!r)
+        r = mo_pipeline_session_open(&s, p);
+    if (r) {
+        mo_pipeline_close(&p);
+        return cli_error(head, r);
+    }
+    enum { CAP = 300 };
+    mo_detection dets[CAP];
+    mo_coco_det cd[CAP];
+    const int n = mo_coco_eval_num_images(ev);
+    progress pr;
+    progress_init(&pr, "detecting", prog);
+    int ret = 0;
+    for (int i = 0; i < n && !ret; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", images, mo_coco_eval_image_file(ev, i));
+        mo_image img = { 0 };
+        r = mo_image_load(&img, path);
+        if (!r) {
+            mo_frame f = { .format = MO_FRAME_RGB, .width = img.w, .height = img.h,
+                           .data = { img.data, NULL }, .stride = { (ptrdiff_t)img.w * 3, 0 } };
+            mo_pipeline_result res = { .size = sizeof(res), .detections = dets, .det_capacity = CAP };
+            r = mo_pipeline_run(s, &f, &res);
+            for (int k = 0; !r && k < res.num_detections; k++) {
+                const mo_detection *d = &dets[k];
+                cd[k] = (mo_coco_det){ .image_id = mo_coco_eval_image_id(ev, i),
+                                       .category_id = d->label,
+                                       .bbox = { d->x1, d->y1, d->x2 - d->x1, d->y2 - d->y1 },
+                                       .score = d->score };
+            }
+            if (!r)
+                r = mo_coco_eval_add_detections(ev, cd, (size_t)res.num_detections);
+        }
+        mo_image_free(&img);
+        if (r)
+            ret = cli_error(path, r);
+        progress_update(&pr, (size_t)i + 1, (size_t)n);
+    }
+    progress_end(&pr, (size_t)n, (size_t)n);
+    mo_pipeline_session_close(&s);
+    mo_pipeline_close(&p);
+    return ret;
+}
+
 int cmd_coco(int argc, char **argv)
 {
+    const char *model = NULL, *head = NULL, *images = NULL;
     const char *gt = NULL, *json = NULL, *plot = NULL, *plot_cats = NULL, *state = NULL;
     const char **results = calloc((size_t)argc + 1, sizeof(char *));
     int nres = 0, per_category = 0, shard = 0, nshards = 1, prog = -1, sharded = 0;
@@ -102,6 +163,12 @@ int cmd_coco(int argc, char **argv)
         int more = i + 1 < argc;
         if (!strcmp(a, "--gt") && more) {
             gt = argv[++i];
+        } else if (!strcmp(a, "--model") && more) {
+            model = argv[++i];
+        } else if (!strcmp(a, "--head") && more) {
+            head = argv[++i];
+        } else if (!strcmp(a, "--images") && more) {
+            images = argv[++i];
         } else if (!strcmp(a, "--results") && more) {
             results[nres++] = argv[++i];
         } else if (!strcmp(a, "--json") && more) {
@@ -125,9 +192,10 @@ int cmd_coco(int argc, char **argv)
             return cli_usage("coco: unknown or incomplete option '%s'", a);
         }
     }
-    if (!gt || !nres) {
+    if (!gt || (!nres && !model) || (model && (!head || !images))) {
         free(results);
-        return cli_usage("coco needs --gt and --results%s", "");
+        return cli_usage("coco needs --gt and --results, or --gt, --model, --head and --images%s",
+                         "");
     }
     if (sharded && !state) {
         free(results);
@@ -142,6 +210,8 @@ int cmd_coco(int argc, char **argv)
     for (int i = 0; i < nres && !ret; i++)
         if ((r = mo_coco_eval_load_results(ev, results[i])))
             ret = cli_error("results", r);
+    if (!ret && model)
+        ret = detect_all(ev, model, head, images, prog);
     if (!ret && mo_coco_eval_num_ignored(ev))
         fprintf(stderr, "mo-eval: note: %zu detections of categories absent from %s ignored\n",
                 mo_coco_eval_num_ignored(ev), gt);
