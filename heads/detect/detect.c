@@ -21,6 +21,7 @@
 
 #include "../../backbone/dsp/conv.h"
 #include "../../backbone/errors_internal.h"
+#include "mo/cpu.h"
 #include "detect_internal.h"
 
 /* Backbone feature levels the head taps: stage3 (/16) and stage4 (/32). */
@@ -609,7 +610,7 @@ MO_API int mo_det_open(mo_det **out, const mo_file *f, const mo_backbone *bb,
     if (!d)
         return mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
     d->set = set;
-    mo_conv_dsp_init(&d->dsp, 0);
+    mo_conv_dsp_init(&d->dsp, mo_get_cpu_flags()); /* the SIMD kernels too (mo/cpu.h) */
     int extra_ch[MAX_EXTRAS];
     if ((ret = read_config(d, f, bb, extra_ch)) || (ret = load_weights(d, f, bb, extra_ch)))
         goto fail;
