@@ -593,8 +593,9 @@ class DeepLabTeacher:
     def _net(self, x):
         return self.run_.run(x.permute(0, 2, 3, 1))[0].permute(0, 3, 1, 2)
 
-    def probs(self, rgb):
-        """[21, H, W] float32 class probabilities of an [H, W, 3] uint8 RGB image."""
+    def probs(self, rgb, out_size=None):
+        """[21, H, W] float32 class probabilities of an [H, W, 3] uint8 RGB image (or at
+        `out_size` = (H', W'), the same frame at another resolution)."""
         h, w = rgb.shape[:2]
         s = self.size
         img = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
@@ -615,7 +616,8 @@ class DeepLabTeacher:
         # the output grid is the input grid (257 x 257): crop the valid region and map it
         # back to the image size in the same align_corners frame
         p = p[..., :th, :tw]
-        return F.interpolate(p, size=(h, w), mode="bilinear", align_corners=True)[0]
+        return F.interpolate(p, size=tuple(out_size or (h, w)), mode="bilinear",
+                             align_corners=True)[0]
 
 
 def confusion(pred, gt, k=21):

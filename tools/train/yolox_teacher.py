@@ -94,6 +94,14 @@ class YoloxTeacher:
         return boxes, scores, np.array([COCO80_IDS[c] for c in best], np.int64)
 
 
+def load_bgr(path):
+    """[H, W, 3] uint8 BGR as Pillow decodes it (no EXIF rotation: COCO boxes refer to the
+    stored pixel grid, and the C decoder does not rotate either)."""
+    from PIL import Image
+    with Image.open(path) as im:
+        return np.ascontiguousarray(np.array(im.convert("RGB"))[:, :, ::-1])
+
+
 def coco_eval(gt_json, dets, img_ids, pycocotools_dir):
     """pycocotools COCOeval (bbox) -> the 12 summary numbers and the printed summary."""
     sys.path.insert(0, pycocotools_dir)
@@ -126,7 +134,7 @@ def _cmd_eval(a):
         if not os.path.exists(p):
             continue
         ids.append(im["id"])
-        boxes, scores, cats = teacher(cv2.imread(p, cv2.IMREAD_COLOR))
+        boxes, scores, cats = teacher(load_bgr(p))
         for b, s, c in zip(boxes.tolist(), scores.tolist(), cats.tolist()):
             dets.append({"image_id": im["id"], "category_id": c,
                          "bbox": [round(b[0], 3), round(b[1], 3), round(b[2] - b[0], 3),
@@ -150,7 +158,7 @@ def _cmd_eval(a):
 def _cmd_detect(a):
     teacher = YoloxTeacher(a.model, a.mode)
     for p in a.images:
-        boxes, scores, cats = teacher(cv2.imread(p, cv2.IMREAD_COLOR))
+        boxes, scores, cats = teacher(load_bgr(p))
         print("%s: %d detections" % (p, len(scores)))
         for b, s, c in zip(boxes.tolist(), scores.tolist(), cats.tolist()):
             print("  cat %2d  %.3f  [%.1f %.1f %.1f %.1f]" % (c, s, *b))
