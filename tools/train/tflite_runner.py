@@ -661,11 +661,15 @@ def coco_voc_target(coco, img_id, boundary=3):
             ign |= m
             continue
         out[m] = COCO_TO_VOC.get(a["category_id"], 0)
-        if boundary:
-            mt = torch.from_numpy(m[None, None].astype(np.float32))
+        ys, xs = np.nonzero(m)
+        if boundary and len(ys):
+            # outline band = dilation minus erosion, computed on the mask's box only
+            y0, y1 = max(ys.min() - boundary, 0), min(ys.max() + boundary + 1, h)
+            x0, x1 = max(xs.min() - boundary, 0), min(xs.max() + boundary + 1, w)
+            mt = torch.from_numpy(m[None, None, y0:y1, x0:x1].astype(np.float32))
             dil = F.max_pool2d(mt, k, 1, boundary)
             ero = -F.max_pool2d(-mt, k, 1, boundary)
-            ign |= ((dil - ero)[0, 0] > 0).numpy()
+            ign[y0:y1, x0:x1] |= ((dil - ero)[0, 0] > 0).numpy()
     out[ign] = 255
     return out
 
