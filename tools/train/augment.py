@@ -13,7 +13,9 @@ build their (cached) backbone inputs through `Augmenter`, which applies, in this
                 are dropped
   flip          horizontal, p = 0.5
   scale jitter  a random window of the image (zoom z, log-uniform in [z_min, z_max], with
-                aspect jitter) is resampled to the output size: z > 1 crops, z < 1 zooms
+                aspect jitter; the image's aspect, stretched to the output like the
+                detector's inference resize, or with keep_aspect the output's aspect, as
+                segmentation crops) is resampled to the output size: z > 1 crops, z < 1 zooms
                 out onto a canvas of the ImageNet mean colour (class map 255 there);
                 boxes are clipped and kept when at least `min_visible` of them remains.
                 The resampling is the inference one (bilinear, align_corners=False, no
@@ -55,6 +57,7 @@ DEFAULTS = {
     "flip": 0.5,
     "zoom": [0.6, 2.0],              # z < 1 zoom out, z > 1 crop in
     "aspect": [0.75, 1.333],
+    "keep_aspect": False,            # True: windows have the output's aspect (x jitter)
     "min_visible": 0.35,
     "min_box": 2.0,                  # output pixels
     "colour": 0.8,                   # probability
@@ -302,8 +305,14 @@ def _window(rng, H, W, cfg):
     z = math.exp(rng.uniform(math.log(zl), math.log(zh)))
     al, ah = cfg["aspect"]
     a = math.exp(rng.uniform(math.log(al), math.log(ah)))
-    ww = max(1, int(round(W / z * math.sqrt(a))))
-    wh = max(1, int(round(H / z / math.sqrt(a))))
+    if cfg["keep_aspect"]:  # square-ish windows: no stretching beyond the jitter
+        oh, ow = cfg["out_size"]
+        side = math.sqrt(W * H) / z
+        a *= ow / oh
+        ww, wh = max(1, int(round(side * math.sqrt(a)))), max(1, int(round(side / math.sqrt(a))))
+    else:  # the image's own aspect: stretched to the output like the detector's input
+        ww = max(1, int(round(W / z * math.sqrt(a))))
+        wh = max(1, int(round(H / z / math.sqrt(a))))
     x0 = int(rng.integers(min(0, W - ww), max(0, W - ww) + 1))
     y0 = int(rng.integers(min(0, H - wh), max(0, H - wh) + 1))
     return x0, y0, ww, wh
