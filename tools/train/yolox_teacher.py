@@ -123,6 +123,41 @@ def coco_eval(gt_json, dets, img_ids, pycocotools_dir):
     return [float(s) for s in ev.stats], buf.getvalue()
 
 
+def precision_recall(gt_json, dets, img_ids, iou_thr=0.5):
+    """Precision and recall of a detection list at IoU >= iou_thr, same class, greedy in
+    score order, crowd GT ignored (a pseudo-label quality figure, not COCO AP)."""
+    with open(gt_json) as f:
+        anns = json.load(f)["annotations"]
+    ids = set(img_ids)
+    gts, crowd = {}, {}
+    for o in anns:
+        if o["image_id"] not in ids:
+            continue
+        x, y, w, h = o["bbox"]
+        (crowd if o.get("iscrowd") else gts).setdefault((o["image_id"], o["category_id"]), []).append(
+            [x, y, x + w, y + h])
+    used = {k: np.zeros(len(v), bool) for k, v in gts.items()}
+    tp = fp = 0
+    for d in sorted(dets, key=lambda d: -d["score"]):
+        k = (d["image_id"], d["category_id"])
+        x, y, w, h = d["bbox"]
+        b = np.array([x, y, x + w, y + h])
+        g = np.array(gts.get(k, []), np.float64).reshape(-1, 4)
+        if len(g):
+            lt, rb = np.maximum(g[:, :2], b[:2]), np.minimum(g[:, 2:], b[2:])
+            inter = np.prod(np.clip(rb - lt, 0, None), 1)
+            iou = inter / (np.prod(g[:, 2:] - g[:, :2], 1) + w * h - inter)
+            iou[used[k]] = -1
+            j = int(iou.argmax())
+            if iou[j] >= iou_thr:
+                used[k][j] = True
+                tp += 1
+                continue
+        fp += 1
+    n_gt = sum(len(v) for v in gts.values())
+    return tp / max(tp + fp, 1), tp / max(n_gt, 1)
+
+
 def _cmd_eval(a):
     with open(os.path.join(a.coco, "annotations", "instances_%s.json" % a.split)) as f:
         images = json.load(f)["images"]
@@ -143,15 +178,19 @@ def _cmd_eval(a):
     stats, text = coco_eval(os.path.join(a.coco, "annotations", "instances_%s.json" % a.split),
                             dets, ids, a.pycocotools)
     print("\n".join(l for l in text.splitlines() if l.startswith(" Average")) or text)
+    prec, rec = precision_recall(os.path.join(a.coco, "annotations", "instances_%s.json" % a.split),
+                                 dets, ids)
     print("YOLOX-Nano on coco-mini %s (%d images, mode %s: score >= %.2f, NMS %.2f): "
-          "%d detections, AP %.4f, AP50 %.4f (%.1f s, %.0f ms/image)"
+          "%d detections, AP %.4f, AP50 %.4f; at IoU 0.5 precision %.3f recall %.3f "
+          "(%.1f s, %.0f ms/image)"
           % (a.split, len(ids), a.mode, teacher.score_thr, teacher.nms_thr, len(dets),
-             stats[0], stats[1], dt, 1000 * dt / max(len(ids), 1)))
+             stats[0], stats[1], prec, rec, dt, 1000 * dt / max(len(ids), 1)))
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"split": a.split, "images": len(ids), "mode": a.mode,
                        "score_thr": teacher.score_thr, "nms_thr": teacher.nms_thr,
-                       "detections": len(dets), "stats": stats}, f, indent=1)
+                       "detections": len(dets), "stats": stats, "precision50": prec,
+                       "recall50": rec}, f, indent=1)
     return 0
 
 
