@@ -29,6 +29,7 @@ a cache of augmented views is reproducible.
 Command line:
   augment.py preview [--n 12] [--out build/aug-preview]   draw augmented samples
   augment.py check-masks                                   mask decoding vs pycocotools
+  augment.py selftest [--n 40]                             determinism, label invariants
   augment.py bench [--n 50]                                seconds per sample
 """
 
@@ -492,6 +493,39 @@ def _cmd_check_masks(a):
     return 0 if worst_rle == 1.0 and worst_poly > 0.75 else 1
 
 
+def _cmd_selftest(a):
+    """Invariants on n augmented samples: same seed -> same output; boxes inside the
+    output frame with positive size; labels are COCO ids; class maps in 0..20 or 255;
+    flipping twice is the identity."""
+    bank = InstanceBank(os.path.join(a.shared, "data", "coco-mini"))
+    ents = _entries(a.cache)
+    bad = 0
+    for seg_mode in (False, True):
+        aug = Augmenter(bank, keep_aspect=seg_mode)
+        oh, ow = aug.cfg["out_size"]
+        for k in range(a.n):
+            i = (k * 7919 + 13) % len(ents)
+            base = load_sample(ents[i], a.shared, a.cache)
+            s1 = aug(base, Augmenter.rng(1, i, k))
+            s2 = aug(base, Augmenter.rng(1, i, k))
+            ok = torch.equal(s1["image"], s2["image"]) and np.array_equal(s1["boxes"], s2["boxes"]) \
+                and np.array_equal(s1["seg"], s2["seg"])
+            b = s1["boxes"]
+            ok &= tuple(s1["image"].shape) == (3, oh, ow) and s1["seg"].shape == (oh, ow)
+            ok &= bool((b[:, 0] >= 0).all() and (b[:, 1] >= 0).all() and (b[:, 2] <= ow).all()
+                       and (b[:, 3] <= oh).all() and (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all())
+            ok &= len(b) == len(s1["labels"]) == len(s1["scores"]) == len(s1["origin"])
+            ok &= bool(((s1["labels"] >= 1) & (s1["labels"] <= 90)).all())
+            ok &= bool(((s1["seg"] <= 20) | (s1["seg"] == 255)).all())
+            t = hflip(hflip(dict(base, boxes=base["boxes"].copy())))
+            ok &= np.allclose(t["boxes"], base["boxes"], atol=1e-4) and np.array_equal(t["image"], base["image"])
+            if not ok:
+                print("FAILED on", ents[i]["file"], "view", k, "keep_aspect", seg_mode)
+                bad += 1
+    print("%d samples x 2 modes: %s" % (a.n, "FAILED %d" % bad if bad else "all invariants hold"))
+    return 1 if bad else 0
+
+
 def _cmd_bench(a):
     bank = InstanceBank(os.path.join(a.shared, "data", "coco-mini"))
     aug = Augmenter(bank)
@@ -524,11 +558,14 @@ def main(argv=None):
     c = sub.add_parser("check-masks", help="polygon / RLE decoding vs pycocotools")
     c.add_argument("--pycocotools", default="/work/pycocotools-src/PythonAPI")
     c.add_argument("--split", default="train2017")
+    t = sub.add_parser("selftest", help="determinism and label invariants")
+    t.add_argument("--n", type=int, default=40)
     b = sub.add_parser("bench", help="time per sample")
     b.add_argument("--n", type=int, default=50)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    return {"preview": _cmd_preview, "check-masks": _cmd_check_masks, "bench": _cmd_bench}[a.cmd](a)
+    return {"preview": _cmd_preview, "check-masks": _cmd_check_masks, "bench": _cmd_bench,
+            "selftest": _cmd_selftest}[a.cmd](a)
 
 
 if __name__ == "__main__":
