@@ -208,8 +208,13 @@ def main(argv=None):
             ap.error("unknown source %s" % s)
     images = list_images(a.shared, sources)
     if a.limit:
-        per = {}
-        images = [x for x in images if per.setdefault(x[0], []).append(x) or len(per[x[0]]) <= a.limit]
+        taken = {}
+        kept = []
+        for src, rel in images:
+            taken[src] = taken.get(src, 0) + 1
+            if taken[src] <= a.limit:
+                kept.append((src, rel))
+        images = kept
     det = yt.YoloxTeacher(os.path.join(a.shared, "teachers", "yolox_nano_coco", "yolox_nano.onnx"),
                           a.det_mode, threads=a.threads)
     label_thr = det.score_thr
@@ -222,8 +227,7 @@ def main(argv=None):
     entries = []
     t_det = t_seg = t_io = 0.0
     stats = {s: {"images": 0, "gt": 0, "teacher": 0, "teacher_dropped": 0, "crowd": 0,
-                 "uncertain": 0,
-                 "no_boxes": 0, "seg_pixels": [0] * 22} for s in sources}
+                 "uncertain": 0, "no_boxes": 0, "seg_pixels": [0] * 22} for s in sources}
     cls_hist = {}
     t_start = time.time()
     for n, (src, rel) in enumerate(images):

@@ -24,9 +24,9 @@ TF-Lite's. `check` verifies the resize and SAME-padding mappings against direct
 implementations of TF's formulas.
 
 Command line:
-  tflite_runner.py dump MODEL.tflite               tensors, ops and options
+  tflite_runner.py dump [MODEL.tflite] [-v]        tensors, ops and options
   tflite_runner.py check                           self checks of the op semantics
-  tflite_runner.py voc MODEL.tflite [--coco-val]   DeepLab teacher on the VOC samples
+  tflite_runner.py voc [MODEL.tflite] [--coco-val] DeepLab teacher on the VOC samples
                                                    (and on coco-mini val2017 masks)
 """
 
@@ -758,13 +758,14 @@ def _main(argv=None):
     shared = os.environ.get("MO_SHARED", os.path.normpath(os.path.join(here, "..", "..", "..", "shared")))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    default_model = os.path.join(shared, "teachers", "deeplabv3_mnv2_voc_tflite",
+                                 "deeplabv3_257_mv_gpu.tflite")
     d = sub.add_parser("dump", help="list the model's tensors and ops")
-    d.add_argument("model")
+    d.add_argument("model", nargs="?", default=default_model)
     d.add_argument("-v", "--verbose", action="store_true")
     sub.add_parser("check", help="self checks of the op semantics")
     v = sub.add_parser("voc", help="DeepLab teacher vs VOC sample targets")
-    v.add_argument("model", nargs="?", default=os.path.join(
-        shared, "teachers", "deeplabv3_mnv2_voc_tflite", "deeplabv3_257_mv_gpu.tflite"))
+    v.add_argument("model", nargs="?", default=default_model)
     v.add_argument("--shared", default=shared)
     v.add_argument("--mode", choices=("letterbox", "stretch"), default="letterbox")
     v.add_argument("--flip", action="store_true", help="average with the mirrored image")
