@@ -26,6 +26,7 @@ boxes, labels, scores, origin, ignore); seg: labels.u8 [N, size, size].
 Command line:
   cache_features.py det --views 4 --out build/feat-det
   cache_features.py seg --views 3 --size 320 --out build/feat-seg
+  cache_features.py verify   view 0 of a det cache vs the reference's inference input
   cache_features.py bench    backbone seconds per view and seconds per training step of
                              torchvision's SSDLite extras+head and DeepLabHead (the modules
                              tools/ssdlite_ref.py and tools/deeplab_ref.py build on) on
@@ -167,6 +168,47 @@ def _cmd_cache(a):
     return 0
 
 
+def _cmd_verify(a):
+    """View 0 of a det cache against the reference inference input: torchvision's
+    GeneralizedRCNNTransform (normalize, bilinear to 320x320, as SSD runs it) then the
+    backbone; the difference must be fp16 rounding only."""
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+    with open(os.path.join(a.dir, "meta.json")) as f:
+        meta = json.load(f)
+    if meta["task"] != "det" or not meta["plain_view0"]:
+        print("verify needs a det cache with plain view 0")
+        return 1
+    with open(os.path.join(a.cache, "det.json")) as f:
+        ents = json.load(f)["images"]
+    with open(os.path.join(a.dir, "targets.json")) as f:
+        recs = json.load(f)
+    maps = {k: np.memmap(os.path.join(a.dir, v["file"]), np.float16, "r", shape=tuple(v["shape"]))
+            for k, v in meta["maps"].items()}
+    size = meta["input_size"]
+    tr = GeneralizedRCNNTransform(size[0], size[0], list(ref.IMAGENET_MEAN), list(ref.IMAGENET_STD),
+                                  size_divisible=1, fixed_size=tuple(size[::-1])).eval()
+    bb = load_backbone(a.backbone)
+    worst = 0.0
+    checked = 0
+    for r, rec in enumerate(recs):
+        if rec["view"] != 0:
+            continue
+        img = torch.from_numpy(augment.load_rgb(os.path.join(a.shared, ents[rec["entry"]]["file"])))
+        x = tr([img.permute(2, 0, 1).float() / 255.0])[0].tensors
+        with torch.no_grad():
+            out = bb(x, meta["output_stride"])
+        for k, m in maps.items():
+            ref_map = out[k][0].numpy()
+            err = np.abs(ref_map - m[r].astype(np.float32)).max() / max(np.abs(ref_map).max(), 1e-6)
+            worst = max(worst, float(err))
+        checked += 1
+        if checked >= a.n:
+            break
+    print("%d plain views vs GeneralizedRCNNTransform + backbone: worst relative error %.2e"
+          % (checked, worst))
+    return 0 if worst < 2e-3 else 1
+
+
 def _time(fn, reps):
     """Median seconds of reps calls after a warm-up (the machine is shared: the median
     is less noisy than the mean)."""
@@ -268,6 +310,10 @@ def main(argv=None):
                             "evaluating the student)")
         p.add_argument("--no-plain", action="store_true")
         p.add_argument("--no-paste", action="store_true")
+    v = sub.add_parser("verify", help="det cache view 0 == the reference's inference input")
+    v.add_argument("--cache", default=os.path.join(repo, "build", "train-cache"))
+    v.add_argument("--dir", default=os.path.join(repo, "build", "feat-det"))
+    v.add_argument("--n", type=int, default=20)
     b = sub.add_parser("bench", help="time the backbone and the heads' training steps")
     b.add_argument("--batch", type=int, default=16)
     b.add_argument("--reps", type=int, default=3)
@@ -275,6 +321,8 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     if a.cmd == "bench":
         return _cmd_bench(a)
+    if a.cmd == "verify":
+        return _cmd_verify(a)
     a.task = a.cmd
     return _cmd_cache(a)
 
