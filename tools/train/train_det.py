@@ -77,6 +77,28 @@ class FeatureCache:
         return feats, [self.targets[i] for i in idx]
 
 
+class Caches:
+    """Several det caches (e.g. views 0-3 and views 4-11 of the same images) as one."""
+
+    def __init__(self, folders):
+        self.parts = [FeatureCache(f) for f in folders]
+        self.starts = np.cumsum([0] + [c.n for c in self.parts])
+        self.n = int(self.starts[-1])
+        self.meta_sha256 = [c.meta_sha256 for c in self.parts]
+
+    def batch(self, idx):
+        idx = np.sort(idx)
+        feats, targets = [[], []], []
+        for c, lo, hi in zip(self.parts, self.starts[:-1], self.starts[1:]):
+            sel = idx[(idx >= lo) & (idx < hi)] - lo
+            if len(sel):
+                f, t = c.batch(sel)
+                feats[0].append(f[0])
+                feats[1].append(f[1])
+                targets += t
+        return [torch.cat(f) for f in feats], targets
+
+
 def heads_forward(model, stage3, stage4):
     """SSD's feature list (stage3, stage4, extras) and head outputs, from cached maps."""
     feats = [stage3, stage4]
@@ -166,7 +188,7 @@ def lr_at(step, a):
 
 def train(a):
     torch.set_num_threads(a.threads)
-    cache = FeatureCache(a.feat)
+    cache = Caches(a.feat)
     model = build_model(a.backbone, a.seed)
     model.train()
     model.backbone.body.eval()
@@ -229,8 +251,8 @@ def main(argv=None):
     repo = os.path.normpath(os.path.join(HERE, "..", ".."))
     shared = os.environ.get("MO_SHARED", os.path.normpath(os.path.join(repo, "..", "shared")))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--feat", default=os.path.join(repo, "build", "feat-det"),
-                    help="cache_features.py det output")
+    ap.add_argument("--feat", nargs="+", default=[os.path.join(repo, "build", "feat-det")],
+                    help="cache_features.py det output folder(s)")
     ap.add_argument("--backbone", default=os.path.join(shared, "models", "mobileone_s0.pth.tar"))
     ap.add_argument("--steps", type=int, default=1580)
     ap.add_argument("--batch", type=int, default=16)
