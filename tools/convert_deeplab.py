@@ -7,7 +7,7 @@ backbone's model file. The head is torchvision's `DeepLabHead` (state_dict keys 
 `DeepLabV3.classifier`), with seeded random weights (for tests, until trained heads exist)
 or from a checkpoint.
 
-  convert_deeplab.py --backbone S0.mo.safetensors --random [--seed 0] OUT.mo.safetensors
+  convert_deeplab.py --backbone S0.mo.safetensors --random [--seed 0] [--width 256] OUT.mo.safetensors
   convert_deeplab.py --backbone S0.mo.safetensors --checkpoint deeplab.pth OUT.mo.safetensors
       [--rates 12,24,36] [--classes voc|FILE] [--output-stride 16] [--combined] [--fp16]
 
@@ -128,6 +128,9 @@ def _main(argv=None):
     src.add_argument("--random", action="store_true", help="seeded random weights")
     src.add_argument("--checkpoint", help="DeepLabV3 / DeepLabHead state_dict (.pth)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--width", type=int, default=dl.DEFAULT_WIDTH,
+                    help="ASPP / head channels of a --random head (default 256; a checkpoint's "
+                         "width is read from its tensors)")
     ap.add_argument("--rates", default="12,24,36", help="atrous rates (default 12,24,36)")
     ap.add_argument("--classes", default=None, help="'voc' (default) or a file, one name a line")
     ap.add_argument("--output-stride", type=int, default=16, choices=(8, 16, 32),
@@ -144,7 +147,7 @@ def _main(argv=None):
         cin = ref.widths(bb.variant)[4]
         if a.random:
             classes = read_classes(a.classes)
-            head = dl.randomize_head_(dl.make_head(cin, len(classes), rates), bb, a.seed)
+            head = dl.randomize_head_(dl.make_head(cin, len(classes), rates, a.width), bb, a.seed)
             source = "random DeepLabHead weights, seed %d, tools/convert_deeplab.py" % a.seed
         else:
             classes = read_classes(a.classes) if a.classes else None
