@@ -7,12 +7,14 @@ backbone's model file. The head is torchvision's `DeepLabHead` (state_dict keys 
 `DeepLabV3.classifier`), with seeded random weights (for tests, until trained heads exist)
 or from a checkpoint.
 
-  convert_deeplab.py --backbone S0.mo.safetensors --random [--seed 0] OUT.mo.safetensors
+  convert_deeplab.py --backbone S0.mo.safetensors --random [--seed 0] [--width 256] OUT.mo.safetensors
   convert_deeplab.py --backbone S0.mo.safetensors --checkpoint deeplab.pth OUT.mo.safetensors
       [--rates 12,24,36] [--classes voc|FILE] [--output-stride 16] [--combined] [--fp16]
 
 The checkpoint is a state_dict of a DeepLabV3 (`classifier.*` keys are taken, `aux_*` and
-`backbone.*` ignored) or of a DeepLabHead alone. `--combined` also copies the backbone
+`backbone.*` ignored) or of a DeepLabHead alone, of any ASPP width (taken from the tensor
+shapes), optionally as {"model": state_dict, "train": {...}}: that training record
+(tools/train/train_seg.py: command, seed, steps, time, cache digest) becomes `mo.source`. `--combined` also copies the backbone
 (and any other tensors) of the backbone file, giving one self-contained file.
 Random heads: see deeplab_ref.randomize_head_ (BatchNorm statistics calibrated on the
 backbone, so masks are noisy but structured).
@@ -51,6 +53,11 @@ def read_classes(spec):
 
 def head_from_checkpoint(path, in_channels, classes, rates):
     obj = torch.load(path, map_location="cpu")
+    record = obj.get("train") if isinstance(obj, dict) else None
+    if isinstance(record, dict) and "rates" in record and \
+            [int(r) for r in record["rates"]] != [int(r) for r in rates]:
+        raise ConvertError("%s was trained with atrous rates %s, not %s (--rates)"
+                           % (path, record["rates"], list(rates)))
     if isinstance(obj, dict):
         for key in ("model", "state_dict"):
             if key in obj and isinstance(obj[key], dict):
@@ -64,14 +71,22 @@ def head_from_checkpoint(path, in_channels, classes, rates):
         raise ConvertError("%s: no DeepLabHead tensors (4.weight / classifier.4.weight)" % path)
     if classes is None:
         classes = voc_classes() if k.shape[0] == 21 else ["class_%d" % i for i in range(k.shape[0])]
-    head = dl.make_head(in_channels, len(classes), rates)
-    missing, unexpected = head.load_state_dict(sd, strict=False)
+    if "0.convs.0.0.weight" not in sd:
+        raise ConvertError("%s: no ASPP tensors (0.convs.0.0.weight)" % path)
+    width = dl.head_width(sd)
+    head = dl.make_head(in_channels, len(classes), rates, width)
+    try:
+        missing, unexpected = head.load_state_dict(sd, strict=False)
+    except RuntimeError as e:  # shape mismatch
+        raise ConvertError("%s does not fit DeepLabHead(%d, %d, width %d): %s"
+                           % (path, in_channels, len(classes), width, str(e).strip()[:300]))
     missing = [m for m in missing if not m.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise ConvertError("%s does not fit DeepLabHead(%d, %d, rates %s): missing %s, "
-                           "unexpected %s" % (path, in_channels, len(classes), list(rates),
-                                              missing[:5], unexpected[:5]))
-    return head, classes
+        raise ConvertError("%s does not fit DeepLabHead(%d, %d, rates %s, width %d): "
+                           "missing %s, unexpected %s" % (path, in_channels, len(classes),
+                                                          list(rates), width, missing[:5],
+                                                          unexpected[:5]))
+    return head, classes, record if isinstance(record, dict) else None
 
 
 def build(backbone_path, head, classes, rates, output_stride, source, combined=False):
@@ -113,6 +128,9 @@ def _main(argv=None):
     src.add_argument("--random", action="store_true", help="seeded random weights")
     src.add_argument("--checkpoint", help="DeepLabV3 / DeepLabHead state_dict (.pth)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--width", type=int, default=dl.DEFAULT_WIDTH,
+                    help="ASPP / head channels of a --random head (default 256; a checkpoint's "
+                         "width is read from its tensors)")
     ap.add_argument("--rates", default="12,24,36", help="atrous rates (default 12,24,36)")
     ap.add_argument("--classes", default=None, help="'voc' (default) or a file, one name a line")
     ap.add_argument("--output-stride", type=int, default=16, choices=(8, 16, 32),
@@ -129,12 +147,15 @@ def _main(argv=None):
         cin = ref.widths(bb.variant)[4]
         if a.random:
             classes = read_classes(a.classes)
-            head = dl.randomize_head_(dl.make_head(cin, len(classes), rates), bb, a.seed)
+            head = dl.randomize_head_(dl.make_head(cin, len(classes), rates, a.width), bb, a.seed)
             source = "random DeepLabHead weights, seed %d, tools/convert_deeplab.py" % a.seed
         else:
             classes = read_classes(a.classes) if a.classes else None
-            head, classes = head_from_checkpoint(a.checkpoint, cin, classes, rates)
+            head, classes, record = head_from_checkpoint(a.checkpoint, cin, classes, rates)
             source = "converted from %s" % os.path.basename(a.checkpoint)
+            if record:  # a training record (tools/train/train_seg.py): keep it
+                source = json.dumps(dict(record, converted_from=os.path.basename(a.checkpoint)),
+                                    sort_keys=True)
         tensors, meta = build(a.backbone, head, classes, rates, a.output_stride, source,
                               a.combined)
         size = mofile.write(a.out, tensors, meta, a.fp16)

@@ -54,13 +54,28 @@ class MobileOneFeatures(nn.Module):
         return {"out": self.body(x, self.output_stride)["stage4"]}
 
 
-def make_head(in_channels, num_classes, rates=DEFAULT_RATES):
-    """torchvision's DeepLabHead; other atrous rates swap in torchvision's ASPP with them
-    (the state_dict keys stay DeepLabHead's)."""
+DEFAULT_WIDTH = 256
+
+
+def make_head(in_channels, num_classes, rates=DEFAULT_RATES, width=DEFAULT_WIDTH):
+    """torchvision's DeepLabHead; other atrous rates swap in torchvision's ASPP with them,
+    another `width` (ASPP and head channels, DeepLabHead's 256) rebuilds its layers with
+    that width (the state_dict keys stay DeepLabHead's in both cases)."""
     head = DeepLabHead(in_channels, num_classes)
-    if tuple(rates) != DEFAULT_RATES:
+    if width != DEFAULT_WIDTH:
+        head[0] = ASPP(in_channels, list(rates), out_channels=width)
+        head[1] = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        head[2] = nn.BatchNorm2d(width)
+        head[4] = nn.Conv2d(width, num_classes, 1)
+    elif tuple(rates) != DEFAULT_RATES:
         head[0] = ASPP(in_channels, list(rates))
     return head.eval()
+
+
+def head_width(state_dict):
+    """ASPP / head channel width of a DeepLabHead state_dict (keys without `seg.` /
+    `classifier.`): the output channels of the ASPP's 1x1 branch."""
+    return int(state_dict["0.convs.0.0.weight"].shape[0])
 
 
 def make_model(backbone, head, output_stride=16):
@@ -164,7 +179,9 @@ def load_head(path, in_channels):
           for k, v in tensors.items() if k.startswith("seg.")}
     classes = json.loads(meta["seg.classes"])
     rates = json.loads(meta.get("seg.rates", "[12, 24, 36]"))
-    head = make_head(in_channels, len(classes), rates)
+    if "0.convs.0.0.weight" not in sd:
+        raise ValueError("%s: no seg.0.convs.0.0.weight tensor" % path)
+    head = make_head(in_channels, len(classes), rates, head_width(sd))
     eps = float(meta.get("seg.bn_eps", "1e-05"))
     for bn in _bns(head):
         bn.eps = eps

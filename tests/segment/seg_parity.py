@@ -14,8 +14,13 @@ Prints per output stride: images, pixels, max abs logit difference, the largest 
 one, overall and worst per-image label agreement, times; writes them as JSON (--report).
 Exits 77 (meson's skip) with a message when ../shared is absent.
 
+With --head FILE the C head and the reference both load that head file (a trained head,
+e.g. weights/deeplab_s0.mo.safetensors, converted against the backbone file that
+tools/convert_mobileone.py makes of the same checkpoint) instead of the random one; the
+test is skipped (77) with a message when FILE does not exist.
+
   seg_parity.py --dump build/tests/segment/seg_dump --shared ../shared --work build/segparity
-      [--strides 8,16,32] [--limit-coco N] [--resize N] [--report FILE]
+      [--strides 8,16,32] [--limit-coco N] [--resize N] [--report FILE] [--head FILE]
 """
 import argparse
 import glob
@@ -68,7 +73,11 @@ def main():
     ap.add_argument("--min-agree", type=float, default=0.999)
     ap.add_argument("--min-image-agree", type=float, default=0.995)
     ap.add_argument("--report")
+    ap.add_argument("--head", help="head file to test instead of a seeded random head")
     a = ap.parse_args()
+    if a.head and not os.path.exists(a.head):
+        print("SKIP: %s absent (no trained head in this checkout)" % a.head)
+        return 77
     ckpt = os.path.join(a.shared, "models", "mobileone_s0.pth.tar")
     images, ncoco, nvoc = image_list(a.shared, a.limit_coco)
     if not os.path.exists(ckpt) or not images:
@@ -84,18 +93,18 @@ def main():
 
     os.makedirs(a.work, exist_ok=True)
     model = os.path.join(a.work, "mobileone_s0.mo.safetensors")
-    head = os.path.join(a.work, "deeplab_s0_random.mo.safetensors")
+    head = a.head or os.path.join(a.work, "deeplab_s0_random.mo.safetensors")
     import convert_deeplab
     import convert_mobileone
-    if convert_mobileone._main([ckpt, model]) or \
-            convert_deeplab._main(["--backbone", model, "--random", "--seed", "0", head]):
+    if convert_mobileone._main([ckpt, model]) or (not a.head and convert_deeplab._main(
+            ["--backbone", model, "--random", "--seed", "0", head])):
         sys.exit("model conversion failed")
     bb = dl.load_backbone(model)
     net = dl.make_model(bb, dl.load_head(head, ref.widths(bb.variant)[4])[0])
     inputs = [dl.load_image(p, a.resize) for p in images]
 
     report = {"images": len(images), "coco": ncoco, "voc": nvoc, "resize": a.resize,
-              "strides": {}}
+              "head": head, "strides": {}}
     ok = True
     for os_ in [int(s) for s in a.strides.split(",")]:
         out = os.path.join(a.work, "os%d" % os_)

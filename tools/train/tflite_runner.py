@@ -28,6 +28,10 @@ Command line:
   tflite_runner.py check                           self checks of the op semantics
   tflite_runner.py voc [MODEL.tflite] [--coco-val] DeepLab teacher on the VOC samples
                                                    (and on coco-mini val2017 masks)
+  tflite_runner.py targets [--out DIR] [--teacher] label PNGs for `mo-eval seg`: the VOC
+                                                   samples' real targets and coco-mini
+                                                   val2017 rasterized as `voc --coco-val`
+                                                   does (optionally the teacher's argmax)
 """
 
 import argparse
@@ -734,6 +738,58 @@ def _cmd_voc(a):
     return 0
 
 
+def write_label_png(path, lab):
+    """Indexed PNG in the VOC palette: the pixel values are the labels (255 = ignore)."""
+    from PIL import Image
+    im = Image.fromarray(np.ascontiguousarray(lab, dtype=np.uint8), mode="P")
+    im.putpalette(voc_palette().astype(np.uint8).reshape(-1).tolist())
+    im.save(path)
+
+
+def _cmd_targets(a):
+    """Label maps for the C evaluator (`mo-eval seg --gt DIR --pred DIR`), named by the
+    image's file name without extension (what `mo-segment --mask-suffix ''` writes):
+      OUT/gt-voc/NAME.png    the VOC samples' real targets (NAME = 1_image, ...)
+      OUT/gt-coco/NAME.png   coco-mini val2017, coco_voc_target() exactly as `voc
+                             --coco-val` scores the teacher (3-px outline band and crowd
+                             = 255, other COCO classes = background)
+    With --teacher also OUT/teacher-voc/ and OUT/teacher-coco/: the teacher's argmax
+    (letterbox), to check that mo-eval reproduces the teacher's numbers on these files."""
+    sys.path.insert(0, a.pycocotools)
+    from pycocotools.coco import COCO
+    import contextlib
+    import io
+    t0 = time.time()
+    teacher = DeepLabTeacher(a.model) if a.teacher else None
+    jobs = []
+    voc = os.path.join(a.shared, "data", "voc2012-val-samples")
+    for n in sorted(n[:-len("_image.png")] for n in os.listdir(voc) if n.endswith("_image.png")):
+        jobs.append(("voc", n + "_image", os.path.join(voc, n + "_image.png"),
+                     lambda n=n: read_voc_target(os.path.join(voc, n + "_target.png"))))
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(os.path.join(a.shared, "data", "coco-mini", "annotations",
+                                 "instances_val2017.json"))
+    for i in sorted(coco.getImgIds()):
+        info = coco.loadImgs(i)[0]
+        p = os.path.join(a.shared, "data", "coco-mini", "val2017", info["file_name"])
+        if os.path.exists(p):
+            jobs.append(("coco", os.path.splitext(info["file_name"])[0], p,
+                         lambda i=i: coco_voc_target(coco, i)))
+    counts = {}
+    for kind, name, img, target in jobs:
+        for d in ["gt-" + kind] + (["teacher-" + kind] if teacher else []):
+            os.makedirs(os.path.join(a.out, d), exist_ok=True)
+        gt = target()
+        write_label_png(os.path.join(a.out, "gt-" + kind, name + ".png"), gt)
+        if teacher:
+            pred = teacher.probs(load_rgb(img)).argmax(0).numpy().astype(np.uint8)
+            write_label_png(os.path.join(a.out, "teacher-" + kind, name + ".png"), pred)
+        counts[kind] = counts.get(kind, 0) + 1
+    print("%s: %s label maps%s (%.1f s)" % (a.out, counts, " + teacher predictions" if teacher
+                                            else "", time.time() - t0))
+    return 0
+
+
 def _cmd_dump(a):
     m = Model(a.model)
     print("%s: schema version %d, description %r" % (a.model, m.version, m.description))
@@ -773,12 +829,22 @@ def _main(argv=None):
                    help="also score coco-mini val2017 against masks rasterized to VOC classes")
     v.add_argument("--pycocotools", default="/work/pycocotools-src/PythonAPI")
     v.add_argument("--json", help="write the numbers here")
+    t = sub.add_parser("targets", help="label PNGs of the VOC samples and coco-mini val2017 "
+                                       "for mo-eval seg")
+    t.add_argument("model", nargs="?", default=default_model)
+    t.add_argument("--shared", default=shared)
+    t.add_argument("--out", default=os.path.normpath(os.path.join(here, "..", "..", "build",
+                                                                  "seg-eval")))
+    t.add_argument("--teacher", action="store_true", help="also the teacher's predictions")
+    t.add_argument("--pycocotools", default="/work/pycocotools-src/PythonAPI")
     a = ap.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     if a.cmd == "dump":
         return _cmd_dump(a)
     if a.cmd == "check":
         return _check()
+    if a.cmd == "targets":
+        return _cmd_targets(a)
     return _cmd_voc(a)
 
 
