@@ -12,11 +12,13 @@ IMAGE=${1:-$SHARED/data/images/tabby_cat.jpg}
 if [ $# -gt 0 ]; then
     PHOTOS="$*"
 else
-    V=$SHARED/data/coco-mini/val2017
-    PHOTOS="$IMAGE $SHARED/data/voc2012-val-samples/1_image.png
-        $SHARED/data/voc2012-val-samples/23_image.png $SHARED/data/voc2012-val-samples/114_image.png
-        $V/000000165518.jpg $V/000000214753.jpg $V/000000423617.jpg $V/000000022892.jpg
-        $V/000000269196.jpg $V/000000217285.jpg"
+    V=$SHARED/data/coco-mini/val2017 P=$SHARED/data/voc2012-val-samples
+    PHOTOS=
+    for f in "$IMAGE" $P/1_image.png $P/23_image.png $P/114_image.png $V/000000165518.jpg \
+        $V/000000214753.jpg $V/000000423617.jpg $V/000000022892.jpg $V/000000269196.jpg \
+        $V/000000217285.jpg; do
+        if [ -f "$f" ]; then PHOTOS="$PHOTOS $f"; fi
+    done
 fi
 
 tools/install-deps.sh
