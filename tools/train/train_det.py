@@ -21,7 +21,6 @@ seed, steps, seconds, losses and the sha256 of the cache's meta.json.
 """
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -31,20 +30,17 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.ssdlite import _normal_init
 from torchvision.ops import box_iou
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
 import mobileone_ref as ref  # noqa: E402
 import ssdlite_ref as sref  # noqa: E402
+from cache_features import sha256  # noqa: E402  (one file-digest helper)
 
-
-def sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 class FeatureCache:
