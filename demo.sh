@@ -7,6 +7,19 @@ SHARED=${MO_SHARED:-$(cd .. && pwd)/shared}
 CKPT=$SHARED/models/mobileone_s0.pth.tar
 MODEL=build/models/mobileone_s0.mo.safetensors
 IMAGE=${1:-$SHARED/data/images/tabby_cat.jpg}
+# Photos for the detection + segmentation demo: the arguments, or tabby_cat.jpg and held-out
+# photos with people, animals and vehicles (the heads never trained on these: weights/*.md).
+if [ $# -gt 0 ]; then
+    PHOTOS="$*"
+else
+    V=$SHARED/data/coco-mini/val2017 P=$SHARED/data/voc2012-val-samples
+    PHOTOS=
+    for f in "$IMAGE" $P/1_image.png $P/23_image.png $P/114_image.png $V/000000165518.jpg \
+        $V/000000214753.jpg $V/000000423617.jpg $V/000000022892.jpg $V/000000269196.jpg \
+        $V/000000217285.jpg; do
+        if [ -f "$f" ]; then PHOTOS="$PHOTOS $f"; fi
+    done
+fi
 
 tools/install-deps.sh
 [ -d build ] || meson setup build --buildtype=release
@@ -39,7 +52,9 @@ set --
 [ -f "$DET" ] && set -- "$@" --det "$DET"
 [ -f "$SEG" ] && set -- "$@" --seg "$SEG"
 if [ $# -gt 0 ]; then
-    build/apps/demo/mo-demo --model "$MODEL" "$@" --out build/demo "$IMAGE"
+    # shellcheck disable=SC2086 # PHOTOS is a list of paths without spaces
+    build/apps/demo/mo-demo --model "$MODEL" "$@" --out build/demo $PHOTOS
+    echo "pictures (boxes, colour masks, top classes): build/demo/*.png"
 else
     echo "(no head files at $DET / $SEG: see README, 'Multi-task pipeline', for mo-demo)"
 fi

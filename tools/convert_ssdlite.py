@@ -11,6 +11,7 @@ architecture the checkpoint's configuration describes before anything is written
   convert_ssdlite.py CKPT.pth det.mo.safetensors --backbone-file s0.mo.safetensors
   convert_ssdlite.py CKPT.pth all.mo.safetensors --combined       # backbone + head
   convert_ssdlite.py CKPT.pth det.mo.safetensors --backbone-out s0.mo.safetensors
+  convert_ssdlite.py CKPT.pth det.mo.safetensors --fp16           # F16 head tensors
 
 The checkpoint is what `ssdlite_ref.py random/train` saves ({"state_dict", "config",
 "variant"}) or a bare state_dict of that model (SSDLite320 COCO configuration assumed,
@@ -51,6 +52,18 @@ def read_checkpoint(path):
     if isinstance(obj, dict):
         return obj, {}, None
     raise ConvertError("%s holds no state_dict" % path)
+
+
+def training_record(path):
+    """The "train" record a trainer (tools/train/train_det.py) left in the checkpoint, as
+    JSON for `mo.source` (command, seed, steps, seconds, cache digest), or None."""
+    import json
+    obj = torch.load(path, map_location="cpu")
+    rec = obj.get("train") if isinstance(obj, dict) else None
+    if not isinstance(rec, dict):
+        return None
+    rec = {k: v for k, v in rec.items() if k != "log"}  # the loss log stays in the checkpoint
+    return json.dumps(dict(rec, checkpoint=os.path.basename(path)), separators=(",", ":"))
 
 
 def split(sd):
@@ -198,14 +211,19 @@ def _main(argv=None):
                     "(checked to hold the checkpoint's backbone)")
     ap.add_argument("--backbone-out", help="also write the backbone alone to this file")
     ap.add_argument("--variant", choices=ref.VARIANTS, help="default: from the checkpoint")
-    ap.add_argument("--source", help="mo.source text (default: the checkpoint's file name)")
+    ap.add_argument("--source", help="mo.source text (default: the checkpoint's training "
+                    "record as JSON, else its file name)")
+    ap.add_argument("--fp16", action="store_true",
+                    help="store the head file's tensors as F16 (half the size)")
     a = ap.parse_args(argv)
     try:
         sd, config, variant = read_checkpoint(a.checkpoint)
+        source = a.source or training_record(a.checkpoint) or \
+            "converted from %s" % os.path.basename(a.checkpoint)
         files = build_files(sd, config, a.variant or variant, a.combined, a.backbone_file,
-                            a.source or "converted from %s" % os.path.basename(a.checkpoint))
+                            source)
         tensors, meta = files["det"]
-        size = mofile.write(a.out, tensors, meta)
+        size = mofile.write(a.out, tensors, meta, a.fp16)
         print("%s: %s, %d tensors, %.3f M params, %d bytes, backbone MobileOne-%s digest %s"
               % (a.out, "backbone + SSDLite head" if a.combined else "SSDLite head",
                  len(tensors), sum(t.numel() for t in tensors.values()) / 1e6, size,

@@ -227,6 +227,45 @@ def random_model(backbone, seed, variant=None, config=None, calib_images=None,
     return randomize_(model, seed, logit_std, reg_std, calib_input=x)
 
 
+def from_files(backbone, head_path, **postprocess):
+    """The reference detector of an SDK head file (`det.` tensors and `det.*` metadata,
+    e.g. weights/ssdlite_s0.mo.safetensors) on `backbone`, an Apple checkpoint path.
+    F16 tensors are widened to float32, as the C loader does."""
+    import mofile
+    tensors, meta = mofile.read(head_path)
+    if "det.arch" not in meta:
+        raise ValueError("%s holds no detection head" % head_path)
+    cfg = {"classes": json.loads(meta["det.classes"]),
+           "num_classes": int(meta["det.num_classes"]),
+           "input_size": json.loads(meta["det.input_size"]),
+           "aspect_ratios": json.loads(meta["det.aspect_ratios"]),
+           "min_ratio": float(meta["det.min_ratio"]), "max_ratio": float(meta["det.max_ratio"]),
+           "extra_channels": json.loads(meta["det.extra_channels"]),
+           "bn_eps": float(meta["det.bn_eps"]),
+           "mean": json.loads(meta["mo.mean"]), "std": json.loads(meta["mo.std"])}
+    sd = ref.load_checkpoint(backbone)
+    variant = ref.infer_variant(sd)
+    if meta.get("mo.variant") != variant:
+        raise ValueError("%s is for MobileOne-%s, the backbone is %s"
+                         % (head_path, meta.get("mo.variant"), variant))
+    sd = {k: v for k, v in sd.items() if not k.startswith("linear.")}
+    model = build(variant, ref.state_dict_form(sd) == "fused", cfg, **postprocess)
+    model.backbone.body.load_state_dict(sd)
+    head_sd = {}
+    for k, v in tensors.items():
+        if k.startswith("det.extra."):
+            head_sd["backbone." + k[len("det."):]] = torch.from_numpy(v.astype("float32"))
+        elif k.startswith("det.head."):
+            head_sd[k[len("det."):]] = torch.from_numpy(v.astype("float32"))
+    missing, unexpected = model.load_state_dict(head_sd, strict=False)
+    missing = [k for k in missing if not k.startswith("backbone.body.")
+               and not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ValueError("%s: head tensors missing %s, unexpected %s"
+                         % (head_path, missing[:5], unexpected[:5]))
+    return model.eval()
+
+
 def load_image(path):
     """[3, H, W] float in [0, 1] from Pillow's convert("RGB") (what the C decoder gives)."""
     from PIL import Image

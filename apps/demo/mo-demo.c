@@ -22,6 +22,8 @@ static void usage(FILE *to)
         "  --out DIR         folder for the composite pictures (default .): <name>.png\n"
         "  --draw-score T    draw detections with score >= T (default 0.3)\n"
         "  --max-boxes N     draw at most N boxes, best first (default 10)\n"
+        "  --overlap T       do not draw a box overlapping a better one of any class by\n"
+        "                    IoU > T (default 0.5; 1: draw every box)\n"
         "  --top K           classes listed in the corner (default 3)\n"
         "  --separate        one backbone pass per head (the baseline) instead of one shared pass\n"
         "exit status: 0 all images done, 1 some failed, 2 usage or model error\n");
@@ -109,8 +111,8 @@ static void fit_text(char *buf, size_t size, const char *name, float score, int 
 /* The composite: the image (enlarged when small) with the mask blended in, the boxes and
  * their tags, a corner panel (top classes, timing) and a legend strip below. */
 static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipeline_result *r,
-                     const mo_palette *pal, float min_score, int max_boxes, int top,
-                     mo_image *out)
+                     const mo_palette *pal, float min_score, int max_boxes, double overlap,
+                     int top, mo_image *out)
 {
     const int longer = src->w > src->h ? src->w : src->h;
     const double f = longer < MIN_SIDE ? (double)MIN_SIDE / longer : 1.0;
@@ -145,11 +147,30 @@ static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipelin
     const mo_det *det = mo_pipeline_det(p);
     const int side = W < H ? W : H;
     const int thick = side < 125 ? 1 : (side + 125) / 250;
-    int nb = 0;
-    while (nb < r->num_detections && nb < max_boxes && r->detections[nb].score >= min_score)
-        nb++;
+    /* One box per object in the picture: a candidate overlapping a better one of any class
+     * by IoU > overlap is not drawn (the detections are per-class NMS, as torchvision's,
+     * so one object can carry a box per class it resembles). */
+    enum { MAX_DRAWN = 300 };
+    float bx[MAX_DRAWN * 4], sc[MAX_DRAWN];
+    int keep[MAX_DRAWN], nb = 0, nc = 0;
+    while (nc < r->num_detections && nc < MAX_DRAWN && r->detections[nc].score >= min_score) {
+        const mo_detection *d = &r->detections[nc];
+        bx[4 * nc] = d->x1, bx[4 * nc + 1] = d->y1, bx[4 * nc + 2] = d->x2, bx[4 * nc + 3] = d->y2;
+        sc[nc] = d->score;
+        nc++;
+    }
+    if (overlap < 1.0) {
+        if ((rc = mo_nms(bx, sc, NULL, nc, overlap, max_boxes, keep, &nb))) {
+            mo_image_free(&img);
+            return rc;
+        }
+    } else {
+        for (nb = 0; nb < nc; nb++)
+            keep[nb] = nb;
+    }
+    nb = nb < max_boxes ? nb : max_boxes;
     for (int i = nb - 1; i >= 0; i--) {
-        const mo_detection *d = &r->detections[i];
+        const mo_detection *d = &r->detections[keep[i]];
         const mo_rgb c = mo_draw_class_color(d->label);
         const int x0 = (int)(d->x1 * fx + 0.5), y0 = (int)(d->y1 * fy + 0.5);
         const int x1 = (int)(d->x2 * fx + 0.5), y1 = (int)(d->y2 * fy + 0.5);
@@ -157,7 +178,7 @@ static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipelin
         mo_draw_rect(&img, x0, y0, x1, y1, thick, c);
     }
     for (int i = nb - 1; i >= 0; i--) {
-        const mo_detection *d = &r->detections[i];
+        const mo_detection *d = &r->detections[keep[i]];
         char text[96];
         fit_text(text, sizeof(text), mo_det_class_name(det, d->label), d->score, scale, W);
         mo_draw_tag(&img, (int)(d->x1 * fx + 0.5), (int)(d->y1 * fy + 0.5), text, scale,
@@ -209,7 +230,7 @@ int main(int argc, char **argv)
 {
     const char *model = NULL, *out = ".", *heads[3];
     int nh = 0, first = 0, max_boxes = 10, top = 3, separate = 0;
-    double min_score = 0.3;
+    double min_score = 0.3, overlap = 0.5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const int has = i + 1 < argc;
@@ -228,6 +249,8 @@ int main(int argc, char **argv)
             out = argv[++i];
         } else if (!strcmp(a, "--draw-score") && has) {
             min_score = atof(argv[++i]);
+        } else if (!strcmp(a, "--overlap") && has) {
+            overlap = atof(argv[++i]);
         } else if (!strcmp(a, "--max-boxes") && has) {
             max_boxes = atoi(argv[++i]);
         } else if (!strcmp(a, "--top") && has) {
@@ -292,7 +315,8 @@ int main(int argc, char **argv)
             const char *b = base_name(argv[i]), *dot = strrchr(b, '.');
             snprintf(path, sizeof(path), "%s/%.*s.png", out, (int)(dot ? dot - b : (long)strlen(b)), b);
             mo_image pic = {0};
-            r = composite(&img, p, &res, &pal, (float)min_score, max_boxes, top, &pic);
+            r = composite(&img, p, &res, &pal, (float)min_score, max_boxes, overlap, top,
+                          &pic);
             if (!r)
                 r = mo_image_save_png(&pic, path);
             mo_image_free(&pic);

@@ -2,6 +2,7 @@
 """C detection head against the PyTorch reference (torchvision SSDLite on MobileOne).
 
 The model: the real MobileOne-S0 backbone (../shared/models/mobileone_s0.pth.tar) with
+a head file given by --head (the shipped, trained weights/ssdlite_s0.mo.safetensors) or
 seeded random extras and head (tools/ssdlite_ref.py, calibrated on 4 coco-mini train
 images to logits of RMS 1), converted by tools/convert_mobileone.py (backbone file) and
 tools/convert_ssdlite.py (head-only file naming that backbone) and by --combined.
@@ -93,11 +94,13 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--score", type=float, default=SCORE)
     ap.add_argument("--images", type=int, default=0, help="only the first N images (0: all)")
+    ap.add_argument("--head", help="compare this head file (e.g. the shipped "
+                    "weights/ssdlite_s0.mo.safetensors) instead of a seeded random head")
     ap.add_argument("--report")
     a = ap.parse_args()
     ckpt = os.path.join(a.shared, "models", "mobileone_s0.pth.tar")
     coco = os.path.join(a.shared, "data", "coco-mini")
-    for p in (ckpt, os.path.join(coco, "val2017")):
+    for p in (ckpt, os.path.join(coco, "val2017")) + ((a.head,) if a.head else ()):
         if not os.path.exists(p):
             print("SKIP: %s absent (see README: obtaining the shared data)" % p)
             return 77
@@ -126,21 +129,22 @@ def main():
     calib = sorted(os.path.join(train, n) for n in os.listdir(train))[:4]
 
     # model, checkpoint, files
-    model = sref.random_model(ckpt, SEED, calib_images=calib, logit_std=LOGIT_STD,
-                              score_thresh=a.score)
-    pth = os.path.join(a.work, "ssdlite_s0_random.pth")
-    sref.save(model, pth)
     sd = sref.ref.load_checkpoint(ckpt)
     v, form = conv_mo.resolve_variant(sd)
     bfile = os.path.join(a.work, "s0.mo.safetensors")
     mofile.write(bfile, *conv_mo.build(sd, v, form, source="mobileone_s0.pth.tar"))
-    obj = torch.load(pth)
-    files = conv_det.build_files(obj["state_dict"], obj["config"], obj["variant"],
-                                 backbone_file=bfile, source="coco_parity.py seed %d" % SEED)
-    hfile = os.path.join(a.work, "det.mo.safetensors")
-    mofile.write(hfile, *files["det"])
+    if a.head:  # a shipped head file, as it is (F16 or F32): the reference reads the same
+        model = sref.from_files(ckpt, a.head, score_thresh=a.score)
+        hfile = a.head
+    else:
+        model = sref.random_model(ckpt, SEED, calib_images=calib, logit_std=LOGIT_STD,
+                                  score_thresh=a.score)
+        files = conv_det.build_files(model.state_dict(), model.config, model.variant,
+                                     backbone_file=bfile, source="coco_parity.py seed %d" % SEED)
+        hfile = os.path.join(a.work, "det.mo.safetensors")
+        mofile.write(hfile, *files["det"])
     cfile = os.path.join(a.work, "combined.mo.safetensors")
-    mofile.write(cfile, *conv_det.build_files(obj["state_dict"], obj["config"], obj["variant"],
+    mofile.write(cfile, *conv_det.build_files(model.state_dict(), model.config, model.variant,
                                               combined=True)["det"])
 
     # reference
@@ -211,7 +215,8 @@ def main():
             failures.append("%s: the combined file gives other detections" % x["image"])
 
     report = {
-        "images": len(images), "score_thresh": a.score, "seed": SEED,
+        "images": len(images), "score_thresh": a.score,
+        "head": a.head or "random, seed %d" % SEED,
         "candidates_per_image": {"min": min(n_cand), "median": sorted(n_cand)[len(n_cand) // 2],
                                  "max": max(n_cand)},
         "detections_per_image": {"min": min(counts), "max": max(counts),

@@ -26,6 +26,7 @@ boxes, labels, scores, origin, ignore); seg: labels.u8 [N, size, size].
 Command line:
   cache_features.py det --views 4 --out build/feat-det
   cache_features.py seg --views 3 --size 320 --out build/feat-seg
+  cache_features.py det --views 8 --first-view 4 --out build/feat-det2   (views 4..11)
   cache_features.py verify   view 0 of a det cache vs the reference's inference input
   cache_features.py bench    backbone seconds per view and seconds per training step of
                              torchvision's SSDLite extras+head and DeepLabHead (the modules
@@ -110,7 +111,7 @@ def _cmd_cache(a):
     k = 0
     for vi, i in enumerate(idx):
         base = augment.load_sample(ents[i], a.shared, a.cache, with_seg=(a.task == "seg"))
-        for v in range(a.views):
+        for v in range(a.first_view, a.first_view + a.views):
             ta = time.time()
             rng = augment.Augmenter.rng(a.seed, i, v)
             if v == 0 and not a.no_plain:
@@ -147,7 +148,8 @@ def _cmd_cache(a):
     total = time.time() - t0
     nbytes = sum(np.prod(s) * 2 for s in shapes.values()) + (n * size * size if labels is not None else 0)
     meta = {"task": a.task, "input_size": [size, size], "output_stride": os_,
-            "records": n, "images": len(idx), "views": a.views, "plain_view0": not a.no_plain,
+            "records": n, "images": len(idx), "views": a.views, "first_view": a.first_view,
+            "plain_view0": not a.no_plain and a.first_view == 0,
             "seed": a.seed, "augment": aug.cfg, "copy_paste": bank is not None,
             "exclude_sources": sorted(excl),
             "maps": {k2: {"file": k2 + ".f16", "dtype": "float16", "shape": v2}
@@ -303,6 +305,9 @@ def main(argv=None):
         p.add_argument("--out", default=os.path.join(repo, "build", "feat-" + t))
         p.add_argument("--views", type=int, default=4 if t == "det" else 3)
         p.add_argument("--size", type=int, default=320)
+        p.add_argument("--first-view", type=int, default=0,
+                       help="views first..first+views-1 (more views of an existing cache, "
+                            "in a second folder: the seeds are per view)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--limit", type=int, default=0)
         p.add_argument("--exclude", default="voc",

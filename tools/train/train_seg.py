@@ -24,7 +24,6 @@ the model file's `mo.source` in convert_deeplab.py. log.json: loss per logged st
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -36,16 +35,11 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
 import deeplab_ref as dl  # noqa: E402
+from cache_features import sha256  # noqa: E402  (one file-digest helper)
 
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
 
 
 def loadavg():

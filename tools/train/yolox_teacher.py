@@ -185,6 +185,9 @@ def _cmd_eval(a):
           "(%.1f s, %.0f ms/image)"
           % (a.split, len(ids), a.mode, teacher.score_thr, teacher.nms_thr, len(dets),
              stats[0], stats[1], prec, rec, dt, 1000 * dt / max(len(ids), 1)))
+    if a.results:  # for `mo-eval coco --results`: the teacher scored by the SDK's own tool
+        with open(a.results, "w") as f:
+            json.dump(dets, f)
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"split": a.split, "images": len(ids), "mode": a.mode,
@@ -218,6 +221,7 @@ def _main(argv=None):
     e.add_argument("--split", default="val2017")
     e.add_argument("--pycocotools", default="/work/pycocotools-src/PythonAPI")
     e.add_argument("--json")
+    e.add_argument("--results", help="also write the detections as a COCO results file")
     d = sub.add_parser("detect", help="print detections")
     d.add_argument("images", nargs="+")
     a = ap.parse_args(argv)
