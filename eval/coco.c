@@ -135,7 +135,8 @@ static char *dup_str(const char *s)
 /* Sorted, unique ids (the last entry of a repeated id gives its text, as a dict). */
 static int sorted_ids(id_entry *e, size_t n, int64_t **ids, char ***texts, int *count)
 {
-    qsort(e, n, sizeof(*e), cmp_id_entry);
+    if (n) /* qsort's array may not be NULL, even for 0 entries (found by fuzz_eval_json) */
+        qsort(e, n, sizeof(*e), cmp_id_entry);
     *ids = malloc(sizeof(**ids) * (n ? n : 1));
     *texts = calloc(n ? n : 1, sizeof(**texts));
     if (!*ids || !*texts)

@@ -165,7 +165,7 @@ static const uint8_t state_magic[8] = { 'M', 'O', 'E', 'V', 'A', 'L', 0, 1 };
 
 void mo_wbuf_put(mo_wbuf *b, const void *p, size_t n)
 {
-    if (b->failed)
+    if (b->failed || !n) /* n = 0: nothing to copy, and data may still be NULL */
         return;
     if (b->size + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;

@@ -165,6 +165,14 @@ static void coco_empty(void **state)
     for (int i = 0; i < 12; i++)
         assert_true(s[i] == -1);
     mo_coco_eval_close(&ev);
+    /* no images at all (fuzz_eval_json found qsort on a NULL array here, UB) */
+    const char *no_images = "{\"images\": [], \"categories\": [{\"id\": 1}], \"annotations\": []}";
+    assert_int_equal(mo_coco_eval_open_memory(&ev, no_images, strlen(no_images), "no images"),
+                     MO_OK);
+    assert_int_equal(mo_coco_eval_num_images(ev), 0);
+    run_all(ev, s);
+    assert_true(s[0] == -1);
+    mo_coco_eval_close(&ev);
 }
 
 static void coco_maxdets(void **state)
