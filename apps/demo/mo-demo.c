@@ -177,13 +177,6 @@ static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipelin
         mo_draw_rect(&img, x0 - 1, y0 - 1, x1 + 1, y1 + 1, 1, (mo_rgb){20, 20, 20});
         mo_draw_rect(&img, x0, y0, x1, y1, thick, c);
     }
-    for (int i = nb - 1; i >= 0; i--) {
-        const mo_detection *d = &r->detections[keep[i]];
-        char text[96];
-        fit_text(text, sizeof(text), mo_det_class_name(det, d->label), d->score, scale, W);
-        mo_draw_tag(&img, (int)(d->x1 * fx + 0.5), (int)(d->y1 * fy + 0.5), text, scale,
-                    mo_draw_class_color(d->label));
-    }
     /* the corner panel: top classes, then the timing */
     char lines[MO_PIPELINE_MAX_TOPK + 1][96];
     int nl = 0;
@@ -207,8 +200,27 @@ static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipelin
         tw = w > tw ? w : tw;
     }
     const int pad = 3 * scale, lh = th + 2 * scale;
-    mo_draw_fill_rect(&img, 0, 0, tw + 2 * pad, nl * lh + 2 * pad - 2 * scale,
-                      (mo_rgb){16, 16, 16}, 0.9f);
+    const int panel_w = tw + 2 * pad, panel_h = nl * lh + 2 * pad - 2 * scale;
+    /* Tags go above their box's corner; one that would sit under the panel moves right
+     * of it while that stays on its box, else down below it. */
+    int tag_h;
+    mo_draw_text_size("Ag", scale, NULL, &tag_h);
+    tag_h += 4 * scale;
+    for (int i = nb - 1; i >= 0; i--) {
+        const mo_detection *d = &r->detections[keep[i]];
+        char text[96];
+        fit_text(text, sizeof(text), mo_det_class_name(det, d->label), d->score, scale, W);
+        int x = (int)(d->x1 * fx + 0.5), y = (int)(d->y1 * fy + 0.5);
+        const int top_of_tag = y - tag_h >= 0 ? y - tag_h : y;
+        if (x < panel_w && top_of_tag < panel_h) {
+            if (panel_w < (int)(d->x2 * fx + 0.5) - tag_h)
+                x = panel_w;
+            else
+                y = panel_h + tag_h;
+        }
+        mo_draw_tag(&img, x, y, text, scale, mo_draw_class_color(d->label));
+    }
+    mo_draw_fill_rect(&img, 0, 0, panel_w, panel_h, (mo_rgb){16, 16, 16}, 0.9f);
     for (int i = 0; i < nl; i++)
         mo_draw_text(&img, pad, pad + i * lh, lines[i], scale,
                      i == nl - 1 ? (mo_rgb){170, 170, 170}
