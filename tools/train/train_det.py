@@ -46,7 +46,7 @@ from cache_features import sha256  # noqa: E402  (one file-digest helper)
 class FeatureCache:
     """The det cache: fp16 stage3 / stage4 memmaps and per-record targets."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, relabel=None):
         with open(os.path.join(folder, "meta.json")) as f:
             self.meta = json.load(f)
         if self.meta["task"] != "det":
@@ -62,6 +62,9 @@ class FeatureCache:
         def boxes(lst):
             return torch.tensor(lst, dtype=torch.float32).reshape(-1, 4)
 
+        if relabel:
+            recs = [relabel(r) for r in recs]
+
         self.targets = [{"boxes": boxes(r["boxes"]),
                          "labels": torch.tensor(r["labels"], dtype=torch.int64),
                          "ignore": boxes(r["ignore"])} for r in recs]
@@ -76,8 +79,8 @@ class FeatureCache:
 class Caches:
     """Several det caches (e.g. views 0-3 and views 4-11 of the same images) as one."""
 
-    def __init__(self, folders):
-        self.parts = [FeatureCache(f) for f in folders]
+    def __init__(self, folders, relabel=None):
+        self.parts = [FeatureCache(f, relabel) for f in folders]
         self.starts = np.cumsum([0] + [c.n for c in self.parts])
         self.n = int(self.starts[-1])
         self.meta_sha256 = [c.meta_sha256 for c in self.parts]
@@ -174,6 +177,29 @@ def build_model(backbone_path, seed):
     return model
 
 
+def imagenet_veto(a):
+    """A record filter that checks the teacher's animal boxes on ImageNet images against
+    the image's ImageNet class (imagenet_coco.py); counts go to a.veto_counts."""
+    import imagenet_coco
+    with open(os.path.join(a.label_cache, "det.json")) as f:
+        files = [e["file"] for e in json.load(f)["images"]]
+    classes = imagenet_coco.read_labels(a.shared)
+    a.veto_counts = {"relabelled": 0, "to_ignore": 0}
+
+    def relabel(rec):
+        k = classes.get(os.path.basename(files[rec["entry"]]))
+        if k is None:
+            return rec
+        keep, labels, ign = imagenet_coco.veto(rec["boxes"], rec["labels"], rec["origin"], k)
+        a.veto_counts["relabelled"] += sum(1 for x, y in zip(labels, rec["labels"]) if x != y)
+        a.veto_counts["to_ignore"] += sum(ign)
+        return dict(rec, boxes=[b for b, k2 in zip(rec["boxes"], keep) if k2],
+                    labels=[x for x, k2 in zip(labels, keep) if k2],
+                    ignore=rec["ignore"] + [b for b, i in zip(rec["boxes"], ign) if i])
+
+    return relabel
+
+
 def lr_at(step, a):
     """Linear warm-up, then cosine decay to 0."""
     if step < a.warmup:
@@ -184,7 +210,9 @@ def lr_at(step, a):
 
 def train(a):
     torch.set_num_threads(a.threads)
-    cache = Caches(a.feat)
+    cache = Caches(a.feat, imagenet_veto(a) if a.imagenet_veto else None)
+    if a.imagenet_veto:
+        print("imagenet veto: %s" % json.dumps(a.veto_counts), flush=True)
     model = build_model(a.backbone, a.seed)
     model.train()
     model.backbone.body.eval()
@@ -234,7 +262,8 @@ def train(a):
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     obj = {"state_dict": model.state_dict(), "config": model.config, "variant": model.variant,
            "train": {"command": "tools/train/train_det.py " + " ".join(a.argv), "seed": a.seed,
-                     "steps": a.steps, "batch": a.batch, "optimizer": a.opt, "lr": a.lr, "warmup": a.warmup,
+                     "steps": a.steps, "batch": a.batch, "optimizer": a.opt, "lr": a.lr,
+                     "imagenet_veto": getattr(a, "veto_counts", None), "warmup": a.warmup,
                      "weight_decay": a.wd, "threads": a.threads, "seconds": round(seconds, 1),
                      "cache_meta_sha256": cache.meta_sha256, "log": log,
                      "torch": torch.__version__}}
@@ -256,6 +285,12 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--wd", type=float, default=4e-5)
     ap.add_argument("--opt", choices=["sgd", "adamw"], default="sgd")
+    ap.add_argument("--imagenet-veto", action="store_true",
+                    help="check the teacher's animal boxes on ImageNet images against their "
+                         "ImageNet class (tools/train/imagenet_coco.py)")
+    ap.add_argument("--label-cache", default=os.path.join(repo, "build", "train-cache"),
+                    help="pseudo_label.py output (det.json: record entry -> image file)")
+    ap.add_argument("--shared", default=shared)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--log-every", type=int, default=50)
