@@ -159,14 +159,10 @@ static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipelin
         sc[nc] = d->score;
         nc++;
     }
-    if (overlap < 1.0) {
-        if ((rc = mo_nms(bx, sc, NULL, nc, overlap, max_boxes, keep, &nb))) {
-            mo_image_free(&img);
-            return rc;
-        }
-    } else {
-        for (nb = 0; nb < nc; nb++)
-            keep[nb] = nb;
+    /* IoU never exceeds 1, so overlap >= 1 keeps every box */
+    if ((rc = mo_nms(bx, sc, NULL, nc, overlap, max_boxes, keep, &nb))) {
+        mo_image_free(&img);
+        return rc;
     }
     nb = nb < max_boxes ? nb : max_boxes;
     for (int i = nb - 1; i >= 0; i--) {
@@ -203,9 +199,7 @@ static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipelin
     const int panel_w = tw + 2 * pad, panel_h = nl * lh + 2 * pad - 2 * scale;
     /* Tags go above their box's corner; one that would sit under the panel moves right
      * of it while that stays on its box, else down below it. */
-    int tag_h;
-    mo_draw_text_size("Ag", scale, NULL, &tag_h);
-    tag_h += 4 * scale;
+    const int tag_h = th + 4 * scale; /* mo_draw_tag: text height + 2 x its padding */
     for (int i = nb - 1; i >= 0; i--) {
         const mo_detection *d = &r->detections[keep[i]];
         char text[96];
