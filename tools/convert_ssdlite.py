@@ -42,26 +42,25 @@ class ConvertError(Exception):
 
 
 def read_checkpoint(path):
-    """(state_dict, config, variant or None) from a checkpoint file."""
+    """(state_dict, config, variant or None, source or None) from a checkpoint file; the
+    source is the "train" record a trainer (tools/train/train_det.py) left in it, as JSON
+    for `mo.source` (command, seed, steps, seconds, cache digests)."""
     try:
         obj = torch.load(path, map_location="cpu")
     except Exception as e:  # pickle/zip errors come in many types
         raise ConvertError("cannot read %s: %s" % (path, e))
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        return obj["state_dict"], obj.get("config") or {}, obj.get("variant")
+        return obj["state_dict"], obj.get("config") or {}, obj.get("variant"), \
+            _training_record(obj.get("train"), path)
     if isinstance(obj, dict):
-        return obj, {}, None
+        return obj, {}, None, None
     raise ConvertError("%s holds no state_dict" % path)
 
 
-def training_record(path):
-    """The "train" record a trainer (tools/train/train_det.py) left in the checkpoint, as
-    JSON for `mo.source` (command, seed, steps, seconds, cache digest), or None."""
-    import json
-    obj = torch.load(path, map_location="cpu")
-    rec = obj.get("train") if isinstance(obj, dict) else None
+def _training_record(rec, path):
     if not isinstance(rec, dict):
         return None
+    import json
     rec = {k: v for k, v in rec.items() if k != "log"}  # the loss log stays in the checkpoint
     return json.dumps(dict(rec, checkpoint=os.path.basename(path)), separators=(",", ":"))
 
@@ -217,9 +216,8 @@ def _main(argv=None):
                     help="store the head file's tensors as F16 (half the size)")
     a = ap.parse_args(argv)
     try:
-        sd, config, variant = read_checkpoint(a.checkpoint)
-        source = a.source or training_record(a.checkpoint) or \
-            "converted from %s" % os.path.basename(a.checkpoint)
+        sd, config, variant, record = read_checkpoint(a.checkpoint)
+        source = a.source or record or "converted from %s" % os.path.basename(a.checkpoint)
         files = build_files(sd, config, a.variant or variant, a.combined, a.backbone_file,
                             source)
         tensors, meta = files["det"]
