@@ -11,11 +11,11 @@
 #include <zlib.h>
 
 #include "errors_internal.h"
+#include "fileio_internal.h"
 #include "mo/file.h"
 
 #define MAX_HEADER_BYTES (64u << 20)
 #define MAX_NUMEL ((int64_t)1 << 40)
-#define MAX_FILE_BYTES ((uint64_t)16 << 30)
 
 typedef struct entry {
     char *name;
@@ -364,33 +364,13 @@ int mo_file_open(mo_file **out, const char *path)
     validate_input_or_ret(out, MO_EINVAL);
     *out = NULL;
     validate_input_or_ret(path, MO_EINVAL);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return mo_fail(MO_EIO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    long len = -1;
-    if (!fstat(fileno(fp), &st) && S_ISREG(st.st_mode) && !fseek(fp, 0, SEEK_END))
-        len = ftell(fp);
-    if (len < 0 || fseek(fp, 0, SEEK_SET)) {
-        fclose(fp);
-        return mo_fail(MO_EIO, "%s: cannot determine the size (not a regular file?)", path);
-    }
-    if ((uint64_t)len > MAX_FILE_BYTES) {
-        fclose(fp);
-        return mo_fail(MO_EFORMAT, "%s: %ld bytes is larger than any model", path, len);
-    }
-    uint8_t *b = malloc(len ? (size_t)len : 1);
-    if (!b) {
-        fclose(fp);
-        return mo_fail(MO_ENOMEM, "%s: out of memory for %ld bytes", path, len);
-    }
-    size_t got = fread(b, 1, (size_t)len, fp);
-    int rerr = ferror(fp);
-    fclose(fp);
-    if (got != (size_t)len || rerr) {
-        free(b);
-        return mo_fail(MO_EIO, "%s: read error", path);
-    }
+    mo_limits lim;
+    mo_limits_get(&lim);
+    uint8_t *b;
+    size_t len;
+    int r = mo_read_file(path, lim.model_file_bytes, "model_file_bytes", &b, &len);
+    if (r)
+        return r;
     int ret = open_bytes(out, b, (size_t)len);
     if (ret) {
         char detail[400];

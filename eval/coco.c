@@ -583,7 +583,7 @@ int mo_coco_eval_open(mo_coco_eval **out, const char *path)
     validate_input_or_ret(path != NULL, MO_EINVAL);
     char *data;
     size_t size;
-    int ret = mo_eval_read_file(path, &data, &size);
+    int ret = mo_eval_read_file(path, 1, &data, &size);
     if (ret)
         return ret;
     ret = mo_coco_eval_open_memory(out, data, size, path);
@@ -695,7 +695,7 @@ int mo_coco_eval_load_results(mo_coco_eval *ev, const char *path)
     validate_input_or_ret(ev != NULL && path != NULL, MO_EINVAL);
     char *data;
     size_t size;
-    int ret = mo_eval_read_file(path, &data, &size);
+    int ret = mo_eval_read_file(path, 1, &data, &size);
     if (ret)
         return ret;
     ret = mo_coco_eval_load_results_memory(ev, data, size, path);

@@ -10,8 +10,10 @@
 #include "errors_internal.h"
 #include "mo/eval.h"
 
-/* Whole file into memory, NUL-terminated (size excludes the NUL). Sets the error. */
-int mo_eval_read_file(const char *path, char **data, size_t *size);
+/* Whole regular file into memory, NUL-terminated (size excludes the NUL), at most
+ * mo_limits.json_file_bytes (json != 0: COCO ground truth and results) or
+ * text_file_bytes (VOC XML and lists, state files). Sets the error. */
+int mo_eval_read_file(const char *path, int json, char **data, size_t *size);
 
 /* ------------------------------------------------ a strict streaming JSON reader */
 

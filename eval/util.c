@@ -9,47 +9,14 @@
 #include <zlib.h>
 
 #include "eval_internal.h"
+#include "fileio_internal.h"
 
-int mo_eval_read_file(const char *path, char **data, size_t *size)
+int mo_eval_read_file(const char *path, int json, char **data, size_t *size)
 {
-    *data = NULL;
-    *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mo_fail(MO_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap)
-            break;
-        if (cap > ((size_t)1 << 40)) {
-            free(buf);
-            fclose(f);
-            return mo_fail(MO_EUNSUPPORTED, "%s: file too large", path);
-        }
-        char *p = realloc(buf, cap * 2 + 1);
-        if (!p) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = p;
-        cap *= 2;
-    }
-    int bad = buf && ferror(f);
-    fclose(f);
-    if (!buf)
-        return mo_fail(MO_ENOMEM, "%s: out of memory reading the file", path);
-    if (bad) {
-        free(buf);
-        return mo_fail(MO_EIO, "%s: read error", path);
-    }
-    buf[n] = 0;
-    *data = buf;
-    *size = n;
-    return MO_OK;
+    mo_limits lim;
+    mo_limits_get(&lim);
+    return mo_read_file(path, json ? lim.json_file_bytes : lim.text_file_bytes,
+                        json ? "json_file_bytes" : "text_file_bytes", (uint8_t **)data, size);
 }
 
 void mo_eval_line_col(const char *data, size_t offset, int *line, int *col)
@@ -317,7 +284,7 @@ int mo_rbuf_open(mo_rbuf *r, const char *path, uint32_t kind, char **file)
 {
     memset(r, 0, sizeof(*r));
     size_t size;
-    int ret = mo_eval_read_file(path, file, &size);
+    int ret = mo_eval_read_file(path, 0, file, &size);
     if (ret)
         return ret;
     r->data = (const uint8_t *)*file;

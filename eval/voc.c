@@ -303,7 +303,7 @@ static int read_set(mo_voc_eval *ev, const char *path)
 {
     char *data;
     size_t size;
-    int ret = mo_eval_read_file(path, &data, &size);
+    int ret = mo_eval_read_file(path, 0, &data, &size);
     if (ret)
         return ret;
     size_t lines = 1;
@@ -486,7 +486,7 @@ int mo_voc_eval_load_detections(mo_voc_eval *ev, int cls, const char *path)
         return mo_fail(MO_EINVAL, "%s: opened from a state file", ev->name);
     char *data;
     size_t size;
-    int ret = mo_eval_read_file(path, &data, &size);
+    int ret = mo_eval_read_file(path, 0, &data, &size);
     if (ret)
         return ret;
     name_idx *idx = malloc(sizeof(*idx) * (size_t)ev->num_images);

@@ -5,17 +5,24 @@
 #include <string.h>
 
 #include "errors_internal.h"
+#include "fileio_internal.h"
 #include "io_internal.h"
 
 int mo_io_check_size(const char *name, long long w, long long h)
 {
     if (w < 1 || h < 1)
         return mo_fail(MO_EFORMAT, "%s: invalid image size %lldx%lld", name, w, h);
-    if (w > MO_IMAGE_MAX_SIDE || h > MO_IMAGE_MAX_SIDE || w * h > MO_IMAGE_MAX_PIXELS)
+    mo_limits lim;
+    mo_limits_get(&lim);
+    /* The compile-time ceilings hold whatever the limits say: buffers are sized with int. */
+    long long side = lim.image_max_side < MO_IMAGE_MAX_SIDE ? lim.image_max_side : MO_IMAGE_MAX_SIDE;
+    long long pixels = lim.image_max_pixels < MO_IMAGE_MAX_PIXELS ? lim.image_max_pixels
+                                                                   : MO_IMAGE_MAX_PIXELS;
+    if (w > side || h > side || w * h > pixels)
         return mo_fail(MO_EUNSUPPORTED,
-                       "%s: image of %lldx%lld pixels is over the limit (sides <= %d, "
-                       "<= %d pixels)",
-                       name, w, h, MO_IMAGE_MAX_SIDE, MO_IMAGE_MAX_PIXELS);
+                       "%s: image of %lldx%lld pixels is over the limit (image_max_side %lld, "
+                       "image_max_pixels %lld)",
+                       name, w, h, side, pixels);
     return MO_OK;
 }
 
@@ -82,53 +89,11 @@ MO_API int mo_image_load_memory(mo_image *out, const void *data, size_t size)
     return err;
 }
 
-/* Read a whole file. The size is bounded so a huge file cannot exhaust memory: no
- * image within MO_IMAGE_MAX_PIXELS needs more than 1 GiB of compressed data (an
- * uncompressed 32-bit BMP at the limit is 256 MiB). */
-#define MAX_FILE_BYTES ((size_t)1 << 30)
-
 int mo_io_read_file(const char *path, uint8_t **data, size_t *size)
 {
-    *data = NULL;
-    *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mo_fail(MO_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 0, n = 0;
-    uint8_t *buf = NULL;
-    int err = MO_OK;
-    for (;;) {
-        if (n == cap) {
-            if (cap >= MAX_FILE_BYTES) {
-                err = mo_fail(MO_EUNSUPPORTED, "%s: file larger than %zu bytes", path,
-                              MAX_FILE_BYTES);
-                break;
-            }
-            size_t ncap = cap ? cap * 2 : 1 << 16;
-            uint8_t *nb = realloc(buf, ncap);
-            if (!nb) {
-                err = mo_fail(MO_ENOMEM, "%s: out of memory reading file", path);
-                break;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f))
-                err = mo_fail(MO_EIO, "%s: read error: %s", path, strerror(errno));
-            break;
-        }
-    }
-    fclose(f);
-    if (err) {
-        free(buf);
-        return err;
-    }
-    *data = buf;
-    *size = n;
-    return MO_OK;
+    mo_limits lim;
+    mo_limits_get(&lim);
+    return mo_read_file(path, lim.image_file_bytes, "image_file_bytes", data, size);
 }
 
 MO_API int mo_image_load(mo_image *out, const char *path)

@@ -17,7 +17,8 @@ typedef struct mo_io_src {
 /* Check a decoded size against the limits; sets the error message. */
 int mo_io_check_size(const char *name, long long w, long long h);
 
-/* Read a whole file (at most 1 GiB) into a malloc'ed buffer; sets the error message. */
+/* Read a whole regular file of at most mo_limits.image_file_bytes into a malloc'ed buffer;
+ * sets the error message. */
 int mo_io_read_file(const char *path, uint8_t **data, size_t *size);
 
 /* JPEG through libjpeg-turbo (jpeg.c). On success *out owns its pixels. */

@@ -7,6 +7,7 @@
 
 #include "mo/common.h"
 #include "mo/cpu.h"
+#include "mo/limits.h"
 #include "mo/tensor.h"
 #include "mo/file.h"
 #include "mo/backbone.h"

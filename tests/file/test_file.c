@@ -11,6 +11,10 @@
 #include <zlib.h>
 
 #include "mo/file.h"
+#include "mo/limits.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Builds a safetensors image in memory: two tensors "a" (F32 [2,3]) and "b" (F16 [2]). */
 typedef struct blob {
@@ -186,6 +190,70 @@ static void test_io_errors(void **state)
     remove(path);
 }
 
+/* A FIFO, a device or a directory is refused at once: before the fix a FIFO blocked the open
+ * forever waiting for a writer, and /dev/zero was read without bound. */
+static void test_special_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mo_test_fifo_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[64];
+    snprintf(fifo, sizeof(fifo), "%s/model.safetensors", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    mo_file *f = NULL;
+    assert_int_equal(mo_file_open(&f, fifo), MO_EIO);
+    assert_non_null(strstr(mo_last_error(), "FIFO"));
+    assert_int_equal(mo_file_open(&f, "/dev/zero"), MO_EIO);
+    assert_non_null(strstr(mo_last_error(), "not a regular file"));
+    assert_int_equal(mo_file_open(&f, dir), MO_EIO);
+    assert_null(f);
+    unlink(fifo);
+    rmdir(dir);
+}
+
+/* model_file_bytes is checked before the file is read; invalid limits are refused whole. */
+static void test_limits(void **state)
+{
+    (void)state;
+    mo_limits def, lim;
+    mo_limits_default(&def);
+    mo_limits_get(&lim);
+    assert_memory_equal(&def, &lim, sizeof(lim));
+    blob b = good();
+    char path[] = "/tmp/mo_test_limit_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *fp = fdopen(fd, "wb");
+    assert_int_equal(fwrite(b.p, 1, b.n, fp), b.n);
+    fclose(fp);
+    mo_file *f = NULL;
+    assert_int_equal(mo_file_open(&f, path), MO_OK);
+    mo_file_close(&f);
+    lim.model_file_bytes = b.n - 1;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    assert_int_equal(mo_file_open(&f, path), MO_EUNSUPPORTED);
+    assert_non_null(strstr(mo_last_error(), "model_file_bytes"));
+    lim.model_file_bytes = b.n;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    assert_int_equal(mo_file_open(&f, path), MO_OK);
+    mo_file_close(&f);
+    mo_limits bad = lim;
+    bad.max_images = 0;
+    assert_int_equal(mo_limits_set(&bad), MO_EINVAL);
+    assert_non_null(strstr(mo_last_error(), "max_images"));
+    bad = lim;
+    bad.image_max_side = (1 << 20) + 1;
+    assert_int_equal(mo_limits_set(&bad), MO_EINVAL);
+    mo_limits now;
+    mo_limits_get(&now);
+    assert_memory_equal(&now, &lim, sizeof(now));
+    assert_int_equal(mo_limits_set(NULL), MO_OK);
+    mo_limits_get(&now);
+    assert_memory_equal(&now, &def, sizeof(now));
+    remove(path);
+    free(b.p);
+}
+
 static void test_strerror(void **state)
 {
     (void)state;
@@ -205,6 +273,8 @@ int main(void)
         cmocka_unit_test(test_truncated_everywhere),
         cmocka_unit_test(test_garbled),
         cmocka_unit_test(test_io_errors),
+        cmocka_unit_test(test_special_files),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_strerror),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <zlib.h>
 
 #include "mo/image.h"
+#include "mo/limits.h"
 
 /* ---- allocation tracking (glibc): the size limit must refuse before allocating ---- */
 
@@ -703,6 +705,42 @@ static void test_garbled(void **state)
     mo_image_free(&img);
 }
 
+/* Only regular files are read: a FIFO named like an image used to block forever, /dev/zero
+ * was read for 1 GiB. The runtime limits image_file_bytes and image_max_pixels apply. */
+static void test_special_files_and_limits(void **state)
+{
+    (void)state;
+    mo_image img;
+    const char *p = tmp_path("fifo.jpg");
+    unlink(p);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    assert_int_equal(mo_image_load(&img, p), MO_EIO);
+    assert_non_null(strstr(mo_last_error(), "FIFO"));
+    unlink(p);
+    assert_int_equal(mo_image_load(&img, "/dev/zero"), MO_EIO);
+    assert_non_null(strstr(mo_last_error(), "not a regular file"));
+
+    smooth_image(&img, 16, 8);
+    p = tmp_path("limits.png");
+    assert_int_equal(mo_image_save_png(&img, p), MO_OK);
+    mo_image_free(&img);
+    mo_limits lim;
+    mo_limits_get(&lim);
+    lim.image_max_pixels = 16 * 8 - 1;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    assert_int_equal(mo_image_load(&img, p), MO_EUNSUPPORTED);
+    assert_non_null(strstr(mo_last_error(), "image_max_pixels"));
+    assert_int_equal(mo_image_alloc(&img, 16, 8), MO_EUNSUPPORTED);
+    mo_limits_default(&lim);
+    lim.image_file_bytes = 10;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    assert_int_equal(mo_image_load(&img, p), MO_EUNSUPPORTED);
+    assert_non_null(strstr(mo_last_error(), "image_file_bytes"));
+    assert_int_equal(mo_limits_set(NULL), MO_OK);
+    assert_int_equal(mo_image_load(&img, p), MO_OK);
+    mo_image_free(&img);
+}
+
 static void expect_oversize(const uint8_t *d, size_t n, const char *what)
 {
     mo_image img;
@@ -792,6 +830,7 @@ int main(void)
         cmocka_unit_test(test_jpeg_roundtrip),
         cmocka_unit_test(test_save_errors),
         cmocka_unit_test(test_missing_and_empty),
+        cmocka_unit_test(test_special_files_and_limits),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_garbled),
         cmocka_unit_test(test_oversize),
