@@ -27,6 +27,7 @@ import ctypes.util
 import datetime
 import glob
 import json
+import operator
 import os
 import time
 
@@ -226,10 +227,22 @@ def _dets_from_array(a):
 
 
 def _dets_from_list(dets):
-    try:
+    n = len(dets)
+    try:  # fast path: the iteration stays in C (itemgetter, fromiter)
+        out = np.empty(n, _DET)
+        for key, typ in (("image_id", np.int64), ("category_id", np.int64),
+                         ("score", np.float64)):
+            out[key] = np.fromiter(map(operator.itemgetter(key), dets), typ, n)
+        bbox = np.array(list(map(operator.itemgetter("bbox"), dets)), dtype=np.float64)
+        if bbox.shape == (n, 4):
+            out["bbox"] = bbox
+            return out
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError):
+        pass
+    try:  # any mix of types numpy converts
         return np.array([(d["image_id"], d["category_id"], d["bbox"], d["score"])
                          for d in dets], dtype=_DET)
-    except (KeyError, TypeError, ValueError, IndexError):
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError):
         pass
     # Say which entry is wrong.
     for i, d in enumerate(dets):
