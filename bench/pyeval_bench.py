@@ -4,6 +4,7 @@
 Usage:
   MO_EVAL_LIB=build/eval PYTHONPATH=python /usr/bin/python3 bench/pyeval_bench.py \\
       --pycocotools /path/to/cocoapi/PythonAPI [--images 5000] [--dets 100] [--work DIR]
+      [--mo-eval build/apps/eval/mo-eval]
 
 The synthetic set of bench/coco_bench.py (seeded: N images, 80 categories, D detections
 per image). Both sides run what a training loop runs after its inference loop, from the
@@ -12,12 +13,14 @@ memory. pycocotools: COCO(gt) + loadRes(list) + COCOeval + evaluate + accumulate
 summarize. mo_eval: the same with `from mo_eval import COCOeval` on that pycocotools COCO
 pair (the one-line change), and again from the path and list directly. Checks that the
 12 stats and eval['precision'] / ['recall'] are identical, prints the times and ratios.
+With --mo-eval, also times the `mo-eval coco` process on the same set written to files.
 """
 import argparse
 import contextlib
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +43,7 @@ def main():
     ap.add_argument("--images", type=int, default=5000)
     ap.add_argument("--dets", type=int, default=100)
     ap.add_argument("--work")
+    ap.add_argument("--mo-eval", help="also time this mo-eval executable on the same set")
     a = ap.parse_args()
     import numpy as np
     import mo_eval
@@ -67,6 +71,15 @@ def main():
           (len(gt["images"]), len(gt["categories"]), len(gt["annotations"]), len(res),
            mo_eval.library_path()))
     del gt
+    tc = None
+    if a.mo_eval:
+        res_path = os.path.join(work, "results.json")
+        with open(res_path, "w") as f:
+            json.dump(res, f)
+        t0 = time.perf_counter()
+        subprocess.run([a.mo_eval, "coco", "--gt", gt_path, "--results", res_path,
+                        "--no-progress"], check=True, stdout=subprocess.DEVNULL)
+        tc = time.perf_counter() - t0
 
     def pyco():
         cg = COCO(gt_path)
@@ -106,6 +119,8 @@ def main():
     print("mo_eval on the COCO objects: %.2f s -> COCOeval part %.1fx faster, whole %.1fx" %
           (t1, (tp - tload) / t1, tp / (tload + t1)))
     print("mo_eval from path + list:    %.2f s -> %.1fx faster than pycocotools" % (t2, tp / t2))
+    if tc is not None:
+        print("mo-eval coco process (files): %.2f s" % tc)
     return 0 if ok else 1
 
 

@@ -350,9 +350,13 @@ def _grid_index(name, values, grid, what):
     for v in values:
         hit = [i for i, g in enumerate(grid) if g == v]
         if not hit:
+            near = [g for g in grid if np.allclose(g, v, rtol=0, atol=1e-9)]
+            hint = ("; the grid value is %r (an IoU or recall equal to one of them would "
+                    "count differently): take the values from the default params" % (near[0],)
+                    if near else "; use pycocotools for it")
             raise NotImplementedError(
-                "mo_eval: params.%s value %r is not computed by libmo_eval (%s); use "
-                "pycocotools for it" % (name, v, what))
+                "mo_eval: params.%s value %r is not computed by libmo_eval (%s)%s" %
+                (name, v, what, hint))
         idx.append(hit[0])
     return idx
 
