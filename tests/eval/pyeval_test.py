@@ -277,6 +277,14 @@ CASES = [
      " c.evaluate()", "NotImplementedError", ["areaRng"]),
     ("recThrs custom", "c = E.COCOeval(gt, [], 'bbox'); c.params.recThrs = [.333];"
      " c.evaluate()", "NotImplementedError", ["recThrs"]),
+    ("accumulate() before evaluate()", "E.COCOeval(gt, [], 'bbox').accumulate()",
+     "RuntimeError", ["evaluate() first"]),
+    ("summarize() before accumulate()", "E.COCOeval(gt, [], 'bbox').summarize()",
+     "Exception", ["accumulate() first"]),
+    ("usable after an error", "try:\n    E.COCOeval(gt, bad_json, 'bbox')\n"
+     "except E.MoEvalError:\n    pass\nc = E.COCOeval(gt, [], 'bbox'); c.evaluate();"
+     " c.accumulate(); c.summarize(); raise KeyError('after: AP %r' % c.stats[0])",
+     "KeyError", ["after: AP 0.0"]),
     ("params changed after evaluate()", "c = E.COCOeval(gt, [], 'bbox'); c.evaluate();"
      " c.params.maxDets = [1, 10]; c.accumulate()", "NotImplementedError", ["evaluate()"]),
 ]
