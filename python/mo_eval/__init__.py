@@ -33,7 +33,8 @@ import time
 
 import numpy as np
 
-__all__ = ["COCO", "COCOeval", "Params", "MoEvalError", "library_path"]
+__all__ = ["COCO", "COCOeval", "Params", "MoEvalError", "MoEvalInputError", "MoEvalIOError",
+           "library_path"]
 
 # The grid libmo_eval computes (include/mo/eval.h): T x R x K x A x M.
 _IOU = np.linspace(0.5, 0.95, 10)
