@@ -69,5 +69,6 @@ model=build/tests/classify/parity/mobileone_s0.mo.safetensors  # made by imagene
 [ -f "$model" ] || model=""
 tests/install/consumer.sh "$prefix" $model
 tests/install/example.sh "$prefix" $model    # examples/frame_demo.c, outside the tree
+tests/install/python.sh "$prefix"             # the mo_eval Python package
 rm -rf "$prefix"
 log "all tests passed"

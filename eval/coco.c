@@ -70,10 +70,12 @@ struct mo_coco_eval {
     uint64_t fingerprint;
     int from_state;
     uint8_t *evaluated;  /* per image */
+    uint8_t *selected;   /* per image: evaluated and accumulated; NULL: every image */
     img_rec *recs;
     int accumulated;
     double *precision;   /* [T][R][K][A][M] */
     double *recall;      /* [T][K][A][M] */
+    double *scores_at;   /* [T][R][K][A][M]: score of the detection giving precision */
     double stats[MO_COCO_NUM_STATS];
 };
 
@@ -181,6 +183,8 @@ void mo_coco_eval_close(mo_coco_eval **pev)
     free(ev->recs);
     free(ev->precision);
     free(ev->recall);
+    free(ev->scores_at);
+    free(ev->selected);
     free(ev->name);
     free(ev);
     *pev = NULL;
@@ -1032,8 +1036,12 @@ int mo_coco_eval_evaluate(mo_coco_eval *ev, int shard, int num_shards,
 
     scratch s = { 0 };
     int ret = MO_OK;
-    size_t total = (ni + (size_t)num_shards - 1 - (size_t)shard) / (size_t)num_shards, done = 0;
+    size_t total = 0, done = 0;
+    for (size_t i = (size_t)shard; i < ni; i += (size_t)num_shards)
+        total += !ev->selected || ev->selected[i];
     for (size_t i = (size_t)shard; i < ni && !ret; i += (size_t)num_shards) {
+        if (ev->selected && !ev->selected[i])
+            continue;
         ret = eval_image(ev, (int)i, b + start[i], start[i + 1] - start[i], &s);
         if (!ret)
             ev->evaluated[i] = 1;
@@ -1086,35 +1094,40 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
 {
     validate_input_or_ret(ev != NULL, MO_EINVAL);
     for (int i = 0; i < ev->num_images; i++)
-        if (!ev->evaluated[i])
+        if (!ev->evaluated[i] && (!ev->selected || ev->selected[i]))
             return mo_fail(MO_EINVAL,
                            "%s: image %lld has not been evaluated (a shard is missing?)",
                            ev->name, (long long)ev->image_ids[i]);
     const size_t K = (size_t)ev->num_cats, I = (size_t)ev->num_images;
     free(ev->precision);
     free(ev->recall);
+    free(ev->scores_at);
+    ev->accumulated = 0;
     ev->precision = malloc(sizeof(double) * T_ * R_ * A_ * M_ * (K ? K : 1));
     ev->recall = malloc(sizeof(double) * T_ * A_ * M_ * (K ? K : 1));
-    /* Cells per category in image order. */
+    ev->scores_at = malloc(sizeof(double) * T_ * R_ * A_ * M_ * (K ? K : 1));
+    /* Cells per category in image order (selected images only: pycocotools' imgIds). */
+#define IMG_USED(i) (!ev->selected || ev->selected[i])
     size_t ncells = 0, maxn = 0;
     for (size_t i = 0; i < I; i++)
-        ncells += ev->recs[i].ncells;
+        if (IMG_USED(i))
+            ncells += ev->recs[i].ncells;
     size_t *kstart = calloc(K + 2, sizeof(size_t));
     const cell **kcell = malloc(sizeof(*kcell) * (ncells + 1));
     const img_rec **krec = malloc(sizeof(*krec) * (ncells + 1));
-    if (!ev->precision || !ev->recall || !kstart || !kcell || !krec) {
+    if (!ev->precision || !ev->recall || !ev->scores_at || !kstart || !kcell || !krec) {
         free(kstart);
         free(kcell);
         free(krec);
         return mo_fail(MO_ENOMEM, "%s: out of memory", ev->name);
     }
     for (size_t i = 0; i < I; i++)
-        for (uint32_t c = 0; c < ev->recs[i].ncells; c++)
+        for (uint32_t c = 0; IMG_USED(i) && c < ev->recs[i].ncells; c++)
             kstart[ev->recs[i].cells[c].cat + 2]++;
     for (size_t k = 0; k < K; k++)
         kstart[k + 2] += kstart[k + 1];
     for (size_t i = 0; i < I; i++)
-        for (uint32_t c = 0; c < ev->recs[i].ncells; c++) {
+        for (uint32_t c = 0; IMG_USED(i) && c < ev->recs[i].ncells; c++) {
             size_t p = kstart[ev->recs[i].cells[c].cat + 1]++;
             kcell[p] = &ev->recs[i].cells[c];
             krec[p] = &ev->recs[i];
@@ -1129,21 +1142,23 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
     double *scores = malloc(sizeof(double) * (maxn + 1));
     double *rc = malloc(sizeof(double) * (maxn + 1));
     double *pr = malloc(sizeof(double) * (maxn + 1));
+    double *sc = malloc(sizeof(double) * (maxn + 1));
     const uint8_t **fbase = malloc(sizeof(*fbase) * (maxn + 1));
     uint32_t *fstride = malloc(sizeof(uint32_t) * (maxn + 1));
     uint32_t *order = malloc(sizeof(uint32_t) * (maxn + 1));
     uint32_t *tmp = malloc(sizeof(uint32_t) * (maxn + 1));
+    uint32_t *order_m = malloc(sizeof(uint32_t) * (maxn + 1)); /* kept at maxDets: sorted index */
     uint8_t *rank = malloc(maxn + 1), *rsorted = malloc(maxn + 1);
     uint8_t *fsorted = malloc((maxn + 1) * T_);
     double *buf = malloc(sizeof(double) * (T_ * R_ * (K ? K : 1)));
     int ret = MO_OK;
-    if (!scores || !rc || !pr || !fbase || !fstride || !order || !tmp || !buf || !rank ||
-        !rsorted || !fsorted) {
+    if (!scores || !rc || !pr || !sc || !fbase || !fstride || !order || !tmp || !order_m ||
+        !buf || !rank || !rsorted || !fsorted) {
         ret = mo_fail(MO_ENOMEM, "%s: out of memory", ev->name);
         goto done;
     }
     for (size_t i = 0; i < T_ * R_ * A_ * M_ * K; i++)
-        ev->precision[i] = -1;
+        ev->precision[i] = ev->scores_at[i] = -1;
     for (size_t i = 0; i < T_ * A_ * M_ * K; i++)
         ev->recall[i] = -1;
 
@@ -1173,9 +1188,10 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
                 npig += kcell[p]->npig[a];
             if (npig == 0)
                 continue;
-            /* Flags of area a in sorted order, [i][t]. */
+            /* Flags of area a in sorted order, [i][t]; scores in sorted order. */
             for (size_t i = 0; i < n; i++) {
                 const uint32_t o = order[i];
+                sc[i] = scores[o];
                 const uint8_t *f = fbase[o] + (size_t)a * T_ * fstride[o];
                 for (int t = 0; t < T_; t++)
                     fsorted[i * T_ + (size_t)t] = f[(size_t)t * fstride[o]];
@@ -1198,6 +1214,7 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
                         }
                         rc[nd] = tp / (double)npig;
                         pr[nd] = tp / (fp + tp + 2.220446049250313e-16);
+                        order_m[nd] = (uint32_t)i;
                         nd++;
                     }
                     ev->recall[RIDX(t, k, a, m)] = nd ? rc[nd - 1] : 0;
@@ -1210,6 +1227,7 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
                         while (j < nd && rc[j] < thr)
                             j++;
                         ev->precision[PIDX(t, r, k, a, m)] = j < nd ? pr[j] : 0;
+                        ev->scores_at[PIDX(t, r, k, a, m)] = j < nd ? sc[order_m[j]] : 0;
                     }
                 }
             }
@@ -1229,6 +1247,7 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
     ev->stats[10] = summarize(ev, 0, -1, 2, 2, buf);
     ev->stats[11] = summarize(ev, 0, -1, 3, 2, buf);
     ev->accumulated = 1;
+#undef IMG_USED
 done:
     free(kstart);
     free(kcell);
@@ -1236,6 +1255,8 @@ done:
     free(scores);
     free(rc);
     free(pr);
+    free(sc);
+    free(order_m);
     free(fbase);
     free(fstride);
     free(order);
@@ -1293,6 +1314,42 @@ int mo_coco_eval_pr_curve(const mo_coco_eval *ev, int k, int iou,
             }
         }
         precision[r] = n ? s / (double)n : -1;
+    }
+    return MO_OK;
+}
+
+int mo_coco_eval_arrays(const mo_coco_eval *ev, const double **precision,
+                        const double **recall, const double **scores)
+{
+    validate_input_or_ret(ev != NULL, MO_EINVAL);
+    if (!ev->accumulated)
+        return mo_fail(MO_EINVAL, "%s: not accumulated", ev->name);
+    if (precision)
+        *precision = ev->precision;
+    if (recall)
+        *recall = ev->recall;
+    if (scores)
+        *scores = ev->scores_at;
+    return MO_OK;
+}
+
+int mo_coco_eval_select_images(mo_coco_eval *ev, const int64_t *ids, size_t n)
+{
+    validate_input_or_ret(ev != NULL, MO_EINVAL);
+    invalidate(ev);
+    if (!ids) {
+        free(ev->selected);
+        ev->selected = NULL;
+        return MO_OK;
+    }
+    if (!ev->selected && !(ev->selected = malloc((size_t)ev->num_images + 1)))
+        return mo_fail(MO_ENOMEM, "%s: out of memory", ev->name);
+    memset(ev->selected, 0, (size_t)ev->num_images);
+    /* Ids the ground truth lacks select nothing, as pycocotools' imgIds. */
+    for (size_t i = 0; i < n; i++) {
+        int ii = find_id(ev->image_ids, ev->num_images, ids[i]);
+        if (ii >= 0)
+            ev->selected[ii] = 1;
     }
     return MO_OK;
 }

@@ -206,6 +206,41 @@ MO_API int mo_coco_eval_pr_curve(const mo_coco_eval *ev, int k, int iou,
                                  double precision[MO_COCO_NUM_RECALL]);
 
 /**
+ * @brief The whole result grid of mo_coco_eval_accumulate(), as pycocotools'
+ *        `eval['precision']`, `eval['recall']` and `eval['scores']`.
+ *
+ * Row-major arrays of doubles with K = mo_coco_eval_num_categories() (categories in id
+ * order), T = ::MO_COCO_NUM_IOU, R = ::MO_COCO_NUM_RECALL, A = ::MO_COCO_NUM_AREAS (all,
+ * small, medium, large) and M = ::MO_COCO_NUM_MAXDETS (1, 10, 100):
+ * precision and scores `[T][R][K][A][M]`, recall `[T][K][A][M]`. -1 where a category
+ * has no ground truth in an area range (or no image has it). `scores` holds the score of
+ * the detection at which each precision value is read (0 past the last detection).
+ * @param ev the evaluator, accumulated
+ * @param[out] precision receives the precision array (owned by @p ev, valid until the
+ *             next accumulate or close), or NULL
+ * @param[out] recall receives the recall array (same ownership), or NULL
+ * @param[out] scores receives the scores array (same ownership), or NULL
+ * @return MO_OK, MO_EINVAL (NULL @p ev, not accumulated)
+ */
+MO_API int mo_coco_eval_arrays(const mo_coco_eval *ev, const double **precision,
+                               const double **recall, const double **scores);
+
+/**
+ * @brief Evaluate and accumulate only the images of @p ids (pycocotools'
+ *        `params.imgIds`): the others, their ground truth and their detections take no
+ *        part; ids the ground truth lacks select nothing.
+ *
+ * Applies to later mo_coco_eval_evaluate() and mo_coco_eval_accumulate() calls (images
+ * left out need not be evaluated). The selection is not part of state files: select the
+ * same images in the evaluator that merges them.
+ * @param ev the evaluator
+ * @param ids image ids (any order, repeats allowed), or NULL for every image (the default)
+ * @param n number of @p ids (ignored when @p ids is NULL); 0 selects no image
+ * @return MO_OK; MO_EINVAL (NULL @p ev); MO_ENOMEM
+ */
+MO_API int mo_coco_eval_select_images(mo_coco_eval *ev, const int64_t *ids, size_t n);
+
+/**
  * @brief Print the 12 summary lines in pycocotools' `summarize()` layout to @p f, then,
  *        when @p per_category, a table of per-category AP, AP50 and AP75.
  * @param ev the evaluator, accumulated

@@ -198,6 +198,125 @@ static void coco_maxdets(void **state)
     mo_coco_eval_close(&ev);
 }
 
+/* The whole grid: precision, recall and scores at their pycocotools positions. */
+static void coco_arrays(void **state)
+{
+    (void)state;
+    mo_coco_eval *ev = open_gt();
+    const double *p = NULL, *rc = NULL, *sc = NULL;
+    assert_int_equal(mo_coco_eval_arrays(ev, &p, &rc, &sc), MO_EINVAL); /* not accumulated */
+    const mo_coco_det d[] = { /* as coco_hand: hit 0.9, false positive 0.8, hit 0.7 */
+        { 7, 1, { 100, 100, 20, 20 }, 0.7 },
+        { 7, 1, { 400, 400, 20, 20 }, 0.8 },
+        { 7, 1, { 10, 10, 50, 50 }, 0.9 },
+    };
+    assert_int_equal(mo_coco_eval_add_detections(ev, d, 3), MO_OK);
+    double s[12];
+    run_all(ev, s);
+    assert_int_equal(mo_coco_eval_arrays(ev, &p, &rc, &sc), MO_OK);
+    const int K = 2, A = MO_COCO_NUM_AREAS, M = MO_COCO_NUM_MAXDETS, R = MO_COCO_NUM_RECALL;
+#define P_AT(t, r, k, a, m) ((((((t) * R + (r)) * K + (k)) * A + (a)) * M) + (m))
+#define R_AT(t, k, a, m) (((((t) * K + (k)) * A + (a)) * M) + (m))
+    const double p23 = 2.0 / (3.0 + 2.220446049250313e-16), p1 = 1 / (1 + 2.220446049250313e-16);
+    for (int r = 0; r < R; r++) {
+        assert_true(p[P_AT(0, r, 0, 0, 2)] == (r <= 50 ? p1 : p23));
+        /* the score of the detection where the recall threshold is reached */
+        assert_true(sc[P_AT(0, r, 0, 0, 2)] == (r <= 50 ? 0.9 : 0.7));
+        assert_true(p[P_AT(0, r, 1, 0, 2)] == 0 && sc[P_AT(0, r, 1, 0, 2)] == 0); /* dog */
+        assert_true(p[P_AT(0, r, 1, 1, 2)] == -1); /* no small dog */
+        /* maxDets 1: the 0.9 hit alone, recall .5 */
+        assert_true(p[P_AT(0, r, 0, 0, 0)] == (r <= 50 ? p1 : 0));
+    }
+    assert_true(rc[R_AT(0, 0, 0, 2)] == 1 && rc[R_AT(0, 0, 0, 0)] == 0.5);
+    assert_true(rc[R_AT(0, 1, 0, 2)] == 0 && rc[R_AT(0, 1, 1, 2)] == -1);
+    /* the category AP is the mean of its precision row (all IoU thresholds) */
+    assert_true(fabs(mo_coco_eval_category_ap(ev, 0, 0) - (51 * p1 + 50 * p23) / 101) < 1e-15);
+    mo_coco_eval_close(&ev);
+    /* maxDets 1 keeps the best of each image: the 0.92 one of image 3 drops out, so the
+     * hit (0.9) is the second kept detection, read at recall thresholds .01 to .5. */
+    ev = open_gt();
+    const mo_coco_det d1[] = {
+        { 7, 1, { 10, 10, 50, 50 }, 0.9 },
+        { 3, 1, { 110, 100, 20, 20 }, 0.95 },
+        { 3, 1, { 150, 100, 20, 20 }, 0.92 },
+    };
+    assert_int_equal(mo_coco_eval_add_detections(ev, d1, 3), MO_OK);
+    run_all(ev, s);
+    assert_int_equal(mo_coco_eval_arrays(ev, &p, &rc, &sc), MO_OK);
+    assert_true(sc[P_AT(0, 0, 0, 0, 0)] == 0.95);
+    for (int r = 1; r <= 50; r++)
+        assert_true(sc[P_AT(0, r, 0, 0, 0)] == 0.9 && sc[P_AT(0, r, 0, 0, 2)] == 0.9);
+    assert_true(sc[P_AT(0, 51, 0, 0, 0)] == 0 && rc[R_AT(0, 0, 0, 0)] == 0.5);
+#undef P_AT
+#undef R_AT
+    assert_int_equal(mo_coco_eval_arrays(ev, NULL, NULL, NULL), MO_OK);
+    assert_int_equal(mo_coco_eval_arrays(NULL, &p, &rc, &sc), MO_EINVAL);
+    mo_coco_eval_close(&ev);
+}
+
+/* pycocotools' params.imgIds: a subset of the images gives what a ground truth of only
+ * those images (and their detections) gives. */
+static void coco_select(void **state)
+{
+    (void)state;
+    const mo_coco_det d[] = {
+        { 7, 1, { 100, 100, 20, 20 }, 0.7 },  { 7, 1, { 400, 400, 20, 20 }, 0.8 },
+        { 7, 1, { 12, 10, 50, 50 }, 0.9 },    { 3, 1, { 110, 100, 20, 20 }, 0.95 },
+        { 3, 2, { 0, 10, 200, 100 }, 0.6 },   { 7, 2, { 5, 5, 50, 50 }, 0.99 },
+    };
+    const char *gt7 =
+        "{\"images\": [{\"id\": 7}], \"categories\": [{\"id\": 2}, {\"id\": 1}],\n"
+        " \"annotations\": [\n"
+        "  {\"id\": 1, \"image_id\": 7, \"category_id\": 1, \"bbox\": [10, 10, 50, 50], \"area\": 2500},\n"
+        "  {\"id\": 2, \"image_id\": 7, \"category_id\": 1, \"bbox\": [100, 100, 20, 20], \"area\": 400}]}";
+    mo_coco_eval *only7 = NULL;
+    assert_int_equal(mo_coco_eval_open_memory(&only7, gt7, strlen(gt7), "gt7"), MO_OK);
+    const mo_coco_det d7[] = { d[0], d[1], d[2], d[5] };
+    assert_int_equal(mo_coco_eval_add_detections(only7, d7, 4), MO_OK);
+    double want[12], got[12], all[12];
+    run_all(only7, want);
+    const double *pw, *pg;
+    assert_int_equal(mo_coco_eval_arrays(only7, &pw, NULL, NULL), MO_OK);
+
+    mo_coco_eval *ev = open_gt();
+    assert_int_equal(mo_coco_eval_add_detections(ev, d, 6), MO_OK);
+    run_all(ev, all);
+    const int64_t ids[] = { 12345, 7, 7 }; /* unknown ids select nothing; repeats are fine */
+    assert_int_equal(mo_coco_eval_select_images(ev, ids, 3), MO_OK);
+    assert_int_equal(mo_coco_eval_stats(ev, got), MO_EINVAL); /* selecting invalidates */
+    assert_int_equal(mo_coco_eval_accumulate(ev), MO_OK);     /* image 3 is left out */
+    assert_int_equal(mo_coco_eval_stats(ev, got), MO_OK);
+    for (int i = 0; i < 12; i++)
+        assert_true(got[i] == want[i]);
+    assert_true(got[0] != all[0]);
+    assert_int_equal(mo_coco_eval_arrays(ev, &pg, NULL, NULL), MO_OK);
+    const size_t n = (size_t)MO_COCO_NUM_IOU * MO_COCO_NUM_RECALL * 2 * MO_COCO_NUM_AREAS *
+                     MO_COCO_NUM_MAXDETS;
+    assert_memory_equal(pg, pw, n * sizeof(double));
+    /* Freshly opened with the selection first: image 3 need not be evaluated at all. */
+    mo_coco_eval_close(&ev);
+    ev = open_gt();
+    assert_int_equal(mo_coco_eval_add_detections(ev, d, 6), MO_OK);
+    assert_int_equal(mo_coco_eval_select_images(ev, ids + 1, 1), MO_OK);
+    run_all(ev, got);
+    for (int i = 0; i < 12; i++)
+        assert_true(got[i] == want[i]);
+    /* Back to every image: image 3 was never evaluated. */
+    assert_int_equal(mo_coco_eval_select_images(ev, NULL, 0), MO_OK);
+    expect_error(mo_coco_eval_accumulate(ev), MO_EINVAL, "image 3 has not been evaluated");
+    run_all(ev, got);
+    for (int i = 0; i < 12; i++)
+        assert_true(got[i] == all[i]);
+    /* No image: -1 everywhere. */
+    assert_int_equal(mo_coco_eval_select_images(ev, ids, 0), MO_OK);
+    run_all(ev, got);
+    for (int i = 0; i < 12; i++)
+        assert_true(got[i] == -1);
+    assert_int_equal(mo_coco_eval_select_images(NULL, ids, 1), MO_EINVAL);
+    mo_coco_eval_close(&ev);
+    mo_coco_eval_close(&only7);
+}
+
 static void coco_json_errors(void **state)
 {
     (void)state;
@@ -469,7 +588,8 @@ int main(void)
         cmocka_unit_test(coco_lists),   cmocka_unit_test(coco_perfect),
         cmocka_unit_test(coco_hand),    cmocka_unit_test(coco_empty),
         cmocka_unit_test(coco_maxdets), cmocka_unit_test(coco_json_errors),
-        cmocka_unit_test(coco_states),  cmocka_unit_test(voc_basic),
+        cmocka_unit_test(coco_states),  cmocka_unit_test(coco_arrays),
+        cmocka_unit_test(coco_select),  cmocka_unit_test(voc_basic),
         cmocka_unit_test(seg_basic),    cmocka_unit_test(topk_and_plot),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
