@@ -399,8 +399,11 @@ static int run_video(const char *in, const char *out, const char *codec, const c
     long long k = 0, src = -1;
     mo_frame fr;
     int64_t pts;
-    double t;
+    double t, ts = now_s(), spent[4] = {0}; /* seconds in decode, pipeline, draw, encode */
     while (!status && (r = video_in_read(vin, &fr, &pts, &t)) == 1) {
+        double tn = now_s();
+        spent[0] += tn - ts;
+        ts = tn;
         if (k % every == 0) {
             res = (mo_pipeline_result){.size = sizeof(res), .detections = det,
                                        .det_capacity = 300, .labels = lab, .label_stride = W};
@@ -412,6 +415,9 @@ static int run_video(const char *in, const char *out, const char *codec, const c
             }
             src = k;
         }
+        tn = now_s();
+        spent[1] += tn - ts;
+        ts = tn;
         /* the picture: this frame's RGB (the pipeline's conversion), results drawn in */
         mo_image img = {.data = rgb, .w = W, .h = H};
         const mo_labelmap mask = {.data = lab, .w = W, .h = H};
@@ -432,11 +438,17 @@ static int run_video(const char *in, const char *out, const char *codec, const c
                 legend(&img, H - strip, 1, p, order, share, n, pal, scale);
             }
         }
+        tn = now_s();
+        spent[2] += tn - ts;
+        ts = tn;
         if ((r = video_out_write(vout, rgb, (ptrdiff_t)W * 3, pts))) {
             fprintf(stderr, "mo-demo: %s: %s\n", video_strerror(r), video_last_error());
             status = 1;
             break;
         }
+        tn = now_s();
+        spent[3] += tn - ts;
+        ts = tn;
         if (jf)
             json_frame(jf, p, k, src, pts, t, &res, W, H, json_score);
         k++;
@@ -469,8 +481,10 @@ static int run_video(const char *in, const char *out, const char *codec, const c
     }
     const double el = now_s() - t0;
     if (k)
-        printf("%s -> %s: %lld frames %dx%d (%s), %.2f s, %.2f frames/s\n", in, out, k, W, H,
-               encname, el, el > 0 ? (double)k / el : 0.0);
+        printf("%s -> %s: %lld frames %dx%d (%s), %.2f s, %.2f frames/s; ms per frame: decode "
+               "%.1f, pipeline %.1f, draw %.1f, encode %.1f\n", in, out, k, W, H, encname, el,
+               el > 0 ? (double)k / el : 0.0, 1e3 * spent[0] / k, 1e3 * spent[1] / k,
+               1e3 * spent[2] / k, 1e3 * spent[3] / k);
     free(rgb);
     free(lab);
     return status;
