@@ -475,13 +475,13 @@ static int run_video(const char *in, const char *out, const char *codec, const c
         fprintf(stderr, "mo-demo: %s: %s\n", video_strerror(r), video_last_error());
         status = 1;
     }
-    if (jf && jf != stdout && fclose(jf)) {
+    if (jf && (jf == stdout ? fflush(jf) : fclose(jf))) {
         fprintf(stderr, "mo-demo: cannot write %s\n", json);
         status = 1;
     }
     const double el = now_s() - t0;
-    if (k)
-        printf("%s -> %s: %lld frames %dx%d (%s), %.2f s, %.2f frames/s; ms per frame: decode "
+    if (k) /* on stderr when the JSON lines go to stdout */
+        fprintf(jf == stdout ? stderr : stdout, "%s -> %s: %lld frames %dx%d (%s), %.2f s, %.2f frames/s; ms per frame: decode "
                "%.1f, pipeline %.1f, draw %.1f, encode %.1f\n", in, out, k, W, H, encname, el,
                el > 0 ? (double)k / el : 0.0, 1e3 * spent[0] / k, 1e3 * spent[1] / k,
                1e3 * spent[2] / k, 1e3 * spent[3] / k);
