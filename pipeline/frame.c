@@ -1,6 +1,6 @@
 /*
  * Frames in caller memory to packed RGB8: channel reordering for the packed formats and
- * BT.601 limited-range YUV 4:2:0 (NV12, NV21) in OpenCV's 20-bit fixed point
+ * BT.601 limited-range YUV 4:2:0 (NV12, NV21, I420) in OpenCV's 20-bit fixed point
  * (include/mo/pipeline.h states the formula; tests/pipeline/yuv_ref.py is its NumPy twin).
  */
 #include "mo/pipeline.h"
@@ -29,15 +29,19 @@ static int frame_check(const mo_frame *f, ptrdiff_t rgb_stride, const char *fn)
     switch (f->format) {
     case MO_FRAME_RGB: case MO_FRAME_BGR: bpp = 3; break;
     case MO_FRAME_RGBA: case MO_FRAME_BGRA: bpp = 4; break;
-    case MO_FRAME_NV12: case MO_FRAME_NV21: bpp = 1; break;
+    case MO_FRAME_NV12: case MO_FRAME_NV21: case MO_FRAME_I420: bpp = 1; break;
     default: return mo_fail(MO_EINVAL, "%s: unknown frame format %d", fn, f->format);
     }
     if (!f->data[0] || f->stride[0] < (ptrdiff_t)f->width * bpp)
         return mo_fail(MO_EINVAL, "%s: plane 0 missing or stride %td < %d * width", fn,
                        f->stride[0], bpp);
-    if (bpp == 1 && (!f->data[1] || f->stride[1] < (ptrdiff_t)2 * ((f->width + 1) / 2)))
-        return mo_fail(MO_EINVAL, "%s: chroma plane missing or stride %td < %d", fn,
-                       f->stride[1], 2 * ((f->width + 1) / 2));
+    /* chroma: one interleaved plane (NV12/NV21) or two planes of (width + 1) / 2 (I420) */
+    const int planar = f->format == MO_FRAME_I420;
+    const ptrdiff_t cw = planar ? (f->width + 1) / 2 : 2 * ((f->width + 1) / 2);
+    for (int i = 1; bpp == 1 && i <= 1 + planar; i++)
+        if (!f->data[i] || f->stride[i] < cw)
+            return mo_fail(MO_EINVAL, "%s: chroma plane %d missing or stride %td < %td", fn,
+                           i, f->stride[i], cw);
     return MO_OK;
 }
 
@@ -48,16 +52,23 @@ int mo_frame_to_rgb(const mo_frame *f, uint8_t *rgb, ptrdiff_t rgb_stride)
     if (r)
         return r;
     const int w = f->width, h = f->height;
-    if (f->format == MO_FRAME_NV12 || f->format == MO_FRAME_NV21) {
-        const int ui = f->format == MO_FRAME_NV12 ? 0 : 1, vi = 1 - ui;
+    if (f->format == MO_FRAME_NV12 || f->format == MO_FRAME_NV21 ||
+        f->format == MO_FRAME_I420) {
+        /* One loop for the three layouts: U and V are read at `step` bytes per chroma
+         * column from their own base and row stride (NV12/NV21: the same plane, one
+         * byte apart; I420: planes 1 and 2). */
+        const int nv21 = f->format == MO_FRAME_NV21, i420 = f->format == MO_FRAME_I420;
+        const uint8_t *ub = f->data[1] + nv21, *vb = i420 ? f->data[2] : f->data[1] + !nv21;
+        const ptrdiff_t us = f->stride[1], vs = i420 ? f->stride[2] : f->stride[1];
+        const int step = i420 ? 1 : 2;
         for (int y = 0; y < h; y++) {
             const uint8_t *yr = f->data[0] + (ptrdiff_t)y * f->stride[0];
-            const uint8_t *cr = f->data[1] + (ptrdiff_t)(y / 2) * f->stride[1];
+            const uint8_t *ur = ub + (ptrdiff_t)(y / 2) * us, *vr = vb + (ptrdiff_t)(y / 2) * vs;
             uint8_t *o = rgb + (ptrdiff_t)y * rgb_stride;
             for (int x = 0; x < w; x++) {
                 const int yy = yr[x] - 16;
                 const int c = (yy > 0 ? yy : 0) * CY;
-                const int d = cr[2 * (x / 2) + ui] - 128, e = cr[2 * (x / 2) + vi] - 128;
+                const int d = ur[step * (x / 2)] - 128, e = vr[step * (x / 2)] - 128;
                 o[3 * x + 0] = clamp8((c + CVR * e + (1 << 19)) >> 20);
                 o[3 * x + 1] = clamp8((c + CVG * e + CUG * d + (1 << 19)) >> 20);
                 o[3 * x + 2] = clamp8((c + CUB * d + (1 << 19)) >> 20);

@@ -48,7 +48,8 @@ void mo_pipeline_default_settings(mo_pipeline_settings *s)
     if (!s)
         return;
     *s = (mo_pipeline_settings){.size = sizeof(*s), .share_backbone = 1, .classify = 1,
-                                .shared_width = 512, .shared_height = 512, .top_k = 5};
+                                .shared_width = 512, .shared_height = 512, .top_k = 5,
+                                .threads = 1};
 }
 
 /* A JSON list of n numbers under `key`; absent: keep v. */
@@ -158,9 +159,10 @@ int mo_pipeline_open(mo_pipeline **out, const char *backbone_file,
         set.shared_height < 1 || set.shared_width > MO_MAX_INPUT_SIDE ||
         set.shared_height > MO_MAX_INPUT_SIDE ||
         (set.seg_output_stride != 0 && set.seg_output_stride != 8 &&
-         set.seg_output_stride != 16 && set.seg_output_stride != 32))
-        return mo_fail(MO_EINVAL, "mo_pipeline_open: top_k, shared size or "
-                                  "seg_output_stride out of range");
+         set.seg_output_stride != 16 && set.seg_output_stride != 32) ||
+        set.threads < 0 || set.threads > MO_MAX_THREADS)
+        return mo_fail(MO_EINVAL, "mo_pipeline_open: top_k, shared size, "
+                                  "seg_output_stride or threads out of range");
     mo_pipeline *p = calloc(1, sizeof(*p));
     if (!p)
         return MO_ENOMEM;
@@ -262,6 +264,7 @@ int mo_pipeline_session_open(mo_pipeline_session **out, const mo_pipeline *p)
         ss.max_height = max_i(ss.max_height, p->cls_crop);
     }
     ss.min_output_stride = p->seg_os ? p->seg_os : 32;
+    ss.threads = p->set.threads;
     ss.workspace_bytes = p->det ? mo_det_workspace_size(p->det) : 0;
     if (p->cls && ss.workspace_bytes < sizeof(float) * (size_t)mo_cls_num_classes(p->cls))
         ss.workspace_bytes = sizeof(float) * (size_t)mo_cls_num_classes(p->cls); /* logits */

@@ -1,15 +1,22 @@
 /* mo-demo: classification, detection and segmentation of each image from one backbone
  * pass (libmo_pipeline), drawn as one composite picture: the segmentation mask blended
  * in, the detection boxes with their labels, the top classes and the timing in a corner,
- * and a legend of the segmented classes. */
+ * and a legend of the segmented classes. With --video (built with the `video` feature,
+ * FFmpeg: video.c), the same on every frame of a video, written as a video. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "mo/draw.h"
 #include "mo/labels.h"
 #include "mo/pipeline.h"
+#ifdef MO_DEMO_VIDEO
+#include "video.h"
+#endif
 
 static void usage(FILE *to)
 {
@@ -26,7 +33,24 @@ static void usage(FILE *to)
         "                    IoU > T (default 0.5; 1: draw every box)\n"
         "  --top K           classes listed in the corner (default 3)\n"
         "  --separate        one backbone pass per head (the baseline) instead of one shared pass\n"
-        "exit status: 0 all images done, 1 some failed, 2 usage or model error\n");
+        "  --threads N       threads of the backbone passes (and of the video codecs), the\n"
+        "                    caller included; 0: one per CPU (default 1)\n"
+        "video (when built with FFmpeg: meson feature 'video'):\n"
+        "  mo-demo --model BACKBONE [heads] --video IN --out OUT [options]\n"
+        "  --video FILE      any video FFmpeg reads; every frame drawn as the images are\n"
+        "                    (at its own size, legend over the bottom), audio dropped,\n"
+        "                    frame rate, size and timestamps kept\n"
+        "  --out FILE        output video; the container follows the name (.mp4, .mkv ...)\n"
+        "  --codec NAME      encoder (e.g. libx264, mpeg4, ffv1); default H.264 when an\n"
+        "                    encoder exists, else MPEG-4 part 2, else the container's own\n"
+        "  --every N         run the heads on every Nth frame, hold the results between\n"
+        "  --json FILE       one JSON line per frame (\"-\": stdout): frame, time (s), pts,\n"
+        "                    result_of (the frame the results come from), detections\n"
+        "                    [{category_id, name, bbox [x, y, w, h], score}], mask_classes\n"
+        "                    [{id, name, share}]\n"
+        "  --json-score T    detections in --json: score > T (default 0.3)\n"
+        "exit status: 0 all images done, 1 some failed (video: the input or output failed;\n"
+        "the frames done are kept), 2 usage or model error\n");
 }
 
 static const char *base_name(const char *p)
@@ -105,44 +129,27 @@ static void fit_text(char *buf, size_t size, const char *name, float score, int 
     }
 }
 
-/* Pictures are drawn at least this large (longer side), so labels stay legible. */
-#define MIN_SIDE 640
+/* What to draw: detections with score >= min_score, at most max_boxes, none overlapping
+ * a better one by IoU > overlap; top classes in the corner panel. */
+typedef struct draw_opts {
+    float min_score;
+    int max_boxes;
+    double overlap;
+    int top;
+} draw_opts;
 
-/* The composite: the image (enlarged when small) with the mask blended in, the boxes and
- * their tags, a corner panel (top classes, timing) and a legend strip below. */
-static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipeline_result *r,
-                     const mo_palette *pal, float min_score, int max_boxes, double overlap,
-                     int top, mo_image *out)
+/* Draw the results of a fw x fh frame on img, which shows that frame scaled to its own
+ * size: the mask (labels at img's size; NULL: none) blended in, the boxes and their tags,
+ * the corner panel (top classes, timing). Allocates nothing. */
+static int draw_results(mo_image *img, int fw, int fh, const mo_labelmap *mask,
+                        const mo_pipeline *p, const mo_pipeline_result *r,
+                        const mo_palette *pal, const draw_opts *o)
 {
-    const int longer = src->w > src->h ? src->w : src->h;
-    const double f = longer < MIN_SIDE ? (double)MIN_SIDE / longer : 1.0;
-    const int W = f > 1 ? (int)(src->w * f + 0.5) : src->w;
-    const int H = f > 1 ? (int)(src->h * f + 0.5) : src->h;
-    const double fx = (double)W / src->w, fy = (double)H / src->h;
-    mo_image img = {0};
-    int rc = f > 1 ? mo_image_resize_pil(src, W, H, &img) : mo_image_alloc(&img, W, H);
-    if (rc)
-        return rc;
-    if (f == 1)
-        memcpy(img.data, src->data, (size_t)W * H * 3);
-    const int scale = mo_draw_text_scale(&img);
-    int order[256], n = 0;
-    double share[256];
-    if (r->has_labels) {
-        mo_labelmap m;
-        if ((rc = mo_labelmap_alloc(&m, W, H))) {
-            mo_image_free(&img);
-            return rc;
-        }
-        for (int y = 0; y < H; y++) { /* nearest label of the original pixel */
-            const uint8_t *row = r->labels + (ptrdiff_t)(y * src->h / H) * r->label_stride;
-            for (int x = 0; x < W; x++)
-                m.data[(size_t)y * W + x] = row[(size_t)x * src->w / W];
-        }
-        mo_draw_labels(&img, &m, pal, 0.45f, 0);
-        n = seg_classes(r->labels, (size_t)src->w * src->h, order, share);
-        mo_labelmap_free(&m);
-    }
+    const int W = img->w, H = img->h;
+    const double fx = (double)W / fw, fy = (double)H / fh;
+    const int scale = mo_draw_text_scale(img);
+    if (mask)
+        mo_draw_labels(img, mask, pal, 0.45f, 0);
     /* boxes: lowest score first so the best end on top, then their tags */
     const mo_det *det = mo_pipeline_det(p);
     const int side = W < H ? W : H;
@@ -152,32 +159,30 @@ static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipelin
      * so one object can carry a box per class it resembles). */
     enum { MAX_DRAWN = 300 };
     float bx[MAX_DRAWN * 4], sc[MAX_DRAWN];
-    int keep[MAX_DRAWN], nb = 0, nc = 0;
-    while (nc < r->num_detections && nc < MAX_DRAWN && r->detections[nc].score >= min_score) {
+    int keep[MAX_DRAWN], nb = 0, nc = 0, rc;
+    while (nc < r->num_detections && nc < MAX_DRAWN && r->detections[nc].score >= o->min_score) {
         const mo_detection *d = &r->detections[nc];
         bx[4 * nc] = d->x1, bx[4 * nc + 1] = d->y1, bx[4 * nc + 2] = d->x2, bx[4 * nc + 3] = d->y2;
         sc[nc] = d->score;
         nc++;
     }
     /* IoU never exceeds 1, so overlap >= 1 keeps every box */
-    if ((rc = mo_nms(bx, sc, NULL, nc, overlap, max_boxes, keep, &nb))) {
-        mo_image_free(&img);
+    if ((rc = mo_nms(bx, sc, NULL, nc, o->overlap, o->max_boxes, keep, &nb)))
         return rc;
-    }
-    nb = nb < max_boxes ? nb : max_boxes;
+    nb = nb < o->max_boxes ? nb : o->max_boxes;
     for (int i = nb - 1; i >= 0; i--) {
         const mo_detection *d = &r->detections[keep[i]];
         const mo_rgb c = mo_draw_class_color(d->label);
         const int x0 = (int)(d->x1 * fx + 0.5), y0 = (int)(d->y1 * fy + 0.5);
         const int x1 = (int)(d->x2 * fx + 0.5), y1 = (int)(d->y2 * fy + 0.5);
-        mo_draw_rect(&img, x0 - 1, y0 - 1, x1 + 1, y1 + 1, 1, (mo_rgb){20, 20, 20});
-        mo_draw_rect(&img, x0, y0, x1, y1, thick, c);
+        mo_draw_rect(img, x0 - 1, y0 - 1, x1 + 1, y1 + 1, 1, (mo_rgb){20, 20, 20});
+        mo_draw_rect(img, x0, y0, x1, y1, thick, c);
     }
     /* the corner panel: top classes, then the timing */
     char lines[MO_PIPELINE_MAX_TOPK + 1][96];
     int nl = 0;
     const mo_cls *cls = mo_pipeline_cls(p);
-    for (int i = 0; i < r->num_top && i < top; i++) {
+    for (int i = 0; i < r->num_top && i < o->top; i++) {
         const char *name = mo_cls_class_name(cls, r->top[i].index);
         char nm[40];
         snprintf(nm, sizeof(nm), "%s", name ? name : "?");
@@ -212,14 +217,57 @@ static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipelin
             else
                 y = panel_h + tag_h;
         }
-        mo_draw_tag(&img, x, y, text, scale, mo_draw_class_color(d->label));
+        mo_draw_tag(img, x, y, text, scale, mo_draw_class_color(d->label));
     }
-    mo_draw_fill_rect(&img, 0, 0, panel_w, panel_h, (mo_rgb){16, 16, 16}, 0.9f);
+    mo_draw_fill_rect(img, 0, 0, panel_w, panel_h, (mo_rgb){16, 16, 16}, 0.9f);
     for (int i = 0; i < nl; i++)
-        mo_draw_text(&img, pad, pad + i * lh, lines[i], scale,
+        mo_draw_text(img, pad, pad + i * lh, lines[i], scale,
                      i == nl - 1 ? (mo_rgb){170, 170, 170}
                                  : i == 0 ? (mo_rgb){255, 230, 90} : (mo_rgb){240, 240, 240});
+    return MO_OK;
+}
+
+/* Pictures are drawn at least this large (longer side), so labels stay legible. */
+#define MIN_SIDE 640
+
+/* The composite of an image: the image (enlarged when small) with draw_results() on it
+ * and a legend strip below. */
+static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipeline_result *r,
+                     const mo_palette *pal, const draw_opts *o, mo_image *out)
+{
+    const int longer = src->w > src->h ? src->w : src->h;
+    const double f = longer < MIN_SIDE ? (double)MIN_SIDE / longer : 1.0;
+    const int W = f > 1 ? (int)(src->w * f + 0.5) : src->w;
+    const int H = f > 1 ? (int)(src->h * f + 0.5) : src->h;
+    mo_image img = {0};
+    int rc = f > 1 ? mo_image_resize_pil(src, W, H, &img) : mo_image_alloc(&img, W, H);
+    if (rc)
+        return rc;
+    if (f == 1)
+        memcpy(img.data, src->data, (size_t)W * H * 3);
+    int order[256], n = 0;
+    double share[256];
+    mo_labelmap m = {0};
+    if (r->has_labels) {
+        if ((rc = mo_labelmap_alloc(&m, W, H))) {
+            mo_image_free(&img);
+            return rc;
+        }
+        for (int y = 0; y < H; y++) { /* nearest label of the original pixel */
+            const uint8_t *row = r->labels + (ptrdiff_t)(y * src->h / H) * r->label_stride;
+            for (int x = 0; x < W; x++)
+                m.data[(size_t)y * W + x] = row[(size_t)x * src->w / W];
+        }
+        n = seg_classes(r->labels, (size_t)src->w * src->h, order, share);
+    }
+    rc = draw_results(&img, src->w, src->h, r->has_labels ? &m : NULL, p, r, pal, o);
+    mo_labelmap_free(&m);
+    if (rc) {
+        mo_image_free(&img);
+        return rc;
+    }
     /* the canvas: picture, then the legend strip */
+    const int scale = mo_draw_text_scale(&img);
     const int strip = legend(&img, 0, 0, p, order, share, n, pal, scale);
     if ((rc = mo_image_alloc(out, W, H + strip))) {
         mo_image_free(&img);
@@ -232,11 +280,235 @@ static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipelin
     return MO_OK;
 }
 
+#ifdef MO_DEMO_VIDEO
+/* ------------------------------------------------------------------ video */
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* A JSON string of s (class names: quotes, backslashes and control bytes escaped). */
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        const unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* One JSON line: the frame, its timestamp, the frame whose results it carries (--every),
+ * its detections with score > json_score (COCO-like) and the classes in its mask. */
+static void json_frame(FILE *f, const mo_pipeline *p, long long k, long long src, int64_t pts,
+                       double t, const mo_pipeline_result *r, int w, int h, double json_score)
+{
+    fprintf(f, "{\"frame\": %lld, \"time\": %.6f, \"pts\": %lld, \"result_of\": %lld, "
+               "\"detections\": [", k, t, (long long)pts, src);
+    const mo_det *det = mo_pipeline_det(p);
+    for (int i = 0, n = 0; i < r->num_detections; i++) {
+        const mo_detection *d = &r->detections[i];
+        if (!(d->score > json_score))
+            continue;
+        fprintf(f, "%s{\"category_id\": %d, \"name\": ", n++ ? ", " : "", d->label);
+        json_str(f, mo_det_class_name(det, d->label));
+        fprintf(f, ", \"bbox\": [%.9g, %.9g, %.9g, %.9g], \"score\": %.9g}", d->x1, d->y1,
+                d->x2 - d->x1, d->y2 - d->y1, d->score);
+    }
+    fputs("], \"mask_classes\": [", f);
+    if (r->has_labels) {
+        size_t count[256] = {0};
+        for (int y = 0; y < h; y++) {
+            const uint8_t *row = r->labels + (ptrdiff_t)y * r->label_stride;
+            for (int x = 0; x < w; x++)
+                count[row[x]]++;
+        }
+        for (int c = 1, n = 0; c < 256; c++) /* 0 is the background */
+            if (count[c]) {
+                fprintf(f, "%s{\"id\": %d, \"name\": ", n++ ? ", " : "", c);
+                json_str(f, mo_pipeline_seg_class_name(p, c));
+                fprintf(f, ", \"share\": %.6f}", (double)count[c] / ((double)w * h));
+            }
+    }
+    fputs("]}\n", f);
+}
+
+/* frames/s and ETA on one terminal line */
+static void progress(long long k, int64_t total, double t0, int end)
+{
+    const double el = now_s() - t0, fps = el > 0 ? (double)k / el : 0;
+    if (total > 0 && fps > 0) {
+        const int eta = k < total ? (int)((double)(total - k) / fps + 0.5) : 0;
+        fprintf(stderr, "\rframe %lld/%lld  %.1f frames/s  ETA %d:%02d:%02d ", k,
+                (long long)total, fps, eta / 3600, eta / 60 % 60, eta % 60);
+    } else {
+        fprintf(stderr, "\rframe %lld  %.1f frames/s ", k, fps);
+    }
+    if (end)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* Every frame of `in` through the pipeline (every `every`-th; results held between),
+ * drawn and encoded to `out`. Exit status: 0, 1 (input or output failed; the frames
+ * done so far are kept in `out`), 2 (usage). All buffers are allocated once. */
+static int run_video(const char *in, const char *out, const char *codec, const char *json,
+                     int every, int threads, double json_score, const mo_pipeline *p,
+                     mo_pipeline_session *s, const mo_palette *pal, const draw_opts *o)
+{
+    video_info info;
+    video_in *vin = NULL;
+    video_out *vout = NULL;
+    int r = video_in_open(&vin, in, threads, &info);
+    if (r) {
+        fprintf(stderr, "mo-demo: %s: %s\n", video_strerror(r), video_last_error());
+        return 1;
+    }
+    if ((r = video_out_open(&vout, out, codec, &info, threads))) {
+        fprintf(stderr, "mo-demo: %s: %s\n", video_strerror(r), video_last_error());
+        video_in_close(&vin);
+        return 1;
+    }
+    FILE *jf = NULL;
+    if (json && !(jf = strcmp(json, "-") ? fopen(json, "w") : stdout)) {
+        fprintf(stderr, "mo-demo: cannot write %s: %s\n", json, strerror(errno));
+        video_out_close(&vout, 0);
+        video_in_close(&vin);
+        return 1;
+    }
+    const int W = info.width, H = info.height;
+    uint8_t *rgb = malloc((size_t)W * H * 3), *lab = malloc((size_t)W * H);
+    static mo_detection det[300];
+    mo_pipeline_result res = {.size = sizeof(res)};
+    int status = 0;
+    if (!rgb || !lab) {
+        fprintf(stderr, "mo-demo: out of memory\n");
+        status = 1;
+    }
+    const int tty = isatty(2);
+    const double t0 = now_s();
+    double shown = t0;
+    long long k = 0, src = -1;
+    mo_frame fr;
+    int64_t pts;
+    double t, ts = now_s(), spent[4] = {0}; /* seconds in decode, pipeline, draw, encode */
+    while (!status && (r = video_in_read(vin, &fr, &pts, &t)) == 1) {
+        double tn = now_s();
+        spent[0] += tn - ts;
+        ts = tn;
+        if (k % every == 0) {
+            res = (mo_pipeline_result){.size = sizeof(res), .detections = det,
+                                       .det_capacity = 300, .labels = lab, .label_stride = W};
+            if ((r = mo_pipeline_run(s, &fr, &res))) {
+                fprintf(stderr, "mo-demo: %s: frame %lld: %s (%s)\n", in, k, mo_strerror(r),
+                        mo_last_error());
+                status = 1;
+                break;
+            }
+            src = k;
+        }
+        tn = now_s();
+        spent[1] += tn - ts;
+        ts = tn;
+        /* the picture: this frame's RGB (the pipeline's conversion), results drawn in */
+        mo_image img = {.data = rgb, .w = W, .h = H};
+        const mo_labelmap mask = {.data = lab, .w = W, .h = H};
+        if ((r = mo_frame_to_rgb(&fr, rgb, (ptrdiff_t)W * 3)) ||
+            (r = draw_results(&img, W, H, res.has_labels ? &mask : NULL, p, &res, pal, o))) {
+            fprintf(stderr, "mo-demo: frame %lld: %s (%s)\n", k, mo_strerror(r), mo_last_error());
+            status = 1;
+            break;
+        }
+        if (res.has_labels) { /* the legend over the bottom of the frame */
+            int order[256];
+            double share[256];
+            const int n = seg_classes(lab, (size_t)W * H, order, share);
+            const int scale = mo_draw_text_scale(&img);
+            const int strip = legend(&img, 0, 0, p, order, share, n, pal, scale);
+            if (strip && strip < H) {
+                mo_draw_fill_rect(&img, 0, H - strip, W, H, (mo_rgb){24, 24, 24}, 0.75f);
+                legend(&img, H - strip, 1, p, order, share, n, pal, scale);
+            }
+        }
+        tn = now_s();
+        spent[2] += tn - ts;
+        ts = tn;
+        if ((r = video_out_write(vout, rgb, (ptrdiff_t)W * 3, pts))) {
+            fprintf(stderr, "mo-demo: %s: %s\n", video_strerror(r), video_last_error());
+            status = 1;
+            break;
+        }
+        tn = now_s();
+        spent[3] += tn - ts;
+        ts = tn;
+        if (jf)
+            json_frame(jf, p, k, src, pts, t, &res, W, H, json_score);
+        k++;
+        if (tty && now_s() - shown >= 0.25) {
+            shown = now_s();
+            progress(k, info.frames, t0, 0);
+        }
+    }
+    if (r < 0 && !status) { /* the reader stopped on an error */
+        fprintf(stderr, "mo-demo: %s: %s\n", video_strerror(r), video_last_error());
+        status = 1;
+    }
+    if (tty && k)
+        progress(k, info.frames, t0, 1);
+    /* what the reader saw at the end: truncated, corrupt packets, no frame */
+    if ((r = video_in_close(&vin)) && !status) {
+        fprintf(stderr, "mo-demo: %s: %s\n", video_strerror(r), video_last_error());
+        status = 1;
+    }
+    const char *enc = video_out_codec(vout);
+    char encname[32];
+    snprintf(encname, sizeof(encname), "%s", enc);
+    if ((r = video_out_close(&vout, k > 0))) {
+        fprintf(stderr, "mo-demo: %s: %s\n", video_strerror(r), video_last_error());
+        status = 1;
+    }
+    if (jf && (jf == stdout ? fflush(jf) : fclose(jf))) {
+        fprintf(stderr, "mo-demo: cannot write %s\n", json);
+        status = 1;
+    }
+    const double el = now_s() - t0;
+    if (k) /* on stderr when the JSON lines go to stdout */
+        fprintf(jf == stdout ? stderr : stdout, "%s -> %s: %lld frames %dx%d (%s), %.2f s, %.2f frames/s; ms per frame: decode "
+               "%.1f, pipeline %.1f, draw %.1f, encode %.1f\n", in, out, k, W, H, encname, el,
+               el > 0 ? (double)k / el : 0.0, 1e3 * spent[0] / k, 1e3 * spent[1] / k,
+               1e3 * spent[2] / k, 1e3 * spent[3] / k);
+    free(rgb);
+    free(lab);
+    return status;
+}
+#endif
+
+static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    const long x = strtol(v, &end, 10);
+    if (end == v || *end || x < lo || x > hi) {
+        fprintf(stderr, "mo-demo: %s needs an integer in %d..%d\n", opt, lo, hi);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    const char *model = NULL, *out = ".", *heads[3];
-    int nh = 0, first = 0, max_boxes = 10, top = 3, separate = 0;
-    double min_score = 0.3, overlap = 0.5;
+    const char *model = NULL, *out = NULL, *heads[3], *video = NULL, *codec = NULL,
+               *json = NULL;
+    int nh = 0, first = 0, max_boxes = 10, top = 3, separate = 0, every = 1, threads = 1;
+    double min_score = 0.3, overlap = 0.5, json_score = 0.3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const int has = i + 1 < argc;
@@ -267,6 +539,20 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(a, "--separate")) {
             separate = 1;
+        } else if (!strcmp(a, "--threads") && has) {
+            if (parse_int(a, argv[++i], 0, MO_MAX_THREADS, &threads))
+                return 2;
+        } else if (!strcmp(a, "--video") && has) {
+            video = argv[++i];
+        } else if (!strcmp(a, "--every") && has) {
+            if (parse_int(a, argv[++i], 1, 1000000, &every))
+                return 2;
+        } else if (!strcmp(a, "--codec") && has) {
+            codec = argv[++i];
+        } else if (!strcmp(a, "--json") && has) {
+            json = argv[++i];
+        } else if (!strcmp(a, "--json-score") && has) {
+            json_score = atof(argv[++i]);
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "mo-demo: unknown option %s\n", a);
             usage(stderr);
@@ -276,14 +562,32 @@ int main(int argc, char **argv)
                 first = i;
         }
     }
-    if (!model || !first) {
+    if (!model || (!first && !video) || (video && (first || !out))) {
+        if (video && first)
+            fprintf(stderr, "mo-demo: --video takes no image arguments\n");
+        else if (video && !out)
+            fprintf(stderr, "mo-demo: --video needs --out FILE (e.g. out.mp4)\n");
         usage(stderr);
         return 2;
     }
+    if ((codec || json || every != 1) && !video) {
+        fprintf(stderr, "mo-demo: --codec, --json and --every go with --video\n");
+        return 2;
+    }
+#ifndef MO_DEMO_VIDEO
+    if (video) {
+        fprintf(stderr, "mo-demo: built without video support (FFmpeg's libavformat, "
+                        "libavcodec, libswscale, libavutil: meson setup -Dvideo=enabled)\n");
+        return 2;
+    }
+#endif
+    if (!out)
+        out = ".";
     mo_pipeline_settings set;
     mo_pipeline_default_settings(&set);
     set.share_backbone = !separate;
     set.top_k = top > 0 ? top : 1;
+    set.threads = threads;
     mo_pipeline *p = NULL;
     mo_pipeline_session *s = NULL;
     int r = mo_pipeline_open(&p, model, heads, nh, &set);
@@ -291,13 +595,24 @@ int main(int argc, char **argv)
         r = mo_pipeline_session_open(&s, p);
     if (r) {
         fprintf(stderr, "mo-demo: %s (%s)\n", mo_strerror(r), mo_last_error());
+        mo_pipeline_session_close(&s);
         mo_pipeline_close(&p);
         return 2;
     }
-    mkdir(out, 0777);
     mo_palette pal;
     mo_palette_voc(&pal);
+    const draw_opts dopt = {(float)min_score, max_boxes, overlap, top};
     int failed = 0;
+#ifdef MO_DEMO_VIDEO
+    if (video) {
+        failed = run_video(video, out, codec, json, every, threads, json_score, p, s, &pal,
+                           &dopt);
+        mo_pipeline_session_close(&s);
+        mo_pipeline_close(&p);
+        return failed;
+    }
+#endif
+    mkdir(out, 0777);
     mo_detection det[300];
     for (int i = first; i < argc; i++) {
         if (argv[i][0] == '-' && argv[i][1]) { /* an option and its value */
@@ -321,8 +636,7 @@ int main(int argc, char **argv)
             const char *b = base_name(argv[i]), *dot = strrchr(b, '.');
             snprintf(path, sizeof(path), "%s/%.*s.png", out, (int)(dot ? dot - b : (long)strlen(b)), b);
             mo_image pic = {0};
-            r = composite(&img, p, &res, &pal, (float)min_score, max_boxes, overlap, top,
-                          &pic);
+            r = composite(&img, p, &res, &pal, &dopt, &pic);
             if (!r)
                 r = mo_image_save_png(&pic, path);
             mo_image_free(&pic);

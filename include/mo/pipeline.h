@@ -2,7 +2,7 @@
  * @file pipeline.h
  * @brief Multi-task pipeline: one backbone, any set of heads (classification, detection,
  *        segmentation), one call per frame; frames from memory (RGB, BGR, RGBA, BGRA,
- *        NV12, NV21).
+ *        NV12, NV21, I420).
  *
  * What is shared and what is recomputed (default, `share_backbone = 1`):
  *
@@ -31,9 +31,10 @@
  * thread runs it through its own ::mo_pipeline_session.
  *
  * Frames: any size from 1 x 1 up to ::MO_MAX_INPUT_SIDE a side. YUV 4:2:0 (NV12: Y plane,
- * then one plane of interleaved U,V samples; NV21: V,U) is converted with BT.601
- * limited range, the integer formula of OpenCV's `COLOR_YUV2RGB_NV12` (see
- * mo_frame_to_rgb()).
+ * then one plane of interleaved U,V samples; NV21: V,U; I420: Y, U and V planes, what
+ * video decoders give as `yuv420p`) is converted with BT.601 limited range, the integer
+ * formula of OpenCV's `COLOR_YUV2RGB_NV12` (see mo_frame_to_rgb()); the three layouts
+ * give identical RGB for the same samples.
  */
 #ifndef MO_PIPELINE_H
 #define MO_PIPELINE_H
@@ -54,7 +55,9 @@ typedef enum mo_frame_format {
     MO_FRAME_RGBA = 2, /**< 4 bytes per pixel, R G B A (alpha ignored) */
     MO_FRAME_BGRA = 3, /**< 4 bytes per pixel, B G R A (alpha ignored) */
     MO_FRAME_NV12 = 4, /**< YUV 4:2:0: Y plane, then interleaved U V at half resolution */
-    MO_FRAME_NV21 = 5  /**< YUV 4:2:0: Y plane, then interleaved V U at half resolution */
+    MO_FRAME_NV21 = 5, /**< YUV 4:2:0: Y plane, then interleaved V U at half resolution */
+    MO_FRAME_I420 = 6  /**< YUV 4:2:0 planar: Y plane, U plane, V plane (U and V at half
+                            resolution); FFmpeg's `yuv420p` */
 } mo_frame_format;
 
 /**
@@ -63,14 +66,16 @@ typedef enum mo_frame_format {
  * Packed formats use plane 0 only: `height` rows of `stride[0]` bytes. NV12/NV21 use
  * plane 0 for luma (`height` rows of at least `width` bytes) and plane 1 for chroma
  * (`(height + 1) / 2` rows of at least `2 * ((width + 1) / 2)` bytes); pixel (x, y)
- * takes the chroma pair at column `2 * (x / 2)` of chroma row `y / 2`.
+ * takes the chroma pair at column `2 * (x / 2)` of chroma row `y / 2`. I420 uses plane 0
+ * for luma as NV12, plane 1 for U and plane 2 for V (each `(height + 1) / 2` rows of at
+ * least `(width + 1) / 2` bytes); pixel (x, y) takes column `x / 2` of row `y / 2` of each.
  */
 typedef struct mo_frame {
     int format;             /**< a ::mo_frame_format */
     int width;              /**< pixels per row, >= 1 */
     int height;             /**< rows, >= 1 */
-    const uint8_t *data[2]; /**< planes (plane 1: NV12/NV21 chroma only) */
-    ptrdiff_t stride[2];    /**< bytes from one row of a plane to the next */
+    const uint8_t *data[3]; /**< planes (plane 1: NV12/NV21/I420 chroma; plane 2: I420 V) */
+    ptrdiff_t stride[3];    /**< bytes from one row of a plane to the next */
 } mo_frame;
 
 /**
@@ -119,6 +124,10 @@ typedef struct mo_pipeline_settings {
     int seg_output_stride; /**< 0 (default): the stride the segmentation head was trained
                                 at; else 8, 16 or 32 */
     int top_k;            /**< classes in the top-k list, 1..::MO_PIPELINE_MAX_TOPK; 5 */
+    int threads;          /**< threads of each session's backbone passes, the calling
+                               thread included (mo_session_settings.threads): 1
+                               (default), 0 = one per CPU, at most ::MO_MAX_THREADS; the
+                               results do not depend on it */
 } mo_pipeline_settings;
 
 /** @brief Fill @p s with the defaults. @param[out] s settings to fill */
@@ -176,7 +185,8 @@ MO_API int mo_pipeline_seg_num_classes(const mo_pipeline *p);
  *        heads' `*_workspace_size()`), input tensors; all allocated here.
  * @param[out] out receives the session; close with mo_pipeline_session_close()
  * @param p the pipeline; must outlive the session
- * @return MO_OK, MO_EINVAL (NULL), MO_ENOMEM
+ * @return MO_OK, MO_EINVAL (NULL), MO_ENOMEM (memory, or the backbone's worker threads
+ *         could not be started)
  */
 MO_API int mo_pipeline_session_open(mo_pipeline_session **out, const mo_pipeline *p);
 

@@ -200,6 +200,16 @@ static void test_yuv_values(void **state)
     g.data[1] = vu;
     assert_int_equal(mo_frame_to_rgb(&g, rgb2, w * 3), MO_OK);
     assert_memory_equal(rgb, rgb2, sizeof(rgb));
+    /* I420: the same samples in planes of their own (padded rows) give the same RGB */
+    uint8_t up[2 * 9], vp[2 * 9];
+    memset(up, 0, sizeof(up)), memset(vp, 0, sizeof(vp));
+    for (int i = 0; i < n; i++)
+        up[i] = cases[i][1], vp[i] = cases[i][2];
+    g = (mo_frame){.format = MO_FRAME_I420, .width = w, .height = h, .data = {yp, up, vp},
+                   .stride = {w, n, n}};
+    memset(rgb2, 0, sizeof(rgb2));
+    assert_int_equal(mo_frame_to_rgb(&g, rgb2, w * 3), MO_OK);
+    assert_memory_equal(rgb, rgb2, sizeof(rgb));
     for (int i = 0; i < n; i++) {
         /* the real-valued BT.601 limited-range formula: within 1 of the fixed point */
         const double c = 1.164 * (cases[i][0] > 16 ? cases[i][0] - 16 : 0);
@@ -223,6 +233,19 @@ static void test_yuv_values(void **state)
     o.stride[1] = 4;
     o.data[1] = NULL;
     assert_int_equal(mo_frame_to_rgb(&o, rgb, 9), MO_EINVAL);
+    /* I420 of odd size: chroma planes of (3 + 1) / 2 = 2 columns, both required; with
+     * U/V rows of 2 it holds the samples of the NV12 frame above (chroma rows of 4, so
+     * up[i] = uv[2 i]), whose RGB is still in rgb[0..26] */
+    uint8_t rgb3[27];
+    o = (mo_frame){.format = MO_FRAME_I420, .width = 3, .height = 3, .data = {yp, up, vp},
+                   .stride = {4, 2, 2}};
+    assert_int_equal(mo_frame_to_rgb(&o, rgb3, 9), MO_OK);
+    assert_memory_equal(rgb3, rgb, sizeof(rgb3));
+    o.stride[2] = 1;
+    assert_int_equal(mo_frame_to_rgb(&o, rgb3, 9), MO_EINVAL);
+    o.stride[2] = 2;
+    o.data[2] = NULL;
+    assert_int_equal(mo_frame_to_rgb(&o, rgb3, 9), MO_EINVAL);
 }
 
 /* RGB -> YUV (BT.601 limited, real-valued, 2x2 chroma average) -> NV12 -> RGB: close. */
@@ -413,6 +436,15 @@ static void test_pipeline_formats(void **state)
     run_frame(p, &asrgb, d2, &r2);
     assert_int_equal(r1.num_detections, r2.num_detections);
     assert_memory_equal(d1, d2, sizeof(mo_detection) * (size_t)r1.num_detections);
+    /* the same samples as I420 (U and V planes split out of the NV12 chroma) */
+    uint8_t up[16 * 9], vp[16 * 9];
+    for (int i = 0; i < 16 * 9; i++)
+        up[i] = uv[2 * i], vp[i] = uv[2 * i + 1];
+    const mo_frame i420 = {.format = MO_FRAME_I420, .width = w, .height = h,
+                           .data = {yp, up, vp}, .stride = {w, 16, 16}};
+    run_frame(p, &i420, d2, &r2);
+    assert_int_equal(r1.num_detections, r2.num_detections);
+    assert_memory_equal(d1, d2, sizeof(mo_detection) * (size_t)r1.num_detections);
     mo_image_free(&img);
     mo_pipeline_close(&p);
 }
@@ -444,6 +476,12 @@ static void test_pipeline_errors(void **state)
     assert_int_equal(mo_pipeline_open(&p, bb_path, NULL, 0, &set), MO_EINVAL);
     mo_pipeline_default_settings(&set);
     set.top_k = 0;
+    assert_int_equal(mo_pipeline_open(&p, bb_path, NULL, 0, &set), MO_EINVAL);
+    mo_pipeline_default_settings(&set);
+    assert_int_equal(set.threads, 1);
+    set.threads = -1;
+    assert_int_equal(mo_pipeline_open(&p, bb_path, NULL, 0, &set), MO_EINVAL);
+    set.threads = MO_MAX_THREADS + 1;
     assert_int_equal(mo_pipeline_open(&p, bb_path, NULL, 0, &set), MO_EINVAL);
     mo_pipeline_default_settings(&set);
     set.classify = 0;
@@ -605,6 +643,21 @@ static void test_pipeline_threads(void **state)
         assert_memory_equal(par[i].res.top, serial.res.top, sizeof(serial.res.top));
         assert_memory_equal(par[i].lab, serial.lab, sizeof(serial.lab));
     }
+    mo_pipeline_close(&p);
+    /* sessions whose backbone passes run on 2 threads: the same results */
+    mo_pipeline_settings set;
+    mo_pipeline_default_settings(&set);
+    set.threads = 2;
+    assert_int_equal(mo_pipeline_open(&p, bb_path, heads, 2, &set), MO_OK);
+    static thread_arg two;
+    two.p = p;
+    thread_run(&two);
+    assert_int_equal(two.rc, MO_OK);
+    assert_int_equal(two.res.num_detections, serial.res.num_detections);
+    assert_memory_equal(two.det, serial.det,
+                        sizeof(mo_detection) * (size_t)serial.res.num_detections);
+    assert_memory_equal(two.res.top, serial.res.top, sizeof(serial.res.top));
+    assert_memory_equal(two.lab, serial.lab, sizeof(serial.lab));
     mo_pipeline_close(&p);
 }
 

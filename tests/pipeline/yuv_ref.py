@@ -1,4 +1,4 @@
-"""NV12/NV21 (and the packed formats) against a NumPy reference of the documented formula:
+"""NV12/NV21/I420 (and the packed formats) against a NumPy reference of the documented formula:
 BT.601 limited range in OpenCV's 20-bit fixed point (include/mo/pipeline.h):
     c = max(Y - 16, 0) * 1220542, d = U - 128, e = V - 128
     R = (c + 1673527 e + 2^19) >> 20; G = (c - 852492 e - 409993 d + 2^19) >> 20;
@@ -28,18 +28,26 @@ def nv_ref(y, c, w, h, nv21):
     return np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)
 
 
+def i420_ref(y, c, w, h):
+    """I420 (U plane, then V plane) through the NV12 reference: the same samples."""
+    n = ((w + 1) // 2) * ((h + 1) // 2)
+    nv = np.empty(2 * n, np.uint8)
+    nv[0::2], nv[1::2] = c[:n], c[n:]
+    return nv_ref(y, nv, w, h, False)
+
+
 def main():
     exe = sys.argv[1]
     rng = np.random.default_rng(6)
     bad = 0
     with tempfile.TemporaryDirectory() as d:
         for (w, h) in [(1, 1), (2, 2), (3, 5), (64, 48), (97, 33), (640, 360)]:
-            for fmt in range(6):
-                if fmt >= 4:
+            for fmt in range(7):
+                if fmt >= 4:  # 4 NV12, 5 NV21, 6 I420: as many chroma samples each
                     y = rng.integers(0, 256, w * h, dtype=np.uint8)
                     c = rng.integers(0, 256, 2 * ((w + 1) // 2) * ((h + 1) // 2), dtype=np.uint8)
                     raw = np.concatenate([y, c])
-                    ref = nv_ref(y, c, w, h, fmt == 5)
+                    ref = i420_ref(y, c, w, h) if fmt == 6 else nv_ref(y, c, w, h, fmt == 5)
                 else:
                     bpp = 3 if fmt < 2 else 4
                     raw = rng.integers(0, 256, w * h * bpp, dtype=np.uint8)
