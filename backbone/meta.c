@@ -408,7 +408,7 @@ int mo_meta_nested(const mo_file *f, const char *key, double *v, int max_outer, 
 }
 
 /* Pass over a list of strings: count them and their bytes; with names, fill the block.
- * On failure *n is the index of the element that is not a string. */
+ * Returns 1, 0 when malformed, -1 when element *n is not a string. */
 static int scan_names(const char *s, int *n, size_t *bytes, char **names, char *text)
 {
     *n = 0;
@@ -427,7 +427,7 @@ static int scan_names(const char *s, int *n, size_t *bytes, char **names, char *
             skip_ws(&p);
             *n = k;
             if (!lex_string(&p, text ? text + used : NULL, &len))
-                return 0;
+                return -1;
             if (names) {
                 names[k] = text + used;
                 text[used + len] = 0;
@@ -458,9 +458,13 @@ static int read_names(const mo_file *f, const field *fd, char ***out, int *count
         return mo_fail(MO_EFORMAT, "metadata %s is missing", fd->key);
     int n;
     size_t bytes;
-    if (!scan_names(s, &n, &bytes, NULL, NULL))
+    const int ok = scan_names(s, &n, &bytes, NULL, NULL);
+    if (ok < 0)
         return mo_fail(MO_EFORMAT, "metadata %s = %.80s is not a JSON list of names (%s[%d] "
                        "is not a JSON string)", fd->key, s, fd->key, n);
+    if (!ok)
+        return mo_fail(MO_EFORMAT, "metadata %s = %.80s is not a JSON list of names", fd->key,
+                       s);
     if (n < fd->min_n)
         return mo_fail(MO_EFORMAT, "metadata %s lists %d names, at least %d needed", fd->key, n,
                        fd->min_n);
