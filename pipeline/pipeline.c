@@ -15,6 +15,7 @@
 
 #include "../backbone/errors_internal.h"
 #include "../backbone/meta_internal.h"
+#include "pipeline_internal.h"
 #ifdef MO_PIPELINE_HAVE_SEG
 #include "mo/segment.h"
 #endif
@@ -71,17 +72,15 @@ static int contains(const mo_file *f, const char *kind, int *found)
 
 static int session_plan(const mo_pipeline *p, mo_session_settings *ss, size_t *inputs);
 
-static int open_head(mo_pipeline *p, const char *path)
+/* The pipeline's head detection: which head f holds (mo.contents), opened as that head. */
+int mo_pipeline_add_head(mo_pipeline *p, const mo_file *f, const char *path)
 {
-    mo_file *f = NULL;
-    int r = mo_file_open(&f, path);
-    if (r)
-        return r;
-    int is_cls, is_det, is_seg;
+    validate_input_or_ret(p && f && path, MO_EINVAL);
+    int r, is_cls, is_det, is_seg;
     if ((r = contains(f, "cls", &is_cls)) || (r = contains(f, "det", &is_det)) ||
         (r = contains(f, "seg", &is_seg)))
-        ;
-    else if (is_det + is_seg + is_cls != 1)
+        return mo_fail_prefix(r, "%s", path);
+    if (is_det + is_seg + is_cls != 1)
         r = mo_fail(MO_EINVAL, "%s: mo.contents names %s head kind (cls, det or seg)", path,
                     is_det + is_seg + is_cls ? "more than one" : "no");
     else if ((is_det && p->det) || (is_seg && p->seg_os) || (is_cls && p->cls))
@@ -106,6 +105,27 @@ static int open_head(mo_pipeline *p, const char *path)
     }
     if (r && !strstr(mo_last_error(), path))
         mo_fail_prefix(r, "%s", path);
+    return r;
+}
+
+void mo_pipeline_drop_heads(mo_pipeline *p)
+{
+    if (!p)
+        return;
+    mo_cls_close(&p->cls);
+    mo_det_close(&p->det);
+#ifdef MO_PIPELINE_HAVE_SEG
+    mo_seg_close(&p->seg);
+#endif
+    p->seg_os = 0;
+}
+
+static int open_head(mo_pipeline *p, const char *path)
+{
+    mo_file *f = NULL;
+    int r = mo_file_open(&f, path);
+    if (!r)
+        r = mo_pipeline_add_head(p, f, path);
     mo_file_close(&f);
     return r;
 }
