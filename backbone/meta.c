@@ -98,6 +98,15 @@ static void skip_ws(const char **p)
         (*p)++;
 }
 
+/* Consume c if it comes next (never steps past the end of the text). */
+static int eat(const char **p, char c)
+{
+    if (**p != c)
+        return 0;
+    (*p)++;
+    return 1;
+}
+
 /* A JSON number token; strtod reads a copy, so "0x10", "nan" or "inf" are never numbers. */
 static int lex_number(const char **p, double *v)
 {
@@ -225,13 +234,11 @@ static int lex_numbers(const char **p, double *v, int max)
 {
     int n = 0;
     skip_ws(p);
-    if (*(*p)++ != '[')
+    if (!eat(p, '['))
         return -1;
     skip_ws(p);
-    if (**p == ']') {
-        (*p)++;
+    if (eat(p, ']'))
         return 0;
-    }
     for (;;) {
         double x;
         skip_ws(p);
@@ -241,10 +248,9 @@ static int lex_numbers(const char **p, double *v, int max)
             return -2;
         v[n++] = x;
         skip_ws(p);
-        const char c = *(*p)++;
-        if (c == ']')
+        if (eat(p, ']'))
             return n;
-        if (c != ',')
+        if (!eat(p, ','))
             return -1;
     }
 }
@@ -367,9 +373,9 @@ int mo_meta_nested(const mo_file *f, const char *key, double *v, int max_outer, 
     if (!s)
         return MO_OK;
     const char *p = s;
-    int n = 0, ok = 1;
+    int n = 0, ok;
     skip_ws(&p);
-    ok = *p++ == '[';
+    ok = eat(&p, '[');
     skip_ws(&p);
     if (ok && *p == ']')
         ok = 0; /* at least one list */
@@ -385,11 +391,9 @@ int mo_meta_nested(const mo_file *f, const char *key, double *v, int max_outer, 
         }
         ninner[n++] = k;
         skip_ws(&p);
-        const char c = *p++;
-        if (c == ']')
+        if (eat(&p, ']'))
             break;
-        ok = c == ',';
-        skip_ws(&p);
+        ok = eat(&p, ',');
     }
     skip_ws(&p);
     if (!ok || *p)
@@ -416,12 +420,10 @@ static int scan_names(const char *s, int *n, size_t *bytes, char **names, char *
     size_t used = 0;
     int k = 0;
     skip_ws(&p);
-    if (*p++ != '[')
+    if (!eat(&p, '['))
         return 0;
     skip_ws(&p);
-    if (*p == ']') {
-        p++;
-    } else {
+    if (!eat(&p, ']')) {
         for (;;) {
             size_t len;
             skip_ws(&p);
@@ -435,10 +437,9 @@ static int scan_names(const char *s, int *n, size_t *bytes, char **names, char *
             used += len + 1;
             k++;
             skip_ws(&p);
-            const char c = *p++;
-            if (c == ']')
+            if (eat(&p, ']'))
                 break;
-            if (c != ',')
+            if (!eat(&p, ','))
                 return 0;
         }
     }
