@@ -31,8 +31,10 @@ void mo_seg_close(mo_seg **ps)
  * the backbone must say which one it belongs to. */
 static int check_backbone(const mo_file *f, const mo_backbone *bb)
 {
-    int own = 0;
-    mo_meta_contains(f, "backbone", &own); /* checked by the caller */
+    int own;
+    int ret = mo_meta_contains(f, "backbone", &own);
+    if (ret)
+        return ret;
     const char *variant = mo_file_meta(f, "mo.variant");
     const char *digest = mo_file_meta(f, "mo.backbone_digest");
     if (!own && (!variant || !digest))
