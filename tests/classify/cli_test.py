@@ -70,7 +70,7 @@ def main():
         tensors, meta = mofile.read(model)
         meta = {k: v for k, v in meta.items()
                 if k not in ("mo.crc32", "mo.format", "mo.format_version")}
-        for key, value, word in (("mo.mean", "[NaN,0.456,0.406]", "mo.mean"),
+        for key, value, word in (("mo.mean", "[NaN,0.456,0.406]", "mo.mean = [NaN"),
                                  ("mo.std", "[0.229,-1,0.225]", "mo.std[1] = -1 must be positive"),
                                  ("mo.bn_eps", "1e30", "mo.bn_eps"),
                                  ("cls.crop", "4096", "model_memory_bytes")):

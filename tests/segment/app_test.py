@@ -115,10 +115,12 @@ def main():
     mofile.write(other, t, {k: v for k, v in meta.items()
                             if k not in ("mo.crc32", "mo.format", "mo.format_version")})
     # the head with normalization that makes no sense (it used to run, exit 0)
+    t, meta = mofile.read(head)
     bad_heads = []
-    for key, value in (("mo.mean", "[NaN,0.456,0.406]"), ("mo.std", "[0.229,-1,0.225]")):
-        bad_heads.append((w("bad-%s.mo.safetensors" % key), key))
-        mofile.write(bad_heads[-1][0], t, dict(
+    for n, (key, value) in enumerate((("mo.mean", "[NaN,0.456,0.406]"),
+                                      ("mo.std", "[0.229,-1,0.225]"))):
+        bad_heads.append(w("bad%d.mo.safetensors" % n))
+        mofile.write(bad_heads[-1], t, dict(
             {k: v for k, v in meta.items()
              if k not in ("mo.crc32", "mo.format", "mo.format_version")}, **{key: value}))
 
@@ -251,8 +253,9 @@ def main():
                        (["--model", w("nope.mo"), probe], "nope.mo"),
                        (["--model", model, probe], "no segmentation head"),
                        (["--model", model, "--head", other, probe], "names backbone"),
-                       (["--model", model, "--head", bad_heads[0][0], probe], "mo.mean"),
-                       (["--model", model, "--head", bad_heads[1][0], probe],
+                       (["--model", model, "--head", bad_heads[0], probe],
+                        "mo.mean = [NaN,0.456,0.406]"),
+                       (["--model", model, "--head", bad_heads[1], probe],
                         "mo.std[1] = -1 must be positive"),
                        (["--model", model, "--bogus", probe], "unknown option")):
         rc, out, err = run([a.app] + args)
