@@ -551,9 +551,9 @@ int mo_file_preprocess(const mo_file *f, float mean[3], float std[3])
 /* ------------------------------------------------------------------ memory */
 
 int mo_meta_check_memory(const mo_backbone *bb, int h, int w, int os, size_t head_bytes,
-                         const char *field)
+                         const char *what)
 {
-    validate_input_or_ret(bb && field, MO_EINVAL);
+    validate_input_or_ret(bb && what, MO_EINVAL);
     mo_limits lim;
     mo_limits_get(&lim);
     size_t session = 0;
@@ -562,7 +562,7 @@ int mo_meta_check_memory(const mo_backbone *bb, int h, int w, int os, size_t hea
     if (ret || total > (double)lim.model_memory_bytes)
         return mo_fail(MO_EUNSUPPORTED, "metadata %s: a %dx%d input needs %.0f MiB (backbone "
                        "session, input and head buffers), over the limit model_memory_bytes "
-                       "(%.0f MiB)", field, w, h, total / 1048576.0,
+                       "(%.0f MiB)", what, w, h, total / 1048576.0,
                        (double)lim.model_memory_bytes / 1048576.0);
     return MO_OK;
 }
