@@ -1,5 +1,6 @@
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "errors_internal.h"
 
@@ -25,9 +26,13 @@ const char *mo_last_error(void)
     return last_error;
 }
 
+/* Formatted into a copy first: an argument may be mo_last_error() itself, and vsnprintf
+ * into the buffer it reads from is undefined (it doubled prefixes in practice). */
 static void vset(const char *fmt, va_list ap)
 {
-    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    char buf[sizeof(last_error)];
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    memcpy(last_error, buf, sizeof(buf));
 }
 
 void mo_set_error(const char *fmt, ...)
@@ -44,6 +49,19 @@ int mo_fail(int err, const char *fmt, ...)
     va_start(ap, fmt);
     vset(fmt, ap);
     va_end(ap);
+    return err;
+}
+
+int mo_fail_prefix(int err, const char *fmt, ...)
+{
+    char detail[sizeof(last_error)];
+    memcpy(detail, last_error, sizeof(detail));
+    va_list ap;
+    va_start(ap, fmt);
+    vset(fmt, ap);
+    va_end(ap);
+    const size_t n = strlen(last_error);
+    snprintf(last_error + n, sizeof(last_error) - n, ": %s", detail);
     return err;
 }
 

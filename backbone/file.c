@@ -372,12 +372,7 @@ int mo_file_open(mo_file **out, const char *path)
     if (r)
         return r;
     int ret = open_bytes(out, b, (size_t)len);
-    if (ret) {
-        char detail[400];
-        snprintf(detail, sizeof(detail), "%s", mo_last_error());
-        mo_set_error("%s: %s", path, detail);
-    }
-    return ret;
+    return ret ? mo_fail_prefix(ret, "%s", path) : MO_OK;
 }
 
 int mo_file_num_tensors(const mo_file *f)

@@ -13,22 +13,25 @@
 #include "fileio_internal.h"
 #include "mo/limits.h"
 
-static const mo_limits defaults = {
-    .image_max_side = 32768,
-    .image_max_pixels = (int64_t)1 << 26,
-    .jpeg_max_scans = 100,
-    .model_file_bytes = (uint64_t)4 << 30,
-    .image_file_bytes = (uint64_t)256 << 20,
-    .json_file_bytes = (uint64_t)2 << 30,
-    .text_file_bytes = (uint64_t)1 << 30,
-    .max_categories = 4096,
-    .max_images = 10000000,
-    .max_detections = 100000000,
-    .model_memory_bytes = (uint64_t)1 << 30,
-};
+/* A macro: C11 does not take a const object as the initializer of another (clang refuses). */
+#define MO_LIMITS_DEFAULTS {                     \
+    .image_max_side = 32768,                    \
+    .image_max_pixels = (int64_t)1 << 26,       \
+    .jpeg_max_scans = 100,                      \
+    .model_file_bytes = (uint64_t)4 << 30,      \
+    .image_file_bytes = (uint64_t)256 << 20,    \
+    .json_file_bytes = (uint64_t)2 << 30,       \
+    .text_file_bytes = (uint64_t)1 << 30,       \
+    .max_categories = 4096,                     \
+    .max_images = 10000000,                     \
+    .max_detections = 100000000,                \
+    .model_memory_bytes = (uint64_t)1 << 30,    \
+}
+
+static const mo_limits defaults = MO_LIMITS_DEFAULTS;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static mo_limits current = defaults;
+static mo_limits current = MO_LIMITS_DEFAULTS;
 
 void mo_limits_default(mo_limits *l)
 {

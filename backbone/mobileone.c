@@ -276,10 +276,10 @@ static int load_unfused(loader *L, const mod_spec *sp, const mo_module *m, float
         p += 4 * (size_t)c;
     }
     if ((ret = mo_reparam(&br, w, b)) < 0) {
-        char detail[160];
-        snprintf(detail, sizeof(detail), "%s", mo_last_error());
-        mo_set_error("module %s%s: %s", L->prefix, sp->name,
-                     ret == MO_ENOMEM ? "out of memory" : detail);
+        if (ret == MO_ENOMEM)
+            mo_fail(ret, "module %s%s: out of memory", L->prefix, sp->name);
+        else
+            mo_fail_prefix(ret, "module %s%s", L->prefix, sp->name);
     }
 done:
     free(tmp);
@@ -370,19 +370,13 @@ static int check_stray(const loader *L, const mod_spec *spec, int nmod, const ch
     return MO_OK;
 }
 
-static int parse_eps(const mo_file *f, double *eps)
+/* mo.bn_eps, and the normalization the apps will read (checked here so that a model with a
+ * senseless mo.mean or mo.std is refused at open, whoever opens it). */
+static int parse_meta(const mo_file *f, double *eps)
 {
-    const char *s = mo_file_meta(f, "mo.bn_eps");
-    *eps = 1e-5;
-    if (!s)
-        return MO_OK;
-    char *end;
-    errno = 0;
-    const double v = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(v) || v < 0.0)
-        return mo_fail(MO_EFORMAT, "metadata mo.bn_eps \"%s\" is not a non-negative number", s);
-    *eps = v;
-    return MO_OK;
+    float mean[3], std[3];
+    int ret = mo_file_meta_number(f, "mo.bn_eps", eps);
+    return ret ? ret : mo_file_preprocess(f, mean, std);
 }
 
 void mo_backbone_default_settings(mo_backbone_settings *s)
@@ -424,7 +418,7 @@ int mo_backbone_open(mo_backbone **out, const mo_file *f, const mo_backbone_sett
         return mo_fail(MO_EUNSUPPORTED, "unknown MobileOne variant \"%s\" (s0..s4)", variant);
 
     loader L = {.f = f, .prefix = def.prefix};
-    int ret = parse_eps(f, &L.eps);
+    int ret = parse_meta(f, &L.eps);
     if (ret < 0)
         return ret;
 

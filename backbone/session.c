@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "errors_internal.h"
+#include "meta_internal.h"
 #include "pool.h"
 
 #if defined(__linux__)
@@ -127,6 +128,51 @@ static size_t mul3(size_t a, size_t b, size_t c)
     return a * c;
 }
 
+/* Floats of a session's buffers (see the top of this file) for inputs up to h x w and
+ * output strides down to os: the largest map inside a stage (twice: ping-pong), each stage
+ * output, the pooled vector and the SE scratch. */
+static int session_sizes(const mo_backbone *bb, int max_h, int max_w, int os, size_t *scratch,
+                         size_t level[MO_NUM_LEVELS], size_t *se, size_t *total)
+{
+    *scratch = *se = 0;
+    memset(level, 0, sizeof(size_t) * MO_NUM_LEVELS);
+    int h = max_h, w = max_w;
+    for (int i = 0; i < bb->nmod; i++) {
+        const mo_module *m = &bb->mod[i];
+        const mod_geom g = module_geom(m, h, w, os);
+        const size_t n = mul3((size_t)g.oh, (size_t)g.ow, (size_t)m->cout);
+        if (!n)
+            return mo_fail(MO_ENOMEM, "mo_session_open: %dx%d input too large", h, w);
+        if (m->stage > 0 && i == bb->stage_end[m->stage] - 1)
+            level[m->stage - 1] = n;
+        else if (n > *scratch)
+            *scratch = n;
+        if (m->se_c && (size_t)(m->cout + m->se_c) > *se)
+            *se = (size_t)(m->cout + m->se_c);
+        h = g.oh;
+        w = g.ow;
+    }
+    size_t t = 2 * align16(*scratch) + align16((size_t)bb->width[4]) + align16(*se);
+    for (int l = 0; l < MO_NUM_LEVELS; l++) {
+        if (t > SIZE_MAX / sizeof(float) - align16(level[l]))
+            return mo_fail(MO_ENOMEM, "mo_session_open: %dx%d input too large", max_h, max_w);
+        t += align16(level[l]);
+    }
+    *total = t;
+    return MO_OK;
+}
+
+int mo_session_bytes(const mo_backbone *bb, int max_h, int max_w, int os, size_t *bytes)
+{
+    validate_input_or_ret(bb && bytes && max_h > 0 && max_w > 0, MO_EINVAL);
+    size_t scratch, level[MO_NUM_LEVELS], se, total;
+    int ret = session_sizes(bb, max_h, max_w, os, &scratch, level, &se, &total);
+    if (ret)
+        return ret;
+    *bytes = total * sizeof(float);
+    return MO_OK;
+}
+
 int mo_session_open(mo_session **out, const mo_backbone *bb, const mo_session_settings *s)
 {
     validate_input_or_ret(out, MO_EINVAL);
@@ -155,31 +201,11 @@ int mo_session_open(mo_session **out, const mo_backbone *bb, const mo_session_se
     if (threads > MO_MAX_THREADS)
         threads = MO_MAX_THREADS;
 
-    /* Walk the network at the largest size and smallest output stride. */
-    size_t scratch = 0, level[MO_NUM_LEVELS] = {0}, se = 0;
-    int h = set.max_height, w = set.max_width;
-    for (int i = 0; i < bb->nmod; i++) {
-        const mo_module *m = &bb->mod[i];
-        const mod_geom g = module_geom(m, h, w, set.min_output_stride);
-        const size_t n = mul3((size_t)g.oh, (size_t)g.ow, (size_t)m->cout);
-        if (!n)
-            return mo_fail(MO_ENOMEM, "mo_session_open: %dx%d input too large", h, w);
-        if (m->stage > 0 && i == bb->stage_end[m->stage] - 1)
-            level[m->stage - 1] = n;
-        else if (n > scratch)
-            scratch = n;
-        if (m->se_c && (size_t)(m->cout + m->se_c) > se)
-            se = (size_t)(m->cout + m->se_c);
-        h = g.oh;
-        w = g.ow;
-    }
-    size_t total = 2 * align16(scratch) + align16((size_t)bb->width[4]) + align16(se);
-    for (int l = 0; l < MO_NUM_LEVELS; l++) {
-        if (total > SIZE_MAX / sizeof(float) - align16(level[l]))
-            return mo_fail(MO_ENOMEM, "mo_session_open: %dx%d input too large",
-                           set.max_height, set.max_width);
-        total += align16(level[l]);
-    }
+    size_t scratch, level[MO_NUM_LEVELS], se, total;
+    int ret = session_sizes(bb, set.max_height, set.max_width, set.min_output_stride, &scratch,
+                            level, &se, &total);
+    if (ret)
+        return ret;
 
     mo_session *ss = calloc(1, sizeof(*ss));
     if (!ss)

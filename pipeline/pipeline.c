@@ -8,13 +8,14 @@
  */
 #include "mo/pipeline.h"
 
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../backbone/errors_internal.h"
+#include "../backbone/meta_internal.h"
+#include "pipeline_internal.h"
 #ifdef MO_PIPELINE_HAVE_SEG
 #include "mo/segment.h"
 #endif
@@ -52,62 +53,34 @@ void mo_pipeline_default_settings(mo_pipeline_settings *s)
                                 .threads = 1};
 }
 
-/* A JSON list of n numbers under `key`; absent: keep v. */
-static int meta_floats(const mo_file *f, const char *key, float *v, int n)
+/* A crop or resize size (validated by the shared metadata table, backbone/meta.c); absent:
+ * keep *v. */
+static int meta_side(const mo_file *f, const char *key, int *v)
 {
-    const char *s = mo_file_meta(f, key);
-    if (!s)
-        return MO_OK;
-    json_object *j = json_tokener_parse(s);
-    int ok = j && json_object_is_type(j, json_type_array) &&
-             (int)json_object_array_length(j) == n;
-    for (int i = 0; ok && i < n; i++) {
-        json_object *e = json_object_array_get_idx(j, (size_t)i);
-        ok = json_object_is_type(e, json_type_double) || json_object_is_type(e, json_type_int);
-        if (ok)
-            v[i] = (float)json_object_get_double(e);
-    }
-    json_object_put(j);
-    return ok ? MO_OK : mo_fail(MO_EFORMAT, "metadata %s is not a list of %d numbers", key, n);
+    double x = *v;
+    int r = mo_file_meta_number(f, key, &x);
+    if (!r && mo_file_meta(f, key))
+        *v = (int)x;
+    return r;
 }
 
-static int meta_int(const mo_file *f, const char *key, int def, int *v)
+/* Does the list `mo.contents` of f name `kind`? (0 when it is missing) */
+static int contains(const mo_file *f, const char *kind, int *found)
 {
-    const char *s = mo_file_meta(f, key);
-    *v = def;
-    if (!s)
-        return MO_OK;
-    char *end;
-    long x = strtol(s, &end, 10);
-    if (*end || end == s || x < 1 || x > MO_MAX_INPUT_SIDE)
-        return mo_fail(MO_EFORMAT, "metadata %s=%s is not in 1..%d", key, s, MO_MAX_INPUT_SIDE);
-    *v = (int)x;
-    return MO_OK;
+    *found = 0;
+    return mo_file_meta(f, "mo.contents") ? mo_meta_contains(f, kind, found) : MO_OK;
 }
 
-/* Does the JSON list `mo.contents` of f name `kind`? */
-static int contains(const mo_file *f, const char *kind)
-{
-    const char *s = mo_file_meta(f, "mo.contents");
-    json_object *j = s ? json_tokener_parse(s) : NULL;
-    int found = 0;
-    if (j && json_object_is_type(j, json_type_array))
-        for (size_t i = 0; i < json_object_array_length(j); i++) {
-            const char *e = json_object_get_string(json_object_array_get_idx(j, i));
-            found |= e && !strcmp(e, kind);
-        }
-    json_object_put(j);
-    return found;
-}
+static int session_plan(const mo_pipeline *p, mo_session_settings *ss, size_t *inputs);
 
-static int open_head(mo_pipeline *p, const char *path)
+/* The pipeline's head detection: which head f holds (mo.contents), opened as that head. */
+int mo_pipeline_add_head(mo_pipeline *p, const mo_file *f, const char *path)
 {
-    mo_file *f = NULL;
-    int r = mo_file_open(&f, path);
-    if (r)
-        return r;
-    const int is_cls = contains(f, "cls"), is_det = contains(f, "det"),
-              is_seg = contains(f, "seg");
+    validate_input_or_ret(p && f && path, MO_EINVAL);
+    int r, is_cls, is_det, is_seg;
+    if ((r = contains(f, "cls", &is_cls)) || (r = contains(f, "det", &is_det)) ||
+        (r = contains(f, "seg", &is_seg)))
+        return mo_fail_prefix(r, "%s", path);
     if (is_det + is_seg + is_cls != 1)
         r = mo_fail(MO_EINVAL, "%s: mo.contents names %s head kind (cls, det or seg)", path,
                     is_det + is_seg + is_cls ? "more than one" : "no");
@@ -118,8 +91,8 @@ static int open_head(mo_pipeline *p, const char *path)
         r = mo_det_open(&p->det, f, p->bb, NULL);
     else if (is_cls) {
         if (!(r = mo_cls_open(&p->cls, f, p->bb)) &&
-            !(r = meta_int(f, "cls.resize", p->cls_resize, &p->cls_resize)))
-            r = meta_int(f, "cls.crop", p->cls_crop, &p->cls_crop);
+            !(r = meta_side(f, "cls.resize", &p->cls_resize)))
+            r = meta_side(f, "cls.crop", &p->cls_crop);
     } else {
 #ifdef MO_PIPELINE_HAVE_SEG
         if (!(r = mo_seg_open(&p->seg, f, p->bb)) &&
@@ -131,11 +104,29 @@ static int open_head(mo_pipeline *p, const char *path)
                                "libmo_segment", path);
 #endif
     }
-    if (r && !strstr(mo_last_error(), path)) {
-        char detail[512];
-        snprintf(detail, sizeof(detail), "%s", mo_last_error());
-        mo_fail(r, "%s: %s", path, detail);
-    }
+    if (r && !strstr(mo_last_error(), path))
+        mo_fail_prefix(r, "%s", path);
+    return r;
+}
+
+void mo_pipeline_drop_heads(mo_pipeline *p)
+{
+    if (!p)
+        return;
+    mo_cls_close(&p->cls);
+    mo_det_close(&p->det);
+#ifdef MO_PIPELINE_HAVE_SEG
+    mo_seg_close(&p->seg);
+#endif
+    p->seg_os = 0;
+}
+
+static int open_head(mo_pipeline *p, const char *path)
+{
+    mo_file *f = NULL;
+    int r = mo_file_open(&f, path);
+    if (!r)
+        r = mo_pipeline_add_head(p, f, path);
     mo_file_close(&f);
     return r;
 }
@@ -167,20 +158,17 @@ int mo_pipeline_open(mo_pipeline **out, const char *backbone_file,
     if (!p)
         return MO_ENOMEM;
     p->set = set;
-    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
-    memcpy(p->mean, mean, sizeof(mean));
-    memcpy(p->std, std, sizeof(std));
     int r = mo_file_open(&p->bb_file, backbone_file);
     if (!r)
         r = mo_backbone_open(&p->bb, p->bb_file, NULL);
     if (!r)
-        r = meta_floats(p->bb_file, "mo.mean", p->mean, 3);
+        r = mo_file_preprocess(p->bb_file, p->mean, p->std);
+    p->cls_resize = 256;
+    p->cls_crop = 224;
     if (!r)
-        r = meta_floats(p->bb_file, "mo.std", p->std, 3);
+        r = meta_side(p->bb_file, "cls.resize", &p->cls_resize);
     if (!r)
-        r = meta_int(p->bb_file, "cls.resize", 256, &p->cls_resize);
-    if (!r)
-        r = meta_int(p->bb_file, "cls.crop", 224, &p->cls_crop);
+        r = meta_side(p->bb_file, "cls.crop", &p->cls_crop);
     if (!r && set.classify && mo_file_meta(p->bb_file, "cls.classes"))
         r = mo_cls_open(&p->cls, p->bb_file, p->bb);
     for (int i = 0; !r && i < n; i++)
@@ -196,6 +184,16 @@ int mo_pipeline_open(mo_pipeline **out, const char *backbone_file,
     p->shared_h = set.shared_height;
     if (p->det)
         mo_det_input_size(p->det, &p->shared_w, &p->shared_h);
+    /* all the heads' sizes together (each head checked its own at open) */
+    mo_session_settings ss;
+    size_t inputs;
+    if ((r = session_plan(p, &ss, &inputs)) ||
+        (r = mo_meta_check_memory(p->bb, ss.max_height, ss.max_width, ss.min_output_stride,
+                                  ss.workspace_bytes + inputs,
+                                  "det.input_size, cls.crop and the shared size"))) {
+        mo_pipeline_close(&p);
+        return r;
+    }
     *out = p;
     return MO_OK;
 }
@@ -243,6 +241,42 @@ const char *mo_pipeline_seg_class_name(const mo_pipeline *p, int i)
 
 static int max_i(int a, int b) { return a > b ? a : b; }
 
+/* The session a pipeline needs, and the bytes of its float input tensors. */
+static int session_plan(const mo_pipeline *p, mo_session_settings *ss, size_t *inputs)
+{
+    mo_session_default_settings(ss);
+    const int shared = p->det || p->seg_os || (p->cls && p->set.classify_shared);
+    ss->max_width = ss->max_height = 1;
+    if (shared) {
+        ss->max_width = p->shared_w;
+        ss->max_height = p->shared_h;
+    }
+    if (p->cls && !p->set.classify_shared) {
+        ss->max_width = max_i(ss->max_width, p->cls_crop);
+        ss->max_height = max_i(ss->max_height, p->cls_crop);
+    }
+    ss->min_output_stride = p->seg_os ? p->seg_os : 32;
+    ss->threads = p->set.threads;
+    ss->workspace_bytes = p->det ? mo_det_workspace_size(p->det) : 0;
+    if (p->cls && ss->workspace_bytes < sizeof(float) * (size_t)mo_cls_num_classes(p->cls))
+        ss->workspace_bytes = sizeof(float) * (size_t)mo_cls_num_classes(p->cls); /* logits */
+    int r = MO_OK;
+#ifdef MO_PIPELINE_HAVE_SEG
+    if (p->seg) {
+        size_t b = 0;
+        r = mo_seg_workspace_size(p->seg, p->shared_h, p->shared_w, p->seg_os, &b);
+        if (b > ss->workspace_bytes)
+            ss->workspace_bytes = b;
+    }
+#endif
+    *inputs = 0;
+    if (shared)
+        *inputs += sizeof(float) * 3 * (size_t)p->shared_w * p->shared_h;
+    if (p->cls && !p->set.classify_shared)
+        *inputs += sizeof(float) * 3 * (size_t)p->cls_crop * p->cls_crop;
+    return r;
+}
+
 int mo_pipeline_session_open(mo_pipeline_session **out, const mo_pipeline *p)
 {
     validate_input_or_ret(out && p, MO_EINVAL);
@@ -252,31 +286,9 @@ int mo_pipeline_session_open(mo_pipeline_session **out, const mo_pipeline *p)
         return MO_ENOMEM;
     ps->p = p;
     mo_session_settings ss;
-    mo_session_default_settings(&ss);
+    size_t inputs;
     const int shared = p->det || p->seg_os || (p->cls && p->set.classify_shared);
-    ss.max_width = ss.max_height = 1;
-    if (shared) {
-        ss.max_width = p->shared_w;
-        ss.max_height = p->shared_h;
-    }
-    if (p->cls && !p->set.classify_shared) {
-        ss.max_width = max_i(ss.max_width, p->cls_crop);
-        ss.max_height = max_i(ss.max_height, p->cls_crop);
-    }
-    ss.min_output_stride = p->seg_os ? p->seg_os : 32;
-    ss.threads = p->set.threads;
-    ss.workspace_bytes = p->det ? mo_det_workspace_size(p->det) : 0;
-    if (p->cls && ss.workspace_bytes < sizeof(float) * (size_t)mo_cls_num_classes(p->cls))
-        ss.workspace_bytes = sizeof(float) * (size_t)mo_cls_num_classes(p->cls); /* logits */
-    int r = MO_OK;
-#ifdef MO_PIPELINE_HAVE_SEG
-    if (p->seg) {
-        size_t b = 0;
-        r = mo_seg_workspace_size(p->seg, p->shared_h, p->shared_w, p->seg_os, &b);
-        if (b > ss.workspace_bytes)
-            ss.workspace_bytes = b;
-    }
-#endif
+    int r = session_plan(p, &ss, &inputs);
     if (!r)
         r = mo_session_open(&ps->s, p->bb, &ss);
     if (!r && shared &&

@@ -20,40 +20,6 @@ static void usage(FILE *to)
             "exit status: 0 all images classified, 1 some failed, 2 usage or model error\n");
 }
 
-/* JSON-valued metadata with a fallback; a malformed value is an error, not ignored. */
-static int meta_floats(const mo_file *f, const char *key, float *v, int n)
-{
-    const char *s = mo_file_meta(f, key);
-    if (!s)
-        return 0;
-    json_object *o = json_tokener_parse(s);
-    int ok = o && json_object_is_type(o, json_type_array) && (int)json_object_array_length(o) == n;
-    for (int i = 0; ok && i < n; i++) {
-        json_object *x = json_object_array_get_idx(o, (size_t)i);
-        ok = json_object_is_type(x, json_type_double) || json_object_is_type(x, json_type_int);
-        if (ok)
-            v[i] = (float)json_object_get_double(x);
-    }
-    json_object_put(o);
-    if (!ok)
-        fprintf(stderr, "mo-classify: metadata %s is not a list of %d numbers\n", key, n);
-    return ok ? 0 : -1;
-}
-
-static int meta_int(const mo_file *f, const char *key, int def, int lo, int hi)
-{
-    const char *s = mo_file_meta(f, key);
-    if (!s)
-        return def;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end || v < lo || v > hi) {
-        fprintf(stderr, "mo-classify: metadata %s=%s is not in %d..%d\n", key, s, lo, hi);
-        return -1;
-    }
-    return (int)v;
-}
-
 typedef struct classifier {
     mo_file *file;
     mo_backbone *bb;
@@ -83,14 +49,16 @@ static int classifier_open(classifier *c, const char *path)
         fprintf(stderr, "mo-classify: %s: %s (%s)\n", path, mo_strerror(r), mo_last_error());
         return -1;
     }
-    const float mean[3] = { 0.485f, 0.456f, 0.406f }, std[3] = { 0.229f, 0.224f, 0.225f };
-    memcpy(c->mean, mean, sizeof(mean));
-    memcpy(c->std, std, sizeof(std));
-    c->resize = meta_int(c->file, "cls.resize", 256, 1, MO_MAX_INPUT_SIDE);
-    c->crop = meta_int(c->file, "cls.crop", 224, 1, MO_MAX_INPUT_SIDE);
-    if (c->resize < 0 || c->crop < 0 || meta_floats(c->file, "mo.mean", c->mean, 3) ||
-        meta_floats(c->file, "mo.std", c->std, 3))
+    /* validated by the library (mo_cls_open refused a bad value already) */
+    double resize, crop;
+    if ((r = mo_file_meta_number(c->file, "cls.resize", &resize)) ||
+        (r = mo_file_meta_number(c->file, "cls.crop", &crop)) ||
+        (r = mo_file_preprocess(c->file, c->mean, c->std))) {
+        fprintf(stderr, "mo-classify: %s: %s (%s)\n", path, mo_strerror(r), mo_last_error());
         return -1;
+    }
+    c->resize = (int)resize;
+    c->crop = (int)crop;
     mo_session_settings ss;
     mo_session_default_settings(&ss);
     ss.max_height = ss.max_width = c->crop;

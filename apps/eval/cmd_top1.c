@@ -137,22 +137,6 @@ static int eval_pred(const item *items, int n, const char *root, const char *pre
     return ret;
 }
 
-static int meta_int(const mo_file *f, const char *key, int def)
-{
-    const char *s = mo_file_meta(f, key);
-    return s ? atoi(s) : def;
-}
-
-static void meta_floats(const mo_file *f, const char *key, float v[3])
-{
-    const char *s = mo_file_meta(f, key);
-    json_object *o = s ? json_tokener_parse(s) : NULL;
-    if (o && json_object_is_type(o, json_type_array) && json_object_array_length(o) == 3)
-        for (size_t i = 0; i < 3; i++)
-            v[i] = (float)json_object_get_double(json_object_array_get_idx(o, i));
-    json_object_put(o);
-}
-
 static int eval_model(const item *items, int n, const char *root, const char *model,
                       mo_topk_eval *t, int prog)
 {
@@ -167,15 +151,16 @@ static int eval_model(const item *items, int n, const char *root, const char *mo
         ret = cli_error(model, r);
         goto done;
     }
-    int resize = meta_int(file, "cls.resize", 256), crop = meta_int(file, "cls.crop", 224);
-    float mean[3] = { 0.485f, 0.456f, 0.406f }, std[3] = { 0.229f, 0.224f, 0.225f };
-    meta_floats(file, "mo.mean", mean);
-    meta_floats(file, "mo.std", std);
-    if (resize < 1 || crop < 1 || crop > MO_MAX_INPUT_SIDE || resize > MO_MAX_INPUT_SIDE) {
-        fprintf(stderr, "mo-eval: %s: bad cls.resize / cls.crop metadata\n", model);
-        ret = 1;
+    /* validated by the library (mo_cls_open refused a bad value already) */
+    double resize_d, crop_d;
+    float mean[3], std[3];
+    if ((r = mo_file_meta_number(file, "cls.resize", &resize_d)) ||
+        (r = mo_file_meta_number(file, "cls.crop", &crop_d)) ||
+        (r = mo_file_preprocess(file, mean, std))) {
+        ret = cli_error(model, r);
         goto done;
     }
+    const int resize = (int)resize_d, crop = (int)crop_d;
     mo_session_settings ss;
     mo_session_default_settings(&ss);
     ss.max_height = ss.max_width = crop;

@@ -249,29 +249,6 @@ static void segmenter_close(segmenter *s)
     mo_file_close(&s->file);
 }
 
-/* JSON list of n numbers from metadata, if present; a malformed value is an error. */
-static int meta_floats(const mo_file *f, const char *key, float *v, int n)
-{
-    const char *s = f ? mo_file_meta(f, key) : NULL;
-    if (!s)
-        return 0;
-    json_object *o = json_tokener_parse(s);
-    int ok = o && json_object_is_type(o, json_type_array) && (int)json_object_array_length(o) == n;
-    for (int i = 0; ok && i < n; i++) {
-        json_object *x = json_object_array_get_idx(o, (size_t)i);
-        ok = json_object_is_type(x, json_type_double) || json_object_is_type(x, json_type_int);
-        if (ok)
-            v[i] = (float)json_object_get_double(x);
-    }
-    json_object_put(o);
-    for (int i = 0; ok && i < n; i++)
-        ok = !(v[i] == 0.0f && !strcmp(key, "mo.std"));
-    if (!ok)
-        fprintf(stderr, "mo-segment: metadata %s is not a list of %d (non-zero) numbers\n", key,
-                n);
-    return ok ? 0 : -1;
-}
-
 static int segmenter_open(segmenter *s, const options *o)
 {
     memset(s, 0, sizeof(*s));
@@ -285,14 +262,17 @@ static int segmenter_open(segmenter *s, const options *o)
     if ((r = mo_seg_open(&s->seg, s->head_file ? s->head_file : s->file, s->bb)))
         goto fail;
     mo_seg_get_info(s->seg, &s->info);
-    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
-    memcpy(s->mean, mean, sizeof(mean));
-    memcpy(s->std, std, sizeof(std));
-    /* the backbone's file first, the head's may override */
-    if (meta_floats(s->file, "mo.mean", s->mean, 3) || meta_floats(s->file, "mo.std", s->std, 3) ||
-        meta_floats(s->head_file, "mo.mean", s->mean, 3) ||
-        meta_floats(s->head_file, "mo.std", s->std, 3))
-        return -1;
+    /* the backbone's file first, the head's may override (validated by the library) */
+    what = o->model;
+    if ((r = mo_file_preprocess(s->file, s->mean, s->std)))
+        goto fail;
+    what = o->head ? o->head : o->model;
+    if (s->head_file && mo_file_meta(s->head_file, "mo.mean") &&
+        (r = mo_file_meta_floats(s->head_file, "mo.mean", s->mean, 3)))
+        goto fail;
+    if (s->head_file && mo_file_meta(s->head_file, "mo.std") &&
+        (r = mo_file_meta_floats(s->head_file, "mo.std", s->std, 3)))
+        goto fail;
     mo_palette_voc(&s->palette);
     const char *n0 = mo_seg_class_name(s->seg, 0);
     s->background = n0 && (strstr(n0, "background") || !strcmp(n0, "bg")) ? 0 : -1;

@@ -1,11 +1,11 @@
 /* Classification head: global average pool (computed by the backbone as mo_features.pooled),
  * then a linear layer. Softmax and top-k are small pure functions. */
-#include <json-c/json.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../backbone/errors_internal.h"
+#include "../../backbone/meta_internal.h"
 #include "mo/classify.h"
 
 struct mo_cls {
@@ -20,10 +20,7 @@ void mo_cls_close(mo_cls **pc)
     if (!pc || !*pc)
         return;
     mo_cls *c = *pc;
-    if (c->names)
-        for (int i = 0; i < c->k; i++)
-            free(c->names[i]);
-    free(c->names);
+    free(c->names); /* one block (mo_meta_names) */
     free(c->weight);
     free(c->bias);
     free(c);
@@ -45,36 +42,22 @@ static int check_backbone(const mo_file *f, const mo_backbone *bb)
     return MO_OK;
 }
 
-static int read_names(mo_cls *c, const mo_file *f)
+/* Names, and the preprocessing the file asks for: a crop whose session would exceed
+ * mo_limits.model_memory_bytes is refused here, before anyone allocates it. */
+static int read_meta(mo_cls *c, const mo_file *f, const mo_backbone *bb)
 {
-    const char *s = mo_file_meta(f, "cls.classes");
-    if (!s)
-        return mo_fail(MO_EFORMAT, "metadata cls.classes is missing");
-    json_object *o = json_tokener_parse(s);
-    int ret = MO_OK;
-    if (!o || !json_object_is_type(o, json_type_array) || json_object_array_length(o) == 0 ||
-        json_object_array_length(o) > 1000000) {
-        ret = mo_fail(MO_EFORMAT, "metadata cls.classes is not a non-empty JSON list");
-        goto done;
-    }
-    c->k = (int)json_object_array_length(o);
-    if (!(c->names = calloc((size_t)c->k, sizeof(char *)))) {
-        ret = mo_fail(MO_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < c->k; i++) {
-        json_object *n = json_object_array_get_idx(o, (size_t)i);
-        if (!json_object_is_type(n, json_type_string)) {
-            ret = mo_fail(MO_EFORMAT, "cls.classes[%d] is not a string", i);
-            goto done;
-        }
-        if (!(c->names[i] = strdup(json_object_get_string(n)))) {
-            ret = mo_fail(MO_ENOMEM, "out of memory");
-            goto done;
-        }
-    }
-done:
-    json_object_put(o);
+    double resize, crop;
+    float mean[3], std[3];
+    int ret = mo_meta_names(f, "cls.classes", &c->names, &c->k);
+    if (!ret)
+        ret = mo_file_meta_number(f, "cls.resize", &resize);
+    if (!ret)
+        ret = mo_file_meta_number(f, "cls.crop", &crop);
+    if (!ret)
+        ret = mo_file_preprocess(f, mean, std);
+    if (!ret)
+        ret = mo_meta_check_memory(bb, (int)crop, (int)crop, 32, sizeof(float) * (size_t)c->k,
+                                   "cls.crop");
     return ret;
 }
 
@@ -89,7 +72,7 @@ int mo_cls_open(mo_cls **out, const mo_file *f, const mo_backbone *bb)
     mo_cls *c = calloc(1, sizeof(*c));
     if (!c)
         return mo_fail(MO_ENOMEM, "out of memory");
-    if ((ret = read_names(c, f)))
+    if ((ret = read_meta(c, f, bb)))
         goto fail;
     c->c = mo_backbone_channels(bb, MO_NUM_LEVELS - 1);
     mo_tensor_info info;

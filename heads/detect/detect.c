@@ -12,7 +12,6 @@
  * session workspace, laid out by ws_layout() (offsets depend on the model and the
  * open-time topk_candidates only).
  */
-#include <json-c/json.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 
 #include "../../backbone/dsp/conv.h"
 #include "../../backbone/errors_internal.h"
+#include "../../backbone/meta_internal.h"
 #include "mo/cpu.h"
 #include "detect_internal.h"
 
@@ -28,7 +28,6 @@
 #define TAP_FIRST 2
 #define NUM_TAPS 2
 #define MAX_EXTRAS (MO_DET_MAX_LEVELS - NUM_TAPS)
-#define MAX_CLASSES 100000
 
 /* One convolution with its bias, BatchNorm folded in, weights packed for the kernels. */
 typedef struct det_conv {
@@ -109,118 +108,20 @@ static int check_settings(const mo_det_settings *s, const char *fn)
 
 /* ------------------------------------------------------------------ metadata */
 
-static int meta_number(const mo_file *f, const char *key, double def, double *out)
-{
-    const char *s = mo_file_meta(f, key);
-    if (!s) {
-        *out = def;
-        return MO_OK;
-    }
-    char *end;
-    const double v = strtod(s, &end);
-    if (end == s || *end || !isfinite(v))
-        return mo_fail(MO_EFORMAT, "metadata %s=\"%s\" is not a number", key, s);
-    *out = v;
-    return MO_OK;
-}
-
-static int json_number(json_object *o, double *v)
-{
-    if (!json_object_is_type(o, json_type_double) && !json_object_is_type(o, json_type_int))
-        return 0;
-    *v = json_object_get_double(o);
-    return isfinite(*v);
-}
-
-/* JSON list of 1..max numbers; *n = 0 when the key is absent. */
-static int meta_list(const mo_file *f, const char *key, double *v, int max, int *n)
-{
-    *n = 0;
-    const char *s = mo_file_meta(f, key);
-    if (!s)
-        return MO_OK;
-    json_object *o = json_tokener_parse(s);
-    int ok = o && json_object_is_type(o, json_type_array) &&
-             json_object_array_length(o) >= 1 && (int)json_object_array_length(o) <= max;
-    for (int i = 0; ok && i < (int)json_object_array_length(o); i++)
-        ok = json_number(json_object_array_get_idx(o, (size_t)i), &v[i]);
-    if (ok)
-        *n = (int)json_object_array_length(o);
-    json_object_put(o);
-    return ok ? MO_OK
-              : mo_fail(MO_EFORMAT, "metadata %s=%s is not a JSON list of 1..%d numbers", key,
-                        s, max);
-}
-
-static int read_aspect_ratios(const mo_file *f, mo_anchor_config *c)
-{
-    const char *key = "det.aspect_ratios";
-    const char *s = mo_file_meta(f, key);
-    if (!s)
-        return MO_OK; /* SSDLite defaults */
-    json_object *o = json_tokener_parse(s);
-    int ok = o && json_object_is_type(o, json_type_array) &&
-             json_object_array_length(o) >= 1 &&
-             json_object_array_length(o) <= MO_DET_MAX_LEVELS;
-    if (ok) {
-        c->num_levels = (int)json_object_array_length(o);
-        for (int l = 0; ok && l < c->num_levels; l++) {
-            json_object *r = json_object_array_get_idx(o, (size_t)l);
-            ok = json_object_is_type(r, json_type_array) &&
-                 json_object_array_length(r) <= MO_DET_MAX_RATIOS;
-            if (!ok)
-                break;
-            c->num_ratios[l] = (int)json_object_array_length(r);
-            for (int i = 0; ok && i < c->num_ratios[l]; i++)
-                ok = json_number(json_object_array_get_idx(r, (size_t)i), &c->ratios[l][i]) &&
-                     c->ratios[l][i] > 0.0;
-        }
-    }
-    json_object_put(o);
-    if (!ok)
-        return mo_fail(MO_EFORMAT, "metadata %s=%s is not a list of 1..%d lists of 0..%d "
-                       "positive numbers", key, s, MO_DET_MAX_LEVELS, MO_DET_MAX_RATIOS);
-    return MO_OK;
-}
-
+/* Every field is read and range-checked by the shared table (backbone/meta.c); what is
+ * left here is how the fields fit together and with the backbone. */
 static int read_names(mo_det *d, const mo_file *f)
 {
-    const char *s = mo_file_meta(f, "det.classes");
-    if (!s)
-        return mo_fail(MO_EFORMAT, "metadata det.classes is missing");
-    json_object *o = json_tokener_parse(s);
-    int ret = MO_OK;
-    if (!o || !json_object_is_type(o, json_type_array) || json_object_array_length(o) < 2 ||
-        json_object_array_length(o) > MAX_CLASSES) {
-        ret = mo_fail(MO_EFORMAT, "metadata det.classes is not a JSON list of 2..%d names "
-                      "(background first)", MAX_CLASSES);
-        goto done;
-    }
-    d->k = (int)json_object_array_length(o);
-    if (!(d->names = calloc((size_t)d->k, sizeof(char *)))) {
-        ret = mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
-        goto done;
-    }
-    for (int i = 0; i < d->k; i++) {
-        json_object *n = json_object_array_get_idx(o, (size_t)i);
-        if (!json_object_is_type(n, json_type_string)) {
-            ret = mo_fail(MO_EFORMAT, "det.classes[%d] is not a string", i);
-            goto done;
-        }
-        if (!(d->names[i] = strdup(json_object_get_string(n)))) {
-            ret = mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
-            goto done;
-        }
-    }
+    int ret = mo_meta_names(f, "det.classes", &d->names, &d->k);
+    if (ret)
+        return ret;
     double nc = d->k;
-    if ((ret = meta_number(f, "det.num_classes", d->k, &nc)))
-        goto done;
+    if ((ret = mo_file_meta_number(f, "det.num_classes", &nc)))
+        return ret;
     if (nc != d->k)
-        ret = mo_fail(MO_EFORMAT, "metadata det.num_classes=%g but det.classes has %d names",
-                      nc, d->k);
-done:
-    json_object_put(o);
-    return ret;
+        return mo_fail(MO_EFORMAT, "metadata det.num_classes=%g but det.classes has %d names",
+                       nc, d->k);
+    return MO_OK;
 }
 
 /* Everything in metadata: classes, input size, normalization, maps, anchors, decoding. */
@@ -231,90 +132,55 @@ static int read_config(mo_det *d, const mo_file *f, const mo_backbone *bb, int *
     if ((ret = read_names(d, f)))
         return ret;
 
-    d->in_h = d->in_w = 320;
-    if ((ret = meta_list(f, "det.input_size", v, 2, &n)))
+    if ((ret = mo_meta_list(f, "det.input_size", v, MO_DET_MAX_LEVELS + 1, &n)))
         return ret;
-    if (n) {
-        if (n != 2 || v[0] < 1 || v[1] < 1 || v[0] > MO_MAX_INPUT_SIDE ||
-            v[1] > MO_MAX_INPUT_SIDE || v[0] != (int)v[0] || v[1] != (int)v[1])
-            return mo_fail(MO_EFORMAT, "metadata det.input_size must be [h, w] in 1..%d",
-                           MO_MAX_INPUT_SIDE);
-        d->in_h = (int)v[0];
-        d->in_w = (int)v[1];
-    }
-
-    const float mean[3] = { 0.485f, 0.456f, 0.406f }, std[3] = { 0.229f, 0.224f, 0.225f };
-    memcpy(d->mean, mean, sizeof(mean));
-    memcpy(d->std, std, sizeof(std));
-    for (int which = 0; which < 2; which++) {
-        const char *key = which ? "mo.std" : "mo.mean";
-        if ((ret = meta_list(f, key, v, 3, &n)))
-            return ret;
-        if (n && n != 3)
-            return mo_fail(MO_EFORMAT, "metadata %s must list 3 numbers", key);
-        for (int i = 0; i < n; i++) {
-            if (which && v[i] == 0.0)
-                return mo_fail(MO_EFORMAT, "metadata mo.std has a zero");
-            (which ? d->std : d->mean)[i] = (float)v[i];
-        }
-    }
+    d->in_h = (int)v[0];
+    d->in_w = (int)v[1];
+    if ((ret = mo_file_preprocess(f, d->mean, d->std)))
+        return ret;
 
     /* extra blocks after stage4 */
-    d->num_extras = 4;
-    const int def_extra[4] = { 512, 256, 256, 128 };
-    memcpy(extra_ch, def_extra, sizeof(def_extra));
-    if ((ret = meta_list(f, "det.extra_channels", v, MAX_EXTRAS, &n)))
+    if ((ret = mo_meta_list(f, "det.extra_channels", v, MO_DET_MAX_LEVELS + 1, &n)))
         return ret;
-    if (mo_file_meta(f, "det.extra_channels")) {
-        d->num_extras = n;
-        for (int i = 0; i < n; i++) {
-            if (v[i] < 2 || v[i] > 65536 || v[i] != (int)v[i] || ((int)v[i] & 1))
-                return mo_fail(MO_EFORMAT, "det.extra_channels[%d]=%g is not an even channel "
-                               "count", i, v[i]);
-            extra_ch[i] = (int)v[i];
-        }
-    }
+    d->num_extras = n;
+    for (int i = 0; i < n; i++)
+        extra_ch[i] = (int)v[i];
     d->num_levels = NUM_TAPS + d->num_extras;
 
     /* default boxes */
     mo_anchor_config_default(&d->acfg);
-    if ((ret = read_aspect_ratios(f, &d->acfg)))
+    double r[MO_DET_MAX_LEVELS][MO_DET_MAX_RATIOS];
+    int nr[MO_DET_MAX_LEVELS], nl;
+    if ((ret = mo_meta_nested(f, "det.aspect_ratios", &r[0][0], MO_DET_MAX_LEVELS,
+                              MO_DET_MAX_RATIOS, &nl, nr)))
         return ret;
+    if (nl) { /* absent: SSDLite's [2, 3] on every map */
+        d->acfg.num_levels = nl;
+        memcpy(d->acfg.num_ratios, nr, sizeof(nr));
+        memcpy(d->acfg.ratios, r, sizeof(r));
+    }
     if (d->acfg.num_levels != d->num_levels)
         return mo_fail(MO_EMISMATCH, "det.aspect_ratios lists %d feature maps, but the head "
                        "has %d (backbone stage3 and stage4 + %d extra blocks, det.extra_channels)",
                        d->acfg.num_levels, d->num_levels, d->num_extras);
-    if ((ret = meta_number(f, "det.min_ratio", 0.2, &d->acfg.min_ratio)) ||
-        (ret = meta_number(f, "det.max_ratio", 0.95, &d->acfg.max_ratio)) ||
-        (ret = meta_list(f, "det.scales", d->acfg.scales, MO_DET_MAX_LEVELS + 1,
-                         &d->acfg.num_scales)))
-        return ret;
     double clip;
-    if ((ret = meta_number(f, "det.clip_anchors", 1, &clip)))
+    if ((ret = mo_file_meta_number(f, "det.min_ratio", &d->acfg.min_ratio)) ||
+        (ret = mo_file_meta_number(f, "det.max_ratio", &d->acfg.max_ratio)) ||
+        (ret = mo_meta_list(f, "det.scales", d->acfg.scales, MO_DET_MAX_LEVELS + 1,
+                            &d->acfg.num_scales)) ||
+        (ret = mo_file_meta_number(f, "det.clip_anchors", &clip)))
         return ret;
     d->acfg.clip = clip != 0.0;
     if ((ret = mo_det_check_anchor_config(&d->acfg)))
-        return mo_fail(MO_EFORMAT, "model file: %s", mo_last_error());
+        return mo_fail_prefix(MO_EFORMAT, "metadata det.scales / det.aspect_ratios");
 
     /* decoding and BatchNorm */
-    const double def_w[4] = { 10, 10, 5, 5 };
-    memcpy(v, def_w, sizeof(def_w));
-    if ((ret = meta_list(f, "det.box_weights", v, 4, &n)))
-        return ret;
-    if (n && n != 4)
-        return mo_fail(MO_EFORMAT, "metadata det.box_weights must list 4 numbers");
-    for (int i = 0; i < 4; i++) {
-        if (v[i] == 0.0)
-            return mo_fail(MO_EFORMAT, "metadata det.box_weights has a zero");
-        d->box_weights[i] = (float)v[i];
-    }
     double bclip;
-    if ((ret = meta_number(f, "det.box_clip", log(1000.0 / 16), &bclip)) ||
-        (ret = meta_number(f, "det.bn_eps", 0.001, &d->bn_eps)))
+    if ((ret = mo_file_meta_floats(f, "det.box_weights", d->box_weights, 4)) ||
+        (ret = mo_file_meta_number(f, "det.box_clip", &bclip)) ||
+        (ret = mo_file_meta_number(f, "det.bn_eps", &d->bn_eps)))
         return ret;
     d->box_clip = (float)bclip;
-    if (!(d->bn_eps >= 0.0))
-        return mo_fail(MO_EFORMAT, "metadata det.bn_eps is negative");
 
     /* feature maps: sizes follow the backbone's stride-2 convs (3x3, padding 1) */
     int h = d->in_h, w = d->in_w;
@@ -337,19 +203,14 @@ static int read_config(mo_det *d, const mo_file *f, const mo_backbone *bb, int *
 /* A head names the backbone it was trained with; any other gives silent garbage. */
 static int check_backbone(const mo_file *f, const mo_backbone *bb)
 {
-    const char *contents = mo_file_meta(f, "mo.contents");
-    json_object *o = contents ? json_tokener_parse(contents) : NULL;
-    int has_det = 0;
-    if (o && json_object_is_type(o, json_type_array))
-        for (size_t i = 0; i < json_object_array_length(o); i++) {
-            json_object *e = json_object_array_get_idx(o, i);
-            has_det |= json_object_is_type(e, json_type_string) &&
-                       !strcmp(json_object_get_string(e), "det");
-        }
-    json_object_put(o);
-    if (!has_det)
+    int has_det;
+    int ret = mo_meta_contains(f, "det", &has_det);
+    if (ret && ret != MO_EFORMAT)
+        return ret;
+    if (ret || !has_det)
         return mo_fail(MO_EFORMAT, "model file holds no detection head (mo.contents=%s)",
-                       contents ? contents : "(missing)");
+                       mo_file_meta(f, "mo.contents") ? mo_file_meta(f, "mo.contents")
+                                                      : "(missing)");
     const char *variant = mo_file_meta(f, "mo.variant");
     if (!variant)
         return mo_fail(MO_EFORMAT, "detection head: metadata mo.variant is missing");
@@ -575,10 +436,7 @@ MO_API void mo_det_close(mo_det **pd)
     if (!pd || !*pd)
         return;
     mo_det *d = *pd;
-    if (d->names)
-        for (int i = 0; i < d->k; i++)
-            free(d->names[i]);
-    free(d->names);
+    free(d->names); /* one block (mo_meta_names) */
     for (int i = 0; i < MAX_EXTRAS; i++)
         for (int j = 0; j < 3; j++)
             conv_free(&d->extra[i].conv[j]);
@@ -623,6 +481,11 @@ MO_API int mo_det_open(mo_det **out, const mo_file *f, const mo_backbone *bb,
         n += d->level[l].h * d->level[l].w * d->level[l].a;
     }
     d->n = n;
+    /* what det.input_size asks for: backbone session, input, workspace and default boxes */
+    if ((ret = mo_meta_check_memory(bb, d->in_h, d->in_w, 32,
+                                    mo_det_workspace_size(d) + sizeof(float) * 4 * (size_t)n,
+                                    "det.input_size")))
+        goto fail;
     if (!(d->anchors = malloc(sizeof(float) * 4 * (size_t)n))) {
         ret = mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
         goto fail;

@@ -3,28 +3,23 @@
  * workspace sizing, the run, and the upsampling + argmax of the logits.
  * The compute of the head itself is in aspp.c, its kernels in seg_kernels.c.
  */
-#include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../backbone/errors_internal.h"
+#include "../../backbone/meta_internal.h"
 #include "seg_internal.h"
 
 #define PFX "seg."
-
-static const int default_rates[3] = {12, 24, 36};
 
 void mo_seg_close(mo_seg **ps)
 {
     if (!ps || !*ps)
         return;
     mo_seg *s = *ps;
-    if (s->names)
-        for (int i = 0; i < s->k; i++)
-            free(s->names[i]);
-    free(s->names);
+    free(s->names); /* one block (mo_meta_names) */
     free(s->mem);
     free(s);
     *ps = NULL;
@@ -32,32 +27,14 @@ void mo_seg_close(mo_seg **ps)
 
 /* ------------------------------------------------------------- metadata */
 
-/* Does the JSON list in mo.contents name `what`? -1 when the key is malformed. */
-static int contents_has(const mo_file *f, const char *what)
-{
-    const char *s = mo_file_meta(f, "mo.contents");
-    if (!s)
-        return -1;
-    json_object *o = json_tokener_parse(s);
-    int found = -1;
-    if (o && json_object_is_type(o, json_type_array)) {
-        found = 0;
-        for (size_t i = 0; i < json_object_array_length(o); i++) {
-            json_object *e = json_object_array_get_idx(o, i);
-            if (json_object_is_type(e, json_type_string) &&
-                !strcmp(json_object_get_string(e), what))
-                found = 1;
-        }
-    }
-    json_object_put(o);
-    return found;
-}
-
 /* A head trained on another backbone would give silent garbage: refuse it. A file without
  * the backbone must say which one it belongs to. */
 static int check_backbone(const mo_file *f, const mo_backbone *bb)
 {
-    const int own = contents_has(f, "backbone") == 1;
+    int own;
+    int ret = mo_meta_contains(f, "backbone", &own);
+    if (ret)
+        return ret;
     const char *variant = mo_file_meta(f, "mo.variant");
     const char *digest = mo_file_meta(f, "mo.backbone_digest");
     if (!own && (!variant || !digest))
@@ -73,89 +50,25 @@ static int check_backbone(const mo_file *f, const mo_backbone *bb)
     return MO_OK;
 }
 
-static int read_names(mo_seg *s, const mo_file *f)
+/* Fields are read and range-checked by the shared table (backbone/meta.c). */
+static int read_meta(mo_seg *s, const mo_file *f, double *eps)
 {
-    const char *txt = mo_file_meta(f, "seg.classes");
-    if (!txt)
-        return mo_fail(MO_EFORMAT, "metadata seg.classes is missing");
-    json_object *o = json_tokener_parse(txt);
-    int ret = MO_OK;
-    if (!o || !json_object_is_type(o, json_type_array) || json_object_array_length(o) == 0) {
-        ret = mo_fail(MO_EFORMAT, "metadata seg.classes is not a non-empty JSON list");
-        goto done;
-    }
-    if (json_object_array_length(o) > MO_SEG_MAX_CLASSES) {
-        ret = mo_fail(MO_EUNSUPPORTED, "seg.classes lists %zu classes, at most %d are supported",
-                      json_object_array_length(o), MO_SEG_MAX_CLASSES);
-        goto done;
-    }
-    s->k = (int)json_object_array_length(o);
-    if (!(s->names = calloc((size_t)s->k, sizeof(char *)))) {
-        ret = mo_fail(MO_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < s->k; i++) {
-        json_object *n = json_object_array_get_idx(o, (size_t)i);
-        if (!json_object_is_type(n, json_type_string)) {
-            ret = mo_fail(MO_EFORMAT, "seg.classes[%d] is not a string", i);
-            goto done;
-        }
-        if (!(s->names[i] = strdup(json_object_get_string(n)))) {
-            ret = mo_fail(MO_ENOMEM, "out of memory");
-            goto done;
-        }
-    }
-done:
-    json_object_put(o);
-    return ret;
-}
-
-static int read_rates(mo_seg *s, const mo_file *f)
-{
-    const char *txt = mo_file_meta(f, "seg.rates");
-    if (!txt) {
-        s->nr = 3;
-        memcpy(s->rates, default_rates, sizeof(default_rates));
-        return MO_OK;
-    }
-    json_object *o = json_tokener_parse(txt);
-    int ret = MO_OK;
-    if (!o || !json_object_is_type(o, json_type_array) || json_object_array_length(o) == 0) {
-        ret = mo_fail(MO_EFORMAT, "metadata seg.rates=%s is not a non-empty JSON list", txt);
-        goto done;
-    }
-    if (json_object_array_length(o) > MO_SEG_MAX_RATES) {
-        ret = mo_fail(MO_EUNSUPPORTED, "seg.rates lists %zu rates, at most %d are supported",
-                      json_object_array_length(o), MO_SEG_MAX_RATES);
-        goto done;
-    }
-    s->nr = (int)json_object_array_length(o);
-    for (int i = 0; i < s->nr; i++) {
-        json_object *e = json_object_array_get_idx(o, (size_t)i);
-        const int64_t r = json_object_is_type(e, json_type_int) ? json_object_get_int64(e) : 0;
-        if (!json_object_is_type(e, json_type_int) || r < 1 || r > MO_SEG_MAX_RATE) {
-            ret = mo_fail(MO_EFORMAT, "seg.rates[%d] = %s: an atrous rate must be an integer "
-                                      "in 1..%d", i, json_object_to_json_string(e),
-                          MO_SEG_MAX_RATE);
-            goto done;
-        }
-        s->rates[i] = (int)r;
-    }
-done:
-    json_object_put(o);
-    return ret;
-}
-
-static int meta_number(const mo_file *f, const char *key, double def, double *v)
-{
-    const char *txt = mo_file_meta(f, key);
-    *v = def;
-    if (!txt)
-        return MO_OK;
-    char *end;
-    *v = strtod(txt, &end);
-    if (end == txt || *end || !isfinite(*v))
-        return mo_fail(MO_EFORMAT, "metadata %s=%s is not a number", key, txt);
+    double v[MO_SEG_MAX_RATES], os;
+    float mean[3], std[3];
+    int ret = mo_meta_names(f, "seg.classes", &s->names, &s->k);
+    if (ret)
+        return ret;
+    if (s->k > MO_SEG_MAX_CLASSES)
+        return mo_fail(MO_EUNSUPPORTED, "seg.classes lists %d classes, at most %d are supported",
+                       s->k, MO_SEG_MAX_CLASSES);
+    if ((ret = mo_meta_list(f, "seg.rates", v, MO_SEG_MAX_RATES, &s->nr)) ||
+        (ret = mo_file_meta_number(f, "seg.bn_eps", eps)) ||
+        (ret = mo_file_meta_number(f, "seg.output_stride", &os)) ||
+        (ret = mo_file_preprocess(f, mean, std)))
+        return ret;
+    for (int i = 0; i < s->nr; i++)
+        s->rates[i] = (int)v[i];
+    s->os = (int)os;
     return MO_OK;
 }
 
@@ -392,31 +305,21 @@ int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb)
     validate_input_or_ret(out, MO_EINVAL);
     *out = NULL;
     validate_input_or_ret(f && bb, MO_EINVAL);
-    const int has = contents_has(f, "seg");
-    if (has != 1)
-        return mo_fail(MO_EFORMAT, has < 0 ? "metadata mo.contents is missing or not a list"
-                                           : "the file holds no segmentation head "
-                                             "(mo.contents lacks \"seg\")");
-    int ret = check_backbone(f, bb);
+    int has;
+    int ret = mo_meta_contains(f, "seg", &has);
     if (ret)
+        return ret;
+    if (!has)
+        return mo_fail(MO_EFORMAT, "the file holds no segmentation head (mo.contents lacks "
+                                   "\"seg\")");
+    if ((ret = check_backbone(f, bb)))
         return ret;
     mo_seg *s = calloc(1, sizeof(*s));
     if (!s)
         return mo_fail(MO_ENOMEM, "out of memory");
-    double eps, os;
-    if ((ret = read_names(s, f)) || (ret = read_rates(s, f)) ||
-        (ret = meta_number(f, "seg.bn_eps", 1e-5, &eps)) ||
-        (ret = meta_number(f, "seg.output_stride", 16, &os)))
+    double eps;
+    if ((ret = read_meta(s, f, &eps)))
         goto fail;
-    if (eps < 0) {
-        ret = mo_fail(MO_EFORMAT, "metadata seg.bn_eps=%g is negative", eps);
-        goto fail;
-    }
-    if (os != 8 && os != 16 && os != 32) {
-        ret = mo_fail(MO_EFORMAT, "metadata seg.output_stride=%g is not 8, 16 or 32", os);
-        goto fail;
-    }
-    s->os = (int)os;
 
     /* sizes from the tensors, checked against each other and the backbone */
     mo_tensor_info b0, head, cls;

@@ -61,7 +61,8 @@ MO_API void mo_backbone_default_settings(mo_backbone_settings *s);
  * @param s settings, or NULL for defaults
  * @return MO_OK, MO_EINVAL (NULL, settings.size), MO_ENOMEM, MO_EFORMAT (missing tensor or
  *         "mo.variant", tensor the variant does not have, fused and train-time tensors in
- *         one module, bad "mo.bn_eps", running_var + eps <= 0), MO_EMISMATCH (tensor
+ *         one module, "mo.bn_eps", "mo.mean" or "mo.std" malformed or outside its range
+ *         (weights/FORMAT.md), running_var + eps <= 0), MO_EMISMATCH (tensor
  *         shape), MO_EUNSUPPORTED (unknown variant, "mo.arch" other than "mobileone");
  *         mo_last_error() names the tensor or field
  */

@@ -26,9 +26,12 @@ typedef struct mo_class_score {
  * @param[out] out receives the head; close it with mo_cls_close()
  * @param f an open model file; it may be closed once this returns
  * @param bb the backbone the head runs on
- * @return MO_OK, MO_EINVAL, MO_ENOMEM, MO_EFORMAT (missing tensor/metadata),
- *         MO_EMISMATCH (input width differs from the backbone, or the file names
- *         another backbone)
+ * @return MO_OK, MO_EINVAL, MO_ENOMEM, MO_EFORMAT (missing tensor/metadata, or metadata
+ *         outside its range: "cls.classes", "cls.resize", "cls.crop", "mo.mean", "mo.std",
+ *         see weights/FORMAT.md), MO_EMISMATCH (input width differs from the backbone, or
+ *         the file names another backbone), MO_EUNSUPPORTED (more classes than
+ *         mo_limits.max_categories, or a "cls.crop" whose session would exceed
+ *         mo_limits.model_memory_bytes); mo_last_error() names the field
  */
 MO_API int mo_cls_open(mo_cls **out, const mo_file *f, const mo_backbone *bb);
 

@@ -223,8 +223,10 @@ MO_API void mo_det_default_settings(mo_det_settings *s);
  * @param s settings used by mo_det_run() when it is given none (NULL: defaults); they
  *        also size the workspace (topk_candidates)
  * @return MO_OK; MO_EINVAL (NULL, bad settings); MO_ENOMEM; MO_EFORMAT (no `det`
- *         in mo.contents, missing or malformed metadata or tensor, BatchNorm variance not
- *         positive); MO_EMISMATCH (the head names another backbone, or its channels,
+ *         in mo.contents, missing or malformed metadata or tensor, metadata outside its
+ *         range (weights/FORMAT.md), BatchNorm variance not positive); MO_EUNSUPPORTED
+ *         (more classes than mo_limits.max_categories, or a det.input_size whose session,
+ *         input and workspace would exceed mo_limits.model_memory_bytes); MO_EMISMATCH (the head names another backbone, or its channels,
  *         number of maps or anchors per location do not fit the backbone or its own
  *         configuration); mo_last_error() names the tensor or key and both values.
  */

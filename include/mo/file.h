@@ -68,6 +68,44 @@ MO_API void mo_file_close(mo_file **f);
  */
 MO_API const char *mo_file_meta(const mo_file *f, const char *key);
 
+/**
+ * @brief A numeric metadata field, validated: the one reader of numbers every head, app and
+ *        the pipeline use (weights/FORMAT.md lists the fields and their accepted ranges).
+ * @param f the file
+ * @param key a numeric field the SDK knows, e.g. "cls.crop", "det.min_ratio", "mo.bn_eps"
+ * @param[out] value the number; the field's default when the file lacks it (left unchanged
+ *        when the field has no default)
+ * @return MO_OK, MO_EINVAL (NULL argument, or @p key is not a numeric field), MO_EFORMAT (not
+ *         a number, not finite, outside the field's range, not an integer where one is
+ *         needed); mo_last_error() names the field, e.g. "metadata det.box_clip = -100 must
+ *         be positive (accepted: 0.001..20)"
+ */
+MO_API int mo_file_meta_number(const mo_file *f, const char *key, double *value);
+
+/**
+ * @brief A metadata field holding a list of exactly @p n numbers (e.g. "mo.mean", "mo.std",
+ *        "det.box_weights"), validated as mo_file_meta_number() does each number.
+ * @param f the file
+ * @param key the field
+ * @param[out] v receives @p n values; the field's default when the file lacks it
+ * @param n the length of the field's lists
+ * @return MO_OK, MO_EINVAL (NULL argument, unknown field, other length), MO_EFORMAT (not a
+ *         JSON list of @p n finite numbers, or a value out of range); mo_last_error() names
+ *         the field and the index, e.g. "metadata mo.std[1] = -1 must be positive"
+ */
+MO_API int mo_file_meta_floats(const mo_file *f, const char *key, float *v, int n);
+
+/**
+ * @brief The input normalization a model file asks for: `mo.mean` and `mo.std`, each a list of
+ *        3 finite numbers (RGB, 0..1 scale; std positive), ImageNet's when absent.
+ * @param f the file
+ * @param[out] mean receives the 3 means (written only on success)
+ * @param[out] std receives the 3 standard deviations (written only on success)
+ * @return MO_OK, MO_EINVAL (NULL argument), MO_EFORMAT (malformed or out of range; the
+ *         message names the field)
+ */
+MO_API int mo_file_preprocess(const mo_file *f, float mean[3], float std[3]);
+
 /** @brief Number of tensors in the file. @param f the file @return the count (>= 0) */
 MO_API int mo_file_num_tensors(const mo_file *f);
 

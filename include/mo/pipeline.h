@@ -147,7 +147,8 @@ MO_API void mo_pipeline_default_settings(mo_pipeline_settings *s);
  * @param s settings, or NULL for defaults
  * @return MO_OK; MO_EINVAL (NULL, bad settings, two heads of one kind, a file that holds
  *         no head, segmentation support not built in); MO_EIO, MO_EFORMAT,
- *         MO_EUNSUPPORTED (files); MO_EMISMATCH (a head of another backbone); MO_ENOMEM.
+ *         MO_EUNSUPPORTED (files; the session the heads need together over
+ *         mo_limits.model_memory_bytes); MO_EMISMATCH (a head of another backbone); MO_ENOMEM.
  *         mo_last_error() names the file.
  */
 MO_API int mo_pipeline_open(mo_pipeline **out, const char *backbone_file,

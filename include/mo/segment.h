@@ -73,14 +73,15 @@ typedef struct mo_seg_info {
  * @return MO_OK;
  *         MO_EINVAL (NULL argument);
  *         MO_EFORMAT (no `seg.` tensors, missing tensor or metadata, malformed
- *         `seg.classes` / `seg.rates` / `seg.output_stride` / `seg.bn_eps`, a rate of 0 or
+ *         `seg.classes` / `seg.rates` / `seg.output_stride` / `seg.bn_eps` / `mo.mean` /
+ *         `mo.std` or a value outside its range (weights/FORMAT.md), a rate of 0 or
  *         below or above ::MO_SEG_MAX_RATE, BatchNorm variance not positive);
  *         MO_EMISMATCH (a tensor's shape does not fit the others, the head's input
  *         channels differ from the backbone's stage4 channels, the class list and the
  *         classifier disagree on K, or the file names another backbone variant or
  *         digest);
  *         MO_EUNSUPPORTED (more than ::MO_SEG_MAX_CLASSES classes or
- *         ::MO_SEG_MAX_RATES rates);
+ *         mo_limits.max_categories, or more than ::MO_SEG_MAX_RATES rates);
  *         MO_ENOMEM.
  *         mo_last_error() names the tensor or key.
  */

@@ -63,6 +63,23 @@ def main():
             p = subprocess.run([exe] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
             assert p.returncode == 2 and p.stderr, (args, p.returncode, p.stderr)
+        # Metadata that makes no sense is refused at open (exit 2, the field named), the
+        # same way the library refuses it everywhere (backbone/meta.c); it used to run.
+        sys.path.insert(0, TOOLS)
+        import mofile
+        tensors, meta = mofile.read(model)
+        meta = {k: v for k, v in meta.items()
+                if k not in ("mo.crc32", "mo.format", "mo.format_version")}
+        for key, value, word in (("mo.mean", "[NaN,0.456,0.406]", "mo.mean = [NaN"),
+                                 ("mo.std", "[0.229,-1,0.225]", "mo.std[1] = -1 must be positive"),
+                                 ("mo.bn_eps", "1e30", "mo.bn_eps"),
+                                 ("cls.crop", "4096", "model_memory_bytes")):
+            bad = os.path.join(d, "bad.mo.safetensors")
+            mofile.write(bad, tensors, dict(meta, **{key: value}))
+            p = subprocess.run([exe, "--model", bad, good], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+            assert p.returncode == 2 and word in p.stderr and not p.stdout, (
+                key, value, p.returncode, p.stderr)
     print("mo-classify CLI: all checks passed")
     return 0
 

@@ -114,6 +114,15 @@ def main():
     meta["mo.backbone_digest"] = "0123456789abcdef"
     mofile.write(other, t, {k: v for k, v in meta.items()
                             if k not in ("mo.crc32", "mo.format", "mo.format_version")})
+    # the head with normalization that makes no sense (it used to run, exit 0)
+    t, meta = mofile.read(head)
+    bad_heads = []
+    for n, (key, value) in enumerate((("mo.mean", "[NaN,0.456,0.406]"),
+                                      ("mo.std", "[0.229,-1,0.225]"))):
+        bad_heads.append(w("bad%d.mo.safetensors" % n))
+        mofile.write(bad_heads[-1], t, dict(
+            {k: v for k, v in meta.items()
+             if k not in ("mo.crc32", "mo.format", "mo.format_version")}, **{key: value}))
 
     # inputs: VOC samples, synthetic images of odd sizes and kinds, a duplicate name
     os.makedirs(w("in", "dup"))
@@ -244,6 +253,10 @@ def main():
                        (["--model", w("nope.mo"), probe], "nope.mo"),
                        (["--model", model, probe], "no segmentation head"),
                        (["--model", model, "--head", other, probe], "names backbone"),
+                       (["--model", model, "--head", bad_heads[0], probe],
+                        "mo.mean = [NaN,0.456,0.406]"),
+                       (["--model", model, "--head", bad_heads[1], probe],
+                        "mo.std[1] = -1 must be positive"),
                        (["--model", model, "--bogus", probe], "unknown option")):
         rc, out, err = run([a.app] + args)
         check(rc == 2 and word in err, "exit 2 and '%s' for %s (got %d: %s)" % (
