@@ -11,6 +11,7 @@
  * order is unspecified there; here equal scores keep image order (of the set file) and
  * then the order in which the detections were added, which a shard merge reproduces.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <libxml/tree.h>
 
 #include "eval_internal.h"
+#include "parsers_internal.h"
 
 static const char *const voc_classes[20] = {
     "aeroplane", "bicycle", "bird",  "boat",        "bottle", "bus",   "car",
@@ -189,10 +191,16 @@ static int find_class(const mo_voc_eval *ev, const char *name)
     return -1;
 }
 
-static int load_xml(mo_voc_eval *ev, const char *path, uint32_t img, obj_vec *objs)
+/* The objects of one annotation (XML text of `size` bytes) of the evaluated classes. */
+static int parse_xml(mo_voc_eval *ev, const char *data, size_t size, const char *path,
+                     obj_vec *objs)
 {
-    xmlDoc *doc = xmlReadFile(path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                              XML_PARSE_NOWARNING);
+    if (size > INT_MAX)
+        return mo_fail(MO_EUNSUPPORTED, "%s: over 2 GiB of XML", path);
+    /* From memory: the file was opened by the one reader (regular files only, size limit);
+     * libxml2 would open a FIFO or read /dev/zero without end. */
+    xmlDoc *doc = xmlReadMemory(data, (int)size, path, NULL,
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     if (!doc) {
         const xmlError *e = xmlGetLastError();
         if (e && e->line > 0) {
@@ -203,10 +211,6 @@ static int load_xml(mo_voc_eval *ev, const char *path, uint32_t img, obj_vec *ob
                 msg[--l] = 0;
             return mo_fail(MO_EFORMAT, "%s:%d: invalid XML: %s", path, e->line, msg);
         }
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            return mo_fail(MO_EIO, "%s: cannot open", path);
-        fclose(f);
         return mo_fail(MO_EFORMAT, "%s: invalid XML", path);
     }
     int ret = MO_OK;
@@ -250,11 +254,23 @@ static int load_xml(mo_voc_eval *ev, const char *path, uint32_t img, obj_vec *ob
         if (c < 0)
             continue; /* another class: not evaluated */
         x.cls = (uint32_t)c;
-        (void)img;
         if (push_obj(objs, &x))
             ret = mo_fail(MO_ENOMEM, "%s: out of memory", path);
+        else if (objs->n % 4096 == 0)
+            ret = mo_eval_check_limit(path, objs->n, MO_EVAL_LIMIT_DETECTIONS);
     }
     xmlFreeDoc(doc);
+    return ret;
+}
+
+static int load_xml(mo_voc_eval *ev, const char *path, obj_vec *objs)
+{
+    char *data;
+    size_t size;
+    int ret = mo_eval_read_file(path, 0, &data, &size);
+    if (!ret)
+        ret = parse_xml(ev, data, size, path, objs);
+    free(data);
     return ret;
 }
 
@@ -299,21 +315,29 @@ static int set_classes(mo_voc_eval *ev, const char *const *classes, int n)
     return MO_OK;
 }
 
-static int read_set(mo_voc_eval *ev, const char *path)
+/* The image ids of an ImageSets list (data is NUL-terminated and modified). */
+static int parse_set(mo_voc_eval *ev, char *data, size_t size, const char *path)
 {
-    char *data;
-    size_t size;
-    int ret = mo_eval_read_file(path, 0, &data, &size);
-    if (ret)
-        return ret;
+    int ret = MO_OK;
     size_t lines = 1;
     for (size_t i = 0; i < size; i++)
         lines += data[i] == '\n';
-    ev->images = calloc(lines + 1, sizeof(char *));
-    if (!ev->images) {
-        free(data);
-        return mo_fail(MO_ENOMEM, "out of memory");
+    size_t ids = 0; /* an upper bound: lines with a word */
+    for (size_t i = 0, word = 0; i <= size; i++) {
+        if (i == size || data[i] == '\n') {
+            ids += word;
+            word = 0;
+        } else if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r') {
+            word = 1;
+        }
     }
+    if ((ret = mo_eval_check_limit(path, ids, MO_EVAL_LIMIT_IMAGES)))
+        return ret;
+    if (ids > INT_MAX - 1)
+        return mo_fail(MO_EUNSUPPORTED, "%s: too many image ids", path);
+    ev->images = calloc(lines + 1, sizeof(char *));
+    if (!ev->images)
+        return mo_fail(MO_ENOMEM, "out of memory");
     char *p = data;
     int line = 0;
     while (*p && !ret) {
@@ -334,9 +358,20 @@ static int read_set(mo_voc_eval *ev, const char *path)
         }
         p = e ? e + 1 : p + strlen(p);
     }
-    free(data);
     if (!ret && ev->num_images == 0)
         ret = mo_fail(MO_EFORMAT, "%s: no image ids", path);
+    return ret;
+}
+
+static int read_set(mo_voc_eval *ev, const char *path)
+{
+    char *data;
+    size_t size;
+    int ret = mo_eval_read_file(path, 0, &data, &size);
+    if (ret)
+        return ret;
+    ret = parse_set(ev, data, size, path);
+    free(data);
     return ret;
 }
 
@@ -347,6 +382,11 @@ int mo_voc_eval_open(mo_voc_eval **out, const char *dir, const char *image_set,
     *out = NULL;
     validate_input_or_ret(dir != NULL && image_set != NULL, MO_EINVAL);
     validate_input_or_ret(!classes || (num_classes >= 1 && num_classes <= 100000), MO_EINVAL);
+    int ret = classes ? mo_eval_check_limit("classes", (uint64_t)num_classes,
+                                            MO_EVAL_LIMIT_CATEGORIES)
+                      : MO_OK;
+    if (ret)
+        return ret;
     mo_voc_eval *ev = calloc(1, sizeof(*ev));
     size_t plen = strlen(dir) + strlen(image_set) + 64;
     char *path = malloc(plen);
@@ -355,7 +395,7 @@ int mo_voc_eval_open(mo_voc_eval **out, const char *dir, const char *image_set,
         free(path);
         return mo_fail(MO_ENOMEM, "out of memory");
     }
-    int ret = classes ? set_classes(ev, classes, num_classes) : set_classes(ev, voc_classes, 20);
+    ret = classes ? set_classes(ev, classes, num_classes) : set_classes(ev, voc_classes, 20);
     snprintf(path, plen, "%s/ImageSets/Main/%s.txt", dir, image_set);
     if (!ret)
         ret = read_set(ev, path);
@@ -374,10 +414,43 @@ int mo_voc_eval_open(mo_voc_eval **out, const char *dir, const char *image_set,
             plen = need;
         }
         snprintf(path, plen, "%s/Annotations/%s.xml", dir, ev->images[i]);
-        ret = load_xml(ev, path, (uint32_t)i, &objs);
+        ret = load_xml(ev, path, &objs);
         ev->gt_start[i + 1] = objs.n;
     }
     free(path);
+    ev->gt = objs.v;
+    if (!ret)
+        ret = alloc_common(ev);
+    if (ret) {
+        mo_voc_eval_close(&ev);
+        return ret;
+    }
+    ev->fingerprint = fingerprint(ev);
+    *out = ev;
+    return MO_OK;
+}
+
+int mo_voc_eval_open_memory(mo_voc_eval **out, char *set, size_t set_size, const char *xml,
+                            size_t xml_size, const char *name)
+{
+    validate_input_or_ret(out != NULL, MO_EINVAL);
+    *out = NULL;
+    validate_input_or_ret(set != NULL && name != NULL && set[set_size] == 0, MO_EINVAL);
+    mo_voc_eval *ev = calloc(1, sizeof(*ev));
+    if (!ev || !(ev->name = dup_str(name))) {
+        free(ev);
+        return mo_fail(MO_ENOMEM, "out of memory");
+    }
+    int ret = set_classes(ev, voc_classes, 20);
+    if (!ret)
+        ret = parse_set(ev, set, set_size, name);
+    obj_vec objs = { 0 };
+    if (!ret && !(ev->gt_start = calloc((size_t)ev->num_images + 1, sizeof(size_t))))
+        ret = mo_fail(MO_ENOMEM, "out of memory");
+    if (!ret && xml)
+        ret = parse_xml(ev, xml, xml_size, name, &objs);
+    for (int i = 0; !ret && i < ev->num_images; i++)
+        ev->gt_start[i + 1] = objs.n;
     ev->gt = objs.v;
     if (!ret)
         ret = alloc_common(ev);
@@ -431,6 +504,9 @@ static int reserve_dt(mo_voc_eval *ev, size_t more)
         cap *= 2;
     if (cap > UINT32_MAX)
         return mo_fail(MO_EUNSUPPORTED, "more than 2^32 detections");
+    int ret = mo_eval_check_limit(ev->name, ev->num_dt + more, MO_EVAL_LIMIT_DETECTIONS);
+    if (ret)
+        return ret;
     voc_dt *d = realloc(ev->dt, sizeof(*d) * cap);
     if (!d)
         return mo_fail(MO_ENOMEM, "out of memory for detections");
@@ -489,11 +565,23 @@ int mo_voc_eval_load_detections(mo_voc_eval *ev, int cls, const char *path)
     int ret = mo_eval_read_file(path, 0, &data, &size);
     if (ret)
         return ret;
-    name_idx *idx = malloc(sizeof(*idx) * (size_t)ev->num_images);
-    if (!idx) {
-        free(data);
+    ret = mo_voc_eval_load_detections_memory(ev, cls, data, size, path);
+    free(data);
+    return ret;
+}
+
+int mo_voc_eval_load_detections_memory(mo_voc_eval *ev, int cls, char *data, size_t size,
+                                       const char *path)
+{
+    validate_input_or_ret(ev != NULL && data != NULL && path != NULL && cls >= 0 &&
+                              cls < ev->num_classes && data[size] == 0,
+                          MO_EINVAL);
+    if (ev->from_state)
+        return mo_fail(MO_EINVAL, "%s: opened from a state file", ev->name);
+    int ret = MO_OK;
+    name_idx *idx = malloc(sizeof(*idx) * ((size_t)ev->num_images + 1));
+    if (!idx)
         return mo_fail(MO_ENOMEM, "out of memory");
-    }
     for (int i = 0; i < ev->num_images; i++)
         idx[i] = (name_idx){ ev->images[i], i };
     qsort(idx, (size_t)ev->num_images, sizeof(*idx), cmp_name);
@@ -507,7 +595,9 @@ int mo_voc_eval_load_detections(mo_voc_eval *ev, int cls, const char *path)
         line++;
         char *tok[7];
         int nt = 0;
-        for (char *s = strtok(p, " \t\r"); s && nt < 7; s = strtok(NULL, " \t\r"))
+        char *save = NULL;
+        for (char *s = strtok_r(p, " \t\r", &save); s && nt < 7;
+             s = strtok_r(NULL, " \t\r", &save))
             tok[nt++] = s;
         if (nt == 0) {
             /* blank line */
@@ -533,7 +623,6 @@ int mo_voc_eval_load_detections(mo_voc_eval *ev, int cls, const char *path)
         p = e ? e + 1 : p + strlen(p);
     }
     free(idx);
-    free(data);
     if (ret)
         ev->num_dt = start;
     return ret;
@@ -934,13 +1023,13 @@ static int read_records(mo_voc_eval *ev, mo_rbuf *r)
     return MO_OK;
 }
 
-int mo_voc_eval_open_state(mo_voc_eval **out, const char *path)
+int mo_voc_eval_open_state_memory(mo_voc_eval **out, const uint8_t *data, size_t size,
+    const char *path)
 {
-    validate_input_or_ret(out != NULL && path != NULL, MO_EINVAL);
+    validate_input_or_ret(out != NULL && path != NULL && (data != NULL || !size), MO_EINVAL);
     *out = NULL;
     mo_rbuf r;
-    char *file = NULL;
-    int ret = mo_rbuf_open(&r, path, MO_STATE_VOC, &file);
+    int ret = mo_rbuf_open_memory(&r, data, size, path, MO_STATE_VOC);
     mo_voc_eval *ev = NULL;
     if (!ret && (!(ev = calloc(1, sizeof(*ev))) || !(ev->name = dup_str(path))))
         ret = mo_fail(MO_ENOMEM, "out of memory");
@@ -949,6 +1038,8 @@ int mo_voc_eval_open_state(mo_voc_eval **out, const char *path)
         ev->fingerprint = mo_rbuf_u64(&r);
         ev->iou = mo_rbuf_f64(&r);
         uint32_t nc = mo_rbuf_u32(&r);
+        if (!r.err && (ret = mo_eval_check_limit(path, nc, MO_EVAL_LIMIT_CATEGORIES)))
+            r.err = ret;
         if (!mo_rbuf_check_count(&r, nc, 4) && nc > 0) {
             if (!(ev->classes = calloc(nc + 1, sizeof(char *))))
                 ret = mo_fail(MO_ENOMEM, "out of memory");
@@ -960,6 +1051,8 @@ int mo_voc_eval_open_state(mo_voc_eval **out, const char *path)
             mo_rbuf_fail(&r, "no classes");
         }
         uint32_t ni = mo_rbuf_u32(&r);
+        if (!ret && !r.err && (ret = mo_eval_check_limit(path, ni, MO_EVAL_LIMIT_IMAGES)))
+            r.err = ret;
         if (!ret && !mo_rbuf_check_count(&r, ni, 4)) {
             if (!(ev->images = calloc(ni + 1, sizeof(char *))))
                 ret = mo_fail(MO_ENOMEM, "out of memory");
@@ -975,7 +1068,6 @@ int mo_voc_eval_open_state(mo_voc_eval **out, const char *path)
         if (!ret)
             ret = read_records(ev, &r);
     }
-    free(file);
     if (ret) {
         mo_voc_eval_close(&ev);
         return ret;
@@ -984,12 +1076,25 @@ int mo_voc_eval_open_state(mo_voc_eval **out, const char *path)
     return MO_OK;
 }
 
-int mo_voc_eval_load_state(mo_voc_eval *ev, const char *path)
+int mo_voc_eval_open_state(mo_voc_eval **out, const char *path)
 {
-    validate_input_or_ret(ev != NULL && path != NULL, MO_EINVAL);
+    validate_input_or_ret(out != NULL && path != NULL, MO_EINVAL);
+    *out = NULL;
+    char *file;
+    size_t size;
+    int ret = mo_eval_read_file(path, 0, &file, &size);
+    if (!ret)
+        ret = mo_voc_eval_open_state_memory(out, (const uint8_t *)file, size, path);
+    free(file);
+    return ret;
+}
+
+int mo_voc_eval_load_state_memory(mo_voc_eval *ev, const uint8_t *data, size_t size,
+    const char *path)
+{
+    validate_input_or_ret(ev != NULL && path != NULL && (data != NULL || !size), MO_EINVAL);
     mo_rbuf r;
-    char *file = NULL;
-    int ret = mo_rbuf_open(&r, path, MO_STATE_VOC, &file);
+    int ret = mo_rbuf_open_memory(&r, data, size, path, MO_STATE_VOC);
     if (!ret) {
         uint64_t fp = mo_rbuf_u64(&r);
         double iou = mo_rbuf_f64(&r);
@@ -1014,7 +1119,18 @@ int mo_voc_eval_load_state(mo_voc_eval *ev, const char *path)
             ret = read_records(ev, &r);
         }
     }
-    free(file);
     ev->accumulated = 0;
+    return ret;
+}
+
+int mo_voc_eval_load_state(mo_voc_eval *ev, const char *path)
+{
+    validate_input_or_ret(ev != NULL && path != NULL, MO_EINVAL);
+    char *file;
+    size_t size;
+    int ret = mo_eval_read_file(path, 0, &file, &size);
+    if (!ret)
+        ret = mo_voc_eval_load_state_memory(ev, (const uint8_t *)file, size, path);
+    free(file);
     return ret;
 }

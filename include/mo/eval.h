@@ -433,6 +433,24 @@ MO_API int mo_seg_eval_add(mo_seg_eval *ev, const uint8_t *gt, const uint8_t *pr
  */
 MO_API int mo_seg_eval_add_files(mo_seg_eval *ev, const char *gt_png, const char *pred_png);
 
+/**
+ * @brief Declare the image list of a (sharded) evaluation and which of its images this
+ *        evaluator counts: those with index i % num_shards == shard.
+ *
+ * The state file then carries a digest of the list and the images counted, so that
+ * mo_seg_eval_load_state() refuses a state of another list or one that counts an image
+ * again (the same shard twice), and mo_seg_eval_metrics() refuses a merge where an image of
+ * the list is in no state (a missing shard). Without it nothing of the kind is checked.
+ * @param ev the evaluator
+ * @param ids the image ids in list order (each not NULL)
+ * @param n number of ids (1 .. mo_limits.max_images)
+ * @param shard this evaluator's shard, 0 .. num_shards - 1
+ * @param num_shards number of shards (1: every image)
+ * @return MO_OK; MO_EINVAL; MO_EUNSUPPORTED (n over max_images); MO_ENOMEM
+ */
+MO_API int mo_seg_eval_set_images(mo_seg_eval *ev, const char *const *ids, int n, int shard,
+                                  int num_shards);
+
 /** @brief Number of classes. @param ev the evaluator @return the count */
 MO_API int mo_seg_eval_num_classes(const mo_seg_eval *ev);
 /** @brief The confusion matrix. @param ev the evaluator
@@ -445,12 +463,14 @@ MO_API const uint64_t *mo_seg_eval_confusion(const mo_seg_eval *ev);
  * @param[out] iou per-class IoU (num_classes values, NaN where row + col == 0), or NULL
  * @param[out] acc per-class accuracy (NaN where the row is empty), or NULL
  * @param ev the evaluator
- * @return MO_OK, MO_EINVAL
+ * @return MO_OK, MO_EINVAL (also when an image declared with mo_seg_eval_set_images() is
+ *         counted by none of the merged states: a missing shard)
  */
 MO_API int mo_seg_eval_metrics(const mo_seg_eval *ev, mo_seg_metrics *out, double *iou,
                                double *acc);
 
-/** @brief Save the confusion matrix. @param ev the evaluator @param path file to write
+/** @brief Save the confusion matrix (and the image list's digest and the images counted,
+ *  see mo_seg_eval_set_images()). @param ev the evaluator @param path file to write
  *  @return MO_OK, MO_EINVAL, MO_EIO */
 MO_API int mo_seg_eval_save_state(const mo_seg_eval *ev, const char *path);
 /** @brief Open an evaluator from a state file.
@@ -460,8 +480,9 @@ MO_API int mo_seg_eval_save_state(const mo_seg_eval *ev, const char *path);
 MO_API int mo_seg_eval_open_state(mo_seg_eval **out, const char *path);
 /** @brief Add a state file's matrix. @param ev the evaluator
  *  @param path a state file of mo_seg_eval_save_state()
- *  @return MO_OK, MO_EINVAL, MO_EIO, MO_EFORMAT, MO_EMISMATCH (other classes or ignore
- *          index) */
+ *  @return MO_OK, MO_EINVAL, MO_EIO, MO_EFORMAT (also a state of an older format
+ *          version), MO_EMISMATCH (other classes or ignore index, another image list, or an
+ *          image already counted: overlapping shards) */
 MO_API int mo_seg_eval_load_state(mo_seg_eval *ev, const char *path);
 
 /* -------------------------------------------------------------------- classification */
