@@ -489,7 +489,7 @@ static int load_gt(mo_coco_eval *ev, const char *data, size_t size, const char *
     }
     if ((ret = mo_eval_check_limit(name, images.n, MO_EVAL_LIMIT_IMAGES)) ||
         (ret = mo_eval_check_limit(name, cats.n, MO_EVAL_LIMIT_CATEGORIES)) ||
-        (ret = mo_eval_check_limit(name, anns.n, MO_EVAL_LIMIT_DETECTIONS)))
+        (ret = mo_eval_check_limit(name, anns.n, MO_EVAL_LIMIT_BOXES)))
         goto done;
     if (sorted_ids(images.v, images.n, &ev->image_ids, &ev->image_files, &ev->num_images) ||
         sorted_ids(cats.v, cats.n, &ev->cat_ids, &ev->cat_names, &ev->num_cats)) {

@@ -17,7 +17,12 @@ int mo_eval_read_file(const char *path, int json, char **data, size_t *size);
 
 /* A count of what a file or caller hands the evaluator, checked against mo_limits before it
  * is allocated for: MO_EUNSUPPORTED naming the limit when over it. */
-enum { MO_EVAL_LIMIT_CATEGORIES = 0, MO_EVAL_LIMIT_IMAGES = 1, MO_EVAL_LIMIT_DETECTIONS = 2 };
+enum {
+    MO_EVAL_LIMIT_CATEGORIES = 0,
+    MO_EVAL_LIMIT_IMAGES = 1,
+    MO_EVAL_LIMIT_DETECTIONS = 2,
+    MO_EVAL_LIMIT_BOXES = 3 /* ground truth boxes: also max_detections */
+};
 int mo_eval_check_limit(const char *name, uint64_t n, int which);
 
 /* ------------------------------------------------ a strict streaming JSON reader */

@@ -23,8 +23,10 @@ int mo_eval_check_limit(const char *name, uint64_t n, int which)
 {
     mo_limits lim;
     mo_limits_get(&lim);
-    static const char *const what[3] = { "categories", "images", "detections" };
-    static const char *const limit[3] = { "max_categories", "max_images", "max_detections" };
+    static const char *const what[4] = { "categories", "images", "detections",
+                                         "ground truth boxes" };
+    static const char *const limit[4] = { "max_categories", "max_images", "max_detections",
+                                          "max_detections" };
     const int64_t max = which == MO_EVAL_LIMIT_CATEGORIES ? lim.max_categories
                         : which == MO_EVAL_LIMIT_IMAGES   ? lim.max_images
                                                           : lim.max_detections;

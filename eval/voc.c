@@ -257,7 +257,7 @@ static int parse_xml(mo_voc_eval *ev, const char *data, size_t size, const char 
         if (push_obj(objs, &x))
             ret = mo_fail(MO_ENOMEM, "%s: out of memory", path);
         else if (objs->n % 4096 == 0)
-            ret = mo_eval_check_limit(path, objs->n, MO_EVAL_LIMIT_DETECTIONS);
+            ret = mo_eval_check_limit(path, objs->n, MO_EVAL_LIMIT_BOXES);
     }
     xmlFreeDoc(doc);
     return ret;

@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "mo/eval.h"
+#include "mo/limits.h"
 
 static char tmpdir[64];
 
@@ -387,6 +389,93 @@ static void voc_basic(void **state)
     assert_null(ev);
 }
 
+/* ------------------------------------------------------------------------- limits */
+
+/* gt_json with `extra` more categories without annotations (ids 1000...). */
+static char *gt_with_categories(int extra)
+{
+    const char *cut = strstr(gt_json, "{\"id\": 2, \"name\": \"dog\"}");
+    size_t head = (size_t)(cut - gt_json), cap = strlen(gt_json) + (size_t)extra * 32 + 1;
+    char *s = malloc(cap);
+    assert_non_null(s);
+    memcpy(s, gt_json, head);
+    size_t n = head;
+    for (int k = 0; k < extra; k++)
+        n += (size_t)snprintf(s + n, cap - n, "{\"id\": %d}, ", 1000 + k);
+    strcpy(s + n, cut);
+    return s;
+}
+
+/* Categories nothing refers to cost no memory in accumulate (they cost 97 KB each, 10 GB
+ * for 100k, before); over max_categories the ground truth is refused naming the limit. */
+static void coco_many_categories(void **state)
+{
+    (void)state;
+    const mo_coco_det d[] = {
+        { 7, 1, { 10, 10, 50, 50 }, 0.9 }, { 7, 1, { 100, 100, 25, 20 }, 0.8 },
+        { 3, 2, { 0, 0, 200, 90 }, 0.7 },  { 3, 1000, { 5, 5, 9, 9 }, 0.6 },
+    };
+    mo_coco_eval *ev = open_gt();
+    double ref[12], got[12], pr_ref[101], pr_got[101];
+    assert_int_equal(mo_coco_eval_add_detections(ev, d, 4), MO_OK);
+    run_all(ev, ref);
+    assert_int_equal(mo_coco_eval_pr_curve(ev, -1, 3, pr_ref), MO_OK);
+    mo_coco_eval_close(&ev);
+
+    enum { EXTRA = 30000 };
+    char *gt = gt_with_categories(EXTRA);
+    expect_error(mo_coco_eval_open_memory(&ev, gt, strlen(gt), "big.json"), MO_EUNSUPPORTED,
+                 "max_categories");
+    mo_limits lim;
+    mo_limits_get(&lim);
+    lim.max_categories = 100000;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    assert_int_equal(mo_coco_eval_open_memory(&ev, gt, strlen(gt), "big.json"), MO_OK);
+    assert_int_equal(mo_coco_eval_num_categories(ev), EXTRA + 2);
+    assert_int_equal(mo_coco_eval_add_detections(ev, d, 4), MO_OK);
+    run_all(ev, got);
+    for (int i = 0; i < 12; i++)
+        assert_true(got[i] == ref[i]); /* bit for bit: the same values in the same order */
+    assert_int_equal(mo_coco_eval_pr_curve(ev, -1, 3, pr_got), MO_OK);
+    assert_memory_equal(pr_got, pr_ref, sizeof(pr_ref));
+    /* category 1000 has a detection and no ground truth: -1 as in pycocotools; 1001 nothing */
+    assert_true(mo_coco_eval_category_ap(ev, 2, -1) == -1);
+    assert_true(mo_coco_eval_category_ap(ev, 3, -1) == -1);
+    assert_int_equal(mo_coco_eval_pr_curve(ev, 3, 0, pr_got), MO_OK);
+    assert_true(pr_got[0] == -1 && pr_got[100] == -1);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    if (ru.ru_maxrss > 1024 * 1024) { /* KiB: 30k categories took 2.9 GB before */
+        print_error("peak RSS %ld KiB for %d empty categories\n", ru.ru_maxrss, EXTRA);
+        fail();
+    }
+    mo_coco_eval_close(&ev);
+    free(gt);
+
+    /* Detections over max_detections, VOC classes over max_categories, seg lists over
+     * max_images. */
+    ev = open_gt();
+    lim.max_detections = 3;
+    lim.max_categories = 2;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    expect_error(mo_coco_eval_add_detections(ev, d, 4), MO_EUNSUPPORTED, "max_detections");
+    mo_coco_eval_close(&ev);
+    lim.max_images = 1;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    expect_error(mo_coco_eval_open_memory(&ev, gt_json, strlen(gt_json), "gt.json"),
+                 MO_EUNSUPPORTED, "max_images");
+    const char *classes[] = { "cat", "dog", "bird" };
+    mo_voc_eval *voc = NULL;
+    expect_error(mo_voc_eval_open(&voc, tmpdir, "val", classes, 3), MO_EUNSUPPORTED,
+                 "max_categories");
+    mo_seg_eval *seg = NULL;
+    assert_int_equal(mo_seg_eval_open(&seg, 3, 255), MO_OK);
+    const char *ids[] = { "a", "b" };
+    expect_error(mo_seg_eval_set_images(seg, ids, 2, 0, 1), MO_EUNSUPPORTED, "max_images");
+    mo_seg_eval_close(&seg);
+    assert_int_equal(mo_limits_set(NULL), MO_OK);
+}
+
 /* ------------------------------------------------------------------------------ seg */
 
 static void seg_basic(void **state)
@@ -471,6 +560,7 @@ int main(void)
         cmocka_unit_test(coco_maxdets), cmocka_unit_test(coco_json_errors),
         cmocka_unit_test(coco_states),  cmocka_unit_test(voc_basic),
         cmocka_unit_test(seg_basic),    cmocka_unit_test(topk_and_plot),
+        cmocka_unit_test(coco_many_categories),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];
