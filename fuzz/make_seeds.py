@@ -115,7 +115,11 @@ def voc_xml_seeds():
              "no_box.xml": b"<annotation><object><name>cat</name></object></annotation>",
              "bad_number.xml": VOC_XML.replace(b"30.5", b"3e999"),
              "difficult2.xml": VOC_XML.replace(b"<difficult>1", b"<difficult>2"),
-             "other_root.xml": b"<voc/>", "empty.xml": b""}
+             "other_root.xml": b"<voc/>", "empty.xml": b"",
+             # no object of the 20 classes: no ground truth at all (was NULL + 0 in evaluate)
+             "no_class.xml": b"<annotation><object><name>unicorn</name><bndbox><xmin>1</xmin>"
+                             b"<ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></object>"
+                             b"</annotation>"}
     for i, d in enumerate(damaged(VOC_XML)):
         seeds["damaged%d.xml" % i] = d
     return seeds
@@ -161,15 +165,15 @@ def coco_state(records, ni=3):
 
 
 def voc_state(records, ni=3):
-    """Classes cat and dog, images a.., records [(image, [(npos, ndet)])]."""
+    """Classes cat and dog, images a.., records [(image, [(class, npos, ndet)])]."""
     b = struct.pack("<Q", 0x5678) + struct.pack("<d", 0.5) + struct.pack("<I", 2)
     b += sstr(b"cat") + sstr(b"dog") + struct.pack("<I", ni)
     b += b"".join(sstr(bytes([97 + i])) for i in range(ni))
     b += struct.pack("<I", len(records))
     for img, cells in records:
-        nd = sum(c[1] for c in cells)
-        b += struct.pack("<II", img, nd)
-        b += b"".join(struct.pack("<II", npos, ndet) for npos, ndet in cells)
+        nd = sum(c[2] for c in cells)
+        b += struct.pack("<III", img, nd, len(cells))
+        b += b"".join(struct.pack("<III", cls, npos, ndet) for cls, npos, ndet in cells)
         b += b"".join(struct.pack("<d", 0.5 + 0.1 * j) for j in range(nd))
         b += bytes(j % 3 for j in range(nd))
     return state(2, b)
@@ -187,8 +191,8 @@ def eval_state_seeds():
     """State files (fuzz_eval_state recomputes the CRC): one state, or two to merge."""
     c0 = coco_state([(0, [(0, 2, (1, 1, 0, 0)), (1, 1, (0, 0, 0, 0))]), (2, [(1, 0, (2, 0, 2, 0))])])
     c1 = coco_state([(1, [(0, 3, (2, 0, 1, 1))])])
-    v0 = voc_state([(0, [(1, 2), (0, 1)]), (2, [(2, 0), (1, 1)])])
-    v1 = voc_state([(1, [(0, 1), (3, 2)])])
+    v0 = voc_state([(0, [(0, 1, 2), (1, 0, 1)]), (2, [(1, 1, 1)])])
+    v1 = voc_state([(1, [(0, 0, 1), (1, 3, 2)])])
     s0, s1 = seg_state([0, 2, 4]), seg_state([1, 3])
     seeds = {"coco": c0, "coco_merge": c0 + c1, "coco_overlap": c0 + c0, "coco_missing": c1,
              "voc": v0, "voc_merge": v0 + v1, "voc_overlap": v1 + v1,

@@ -476,6 +476,83 @@ static void coco_many_categories(void **state)
     assert_int_equal(mo_limits_set(NULL), MO_OK);
 }
 
+/* VOC with many classes and images: a record per image holds only the classes the image has
+ * (it held every class: 2000 images x 50000 classes were 1.2 GB). */
+static void voc_many_classes(void **state)
+{
+    (void)state;
+    enum { IMAGES = 2000, CLASSES = 50000 };
+    char dir[256], p[300];
+    snprintf(dir, sizeof(dir), "%s/vocbig", tmpdir);
+    mkdir(dir, 0755);
+    snprintf(p, sizeof(p), "%s/Annotations", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/ImageSets", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/ImageSets/Main", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/ImageSets/Main/val.txt", dir);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    for (int i = 0; i < IMAGES; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "i%d", i);
+        fprintf(f, "%s\n", id);
+        write_xml(dir, id, i % 2 ? OBJ("c7", 0, 1, 1, 10, 10) : OBJ("c3", 0, 1, 1, 10, 10));
+    }
+    fclose(f);
+    char **names = malloc(sizeof(char *) * CLASSES);
+    assert_non_null(names);
+    for (int c = 0; c < CLASSES; c++) {
+        names[c] = malloc(12);
+        snprintf(names[c], 12, "c%d", c);
+    }
+    mo_limits lim;
+    mo_limits_get(&lim);
+    lim.max_categories = CLASSES;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    mo_voc_eval *ev = NULL;
+    assert_int_equal(mo_voc_eval_open(&ev, dir, "val", (const char *const *)names, CLASSES),
+                     MO_OK);
+    /* c7: a hit in every odd image; c3: a miss in every even one */
+    for (int i = 0; i < IMAGES; i++) {
+        mo_voc_det d = { i, i % 2 ? 7 : 3, 0.5, { 1, 1, 10, 10 } };
+        if (i % 2 == 0)
+            d.box[0] = 9;
+        assert_int_equal(mo_voc_eval_add_detections(ev, &d, 1), MO_OK);
+    }
+    assert_int_equal(mo_voc_eval_evaluate(ev, 0.5, 0, 2, NULL, NULL), MO_OK);
+    assert_int_equal(mo_voc_eval_save_state(ev, tmp_path("vocbig0")), MO_OK);
+    mo_voc_eval_close(&ev);
+    assert_int_equal(mo_voc_eval_open(&ev, dir, "val", (const char *const *)names, CLASSES),
+                     MO_OK);
+    for (int i = 0; i < IMAGES; i++) {
+        mo_voc_det d = { i, i % 2 ? 7 : 3, 0.5, { 1, 1, 10, 10 } };
+        if (i % 2 == 0)
+            d.box[0] = 9;
+        assert_int_equal(mo_voc_eval_add_detections(ev, &d, 1), MO_OK);
+    }
+    assert_int_equal(mo_voc_eval_evaluate(ev, 0.5, 1, 2, NULL, NULL), MO_OK);
+    assert_int_equal(mo_voc_eval_load_state(ev, tmp_path("vocbig0")), MO_OK);
+    assert_int_equal(mo_voc_eval_accumulate(ev), MO_OK);
+    assert_true(mo_voc_eval_ap(ev, 7, 0) == 1.0);
+    assert_true(mo_voc_eval_ap(ev, 3, 0) == 0.0);
+    assert_true(mo_voc_eval_ap(ev, 4, 0) == -1);
+    assert_true(mo_voc_eval_map(ev, 0) == 0.5);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    if (ru.ru_maxrss > 512 * 1024) {
+        print_error("peak RSS %ld KiB for %d images x %d classes\n", ru.ru_maxrss, IMAGES,
+                    CLASSES);
+        fail();
+    }
+    mo_voc_eval_close(&ev);
+    for (int c = 0; c < CLASSES; c++)
+        free(names[c]);
+    free(names);
+    assert_int_equal(mo_limits_set(NULL), MO_OK);
+}
+
 /* ------------------------------------------------------------------------------ seg */
 
 static void seg_basic(void **state)
@@ -561,6 +638,7 @@ int main(void)
         cmocka_unit_test(coco_states),  cmocka_unit_test(voc_basic),
         cmocka_unit_test(seg_basic),    cmocka_unit_test(topk_and_plot),
         cmocka_unit_test(coco_many_categories),
+        cmocka_unit_test(voc_many_classes),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];
