@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "eval_internal.h"
 #include "parsers_internal.h"
@@ -254,6 +255,7 @@ int mo_top1_match(const mo_top1_item *items, size_t n, const char *root,
     int ret = MO_OK;
     char *nroot = root ? norm_path(root) : NULL;
     char *rroot = root ? realpath(root, NULL) : NULL; /* for absolute prediction paths */
+    char *cwd = rroot ? getcwd(NULL, 0) : NULL;       /* for relative ones, root absolute */
     char **norm = calloc(np + 1, sizeof(char *));
     key_ref *keys = malloc(sizeof(*keys) * (np + 1));
     if ((root && !nroot) || !norm || !keys)
@@ -266,6 +268,26 @@ int mo_top1_match(const mo_top1_item *items, size_t n, const char *root,
         const char *k = under(norm[j], nroot);
         if (k == norm[j] && rroot && norm[j][0] == '/')
             k = under(norm[j], rroot);
+        if (k == norm[j] && rroot && cwd && norm[j][0] != '/') {
+            /* "data/a.jpg" from the working folder with --root /abs/data */
+            char *abs = malloc(strlen(cwd) + strlen(norm[j]) + 2), *n2 = NULL;
+            if (abs) {
+                sprintf(abs, "%s/%s", cwd, norm[j]);
+                n2 = norm_path(abs);
+                free(abs);
+            }
+            if (!n2) {
+                ret = mo_fail(MO_ENOMEM, "out of memory");
+                break;
+            }
+            if (under(n2, rroot) != n2) {
+                free(norm[j]);
+                norm[j] = n2;
+                k = under(n2, rroot);
+            } else {
+                free(n2);
+            }
+        }
         keys[j] = (key_ref){ k, j };
     }
     if (!ret)
@@ -305,5 +327,6 @@ int mo_top1_match(const mo_top1_item *items, size_t n, const char *root,
     free(keys);
     free(nroot);
     free(rroot);
+    free(cwd);
     return ret;
 }

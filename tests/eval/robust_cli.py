@@ -152,6 +152,7 @@ def seg_shards(mo, w, c):
 
 def top1(mo, w, c):
     root = os.path.join(w, "top1")
+    os.makedirs(root)  # its real path resolves absolute and working-folder paths
     lst = os.path.join(w, "top1-list.txt")
     open(lst, "w").write("a/x.jpg\t1\nb/x.jpg\t2\n")
     pred = os.path.join(w, "top1-pred.json")
@@ -174,6 +175,16 @@ def top1(mo, w, c):
         got = json.load(open(js))
         if (got["images"], got["correct1"]) != (2, 1):
             c.failed.append("top1 relative paths: %r, wanted 1 of 2" % got)
+    # Relative to the working folder, --root absolute.
+    json.dump([{"image": "top1/b/x.jpg", "top": [{"class": 2}]}, {"image": "./top1/a//x.jpg",
+               "top": [{"class": 1}]}], open(pred, "w"))
+    p = run([mo, "top1", "--list", lst, "--root", os.path.abspath(root), "--pred", pred,
+             "--json", js], cwd=w)
+    if p is None or p.returncode or json.load(open(js))["correct1"] != 2:
+        c.failed.append("top1 paths relative to the working folder: %s" %
+                        ("timeout" if p is None else p.stderr.strip() or open(js).read()))
+    else:
+        print("ok  top1 paths relative to the working folder")
     json.dump([{"image": "a/x.jpg", "top": [{"class": 1}]}, {"image": "b/x.jpg",
                "top": [{"class": 2}]}, {"image": "./a/x.jpg", "top": [{"class": 3}]}],
               open(pred, "w"))
@@ -208,6 +219,7 @@ def main():
     ap.add_argument("--mo-eval", required=True)
     ap.add_argument("--work", required=True)
     a = ap.parse_args()
+    a.mo_eval = os.path.abspath(a.mo_eval)  # some runs change the working folder
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
     c = Check()
