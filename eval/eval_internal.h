@@ -91,9 +91,8 @@ typedef struct mo_rbuf {
     int err;
 } mo_rbuf;
 
-/* Read a state file of `kind` (checks magic, kind and CRC). `*file` is to be freed. */
-int mo_rbuf_open(mo_rbuf *r, const char *path, uint32_t kind, char **file);
-/* Same on a state file in memory (data stays the caller's). */
+/* Start reading a state file of `kind` in memory (checks magic, format version, kind and
+ * CRC; data stays the caller's). */
 int mo_rbuf_open_memory(mo_rbuf *r, const uint8_t *data, size_t size, const char *name,
                         uint32_t kind);
 uint32_t mo_rbuf_u32(mo_rbuf *r);

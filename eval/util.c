@@ -300,16 +300,6 @@ int mo_rbuf_check_count(mo_rbuf *r, uint64_t count, size_t unit)
     return MO_OK;
 }
 
-int mo_rbuf_open(mo_rbuf *r, const char *path, uint32_t kind, char **file)
-{
-    memset(r, 0, sizeof(*r));
-    size_t size;
-    int ret = mo_eval_read_file(path, 0, file, &size);
-    if (ret)
-        return ret;
-    return mo_rbuf_open_memory(r, (const uint8_t *)*file, size, path, kind);
-}
-
 int mo_rbuf_open_memory(mo_rbuf *r, const uint8_t *data, size_t size, const char *name,
                         uint32_t kind)
 {
