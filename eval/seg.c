@@ -30,6 +30,10 @@ int mo_seg_eval_open(mo_seg_eval **out, int num_classes, int ignore_index)
     *out = NULL;
     validate_input_or_ret(num_classes >= 1 && num_classes <= 255, MO_EINVAL);
     validate_input_or_ret(ignore_index >= -1 && ignore_index <= 255, MO_EINVAL);
+    int ret = mo_eval_check_limit("segmentation", (uint64_t)num_classes,
+                                  MO_EVAL_LIMIT_CATEGORIES);
+    if (ret)
+        return ret;
     mo_seg_eval *ev = calloc(1, sizeof(*ev));
     if (!ev || !(ev->cm = calloc((size_t)num_classes * (size_t)num_classes, sizeof(uint64_t)))) {
         free(ev);

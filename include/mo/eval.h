@@ -73,8 +73,10 @@ typedef struct mo_coco_det {
  * as pycocotools does.
  * @param[out] out receives the evaluator; close it with mo_coco_eval_close()
  * @param path ground truth JSON file
- * @return MO_OK; MO_EINVAL (NULL); MO_EIO (cannot read); MO_EFORMAT (invalid JSON: line
- *         and column; missing or mistyped key: JSON path); MO_ENOMEM
+ * @return MO_OK; MO_EINVAL (NULL); MO_EIO (cannot read, not a regular file); MO_EFORMAT
+ *         (invalid JSON: line and column; missing or mistyped key: JSON path);
+ *         MO_EUNSUPPORTED (over a limit of mo/limits.h: json_file_bytes, max_images,
+ *         max_categories, max_detections; the message names it); MO_ENOMEM
  */
 MO_API int mo_coco_eval_open(mo_coco_eval **out, const char *path);
 
@@ -120,7 +122,8 @@ MO_API const char *mo_coco_eval_category_name(const mo_coco_eval *ev, int k);
  * @param dets the detections
  * @param n their number
  * @return MO_OK; MO_EINVAL (NULL, an image id the ground truth lacks, a non-finite box
- *         or score: the message names the index); MO_ENOMEM
+ *         or score: the message names the index); MO_EUNSUPPORTED (more detections in
+ *         all than mo_limits.max_detections); MO_ENOMEM
  */
 MO_API int mo_coco_eval_add_detections(mo_coco_eval *ev, const mo_coco_det *dets, size_t n);
 
@@ -131,7 +134,7 @@ MO_API int mo_coco_eval_add_detections(mo_coco_eval *ev, const mo_coco_det *dets
  * @param path the results file
  * @return MO_OK; MO_EIO; MO_EFORMAT (invalid JSON with line and column, not an array,
  *         a missing or mistyped key, an image id the ground truth lacks: with the
- *         entry's index and line); MO_ENOMEM
+ *         entry's index and line); MO_EUNSUPPORTED (a limit); MO_ENOMEM
  */
 MO_API int mo_coco_eval_load_results(mo_coco_eval *ev, const char *path);
 
@@ -241,7 +244,7 @@ MO_API int mo_coco_eval_save_state(const mo_coco_eval *ev, const char *path);
  * @param [out] out receives the evaluator; close it with mo_coco_eval_close()
  * @param path a state file of mo_coco_eval_save_state()
  * @return MO_OK; MO_EIO; MO_EFORMAT (not a COCO state, truncated, corrupt: with the byte
- *         offset); MO_ENOMEM
+ *         offset; an older state format version); MO_EUNSUPPORTED (a limit); MO_ENOMEM
  */
 MO_API int mo_coco_eval_open_state(mo_coco_eval **out, const char *path);
 
@@ -276,8 +279,10 @@ typedef struct mo_voc_det {
  * @param classes class names, or NULL for the 20 Pascal VOC classes
  * @param num_classes number of @p classes (ignored when NULL)
  * @param [out] out receives the evaluator; close it with mo_voc_eval_close()
- * @return MO_OK; MO_EINVAL; MO_EIO (missing file); MO_EFORMAT (bad XML or set file,
- *         missing element, object without a box: file and line); MO_ENOMEM
+ * @return MO_OK; MO_EINVAL; MO_EIO (missing file, not a regular file); MO_EFORMAT (bad
+ *         XML or set file, missing element, object without a box: file and line);
+ *         MO_EUNSUPPORTED (over a limit: text_file_bytes, max_categories, max_images,
+ *         max_detections); MO_ENOMEM
  */
 MO_API int mo_voc_eval_open(mo_voc_eval **out, const char *dir, const char *image_set,
                             const char *const *classes, int num_classes);
@@ -304,7 +309,8 @@ MO_API const char *mo_voc_eval_class_name(const mo_voc_eval *ev, int c);
  * @param ev the evaluator
  * @param dets the detections
  * @param n their number
- * @return MO_OK, MO_EINVAL (bad image or class index, non-finite values), MO_ENOMEM
+ * @return MO_OK, MO_EINVAL (bad image or class index, non-finite values),
+ *         MO_EUNSUPPORTED (over mo_limits.max_detections), MO_ENOMEM
  */
 MO_API int mo_voc_eval_add_detections(mo_voc_eval *ev, const mo_voc_det *dets, size_t n);
 
@@ -314,7 +320,8 @@ MO_API int mo_voc_eval_add_detections(mo_voc_eval *ev, const mo_voc_det *dets, s
  * @param ev the evaluator
  * @param cls class index
  * @param path the results file
- * @return MO_OK; MO_EIO; MO_EFORMAT (bad line, unknown image: file and line); MO_ENOMEM
+ * @return MO_OK; MO_EIO; MO_EFORMAT (bad line, unknown image: file and line);
+ *         MO_EUNSUPPORTED (a limit); MO_ENOMEM
  */
 MO_API int mo_voc_eval_load_detections(mo_voc_eval *ev, int cls, const char *path);
 
@@ -374,7 +381,8 @@ MO_API int mo_voc_eval_save_state(const mo_voc_eval *ev, const char *path);
 /** @brief Open an evaluator from a state file alone.
  *  @param[out] out receives the evaluator; close it with mo_voc_eval_close()
  *  @param path a state file of mo_voc_eval_save_state()
- *  @return MO_OK, MO_EINVAL, MO_EIO, MO_EFORMAT, MO_ENOMEM */
+ *  @return MO_OK, MO_EINVAL, MO_EIO, MO_EFORMAT (also an older state format version),
+ *          MO_EUNSUPPORTED (a limit), MO_ENOMEM */
 MO_API int mo_voc_eval_open_state(mo_voc_eval **out, const char *path);
 /** @brief Merge a state file into @p ev. @param ev the evaluator
  *  @param path a state file of mo_voc_eval_save_state()
@@ -401,7 +409,8 @@ typedef struct mo_seg_metrics {
  * @param num_classes 1..255 (21 for Pascal VOC)
  * @param ignore_index ground truth value that is not counted (255 for VOC), or -1
  * @param [out] out receives the evaluator; close it with mo_seg_eval_close()
- * @return MO_OK, MO_EINVAL, MO_ENOMEM
+ * @return MO_OK, MO_EINVAL, MO_ENOMEM, MO_EUNSUPPORTED (num_classes over
+ *         mo_limits.max_categories)
  */
 MO_API int mo_seg_eval_open(mo_seg_eval **out, int num_classes, int ignore_index);
 
