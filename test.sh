@@ -55,7 +55,7 @@ log "fuzzing: libFuzzer + ASan/UBSan, 30 s per target from the generated seeds"
     -Dapps=false -Dfuzzing_engine=libfuzzer -Db_sanitize=address,undefined -Db_lundef=false \
     -Dc_args=-fno-sanitize-recover=all
 ninja -C build-fuzz
-for t in model_file image eval_json head_meta; do
+for t in model_file image eval_json head_meta voc_xml voc_det eval_state top1; do
     mkdir -p build-fuzz/corpus/$t
     seeds=build-fuzz/fuzz/seeds/$t  # generated; committed seeds under fuzz/corpus/
     [ -d fuzz/corpus/$t ] && seeds=fuzz/corpus/$t

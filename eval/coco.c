@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "eval_internal.h"
+#include "parsers_internal.h"
 
 #define T_ MO_COCO_NUM_IOU
 #define R_ MO_COCO_NUM_RECALL
@@ -73,9 +74,14 @@ struct mo_coco_eval {
     uint8_t *selected;   /* per image: evaluated and accumulated; NULL: every image */
     img_rec *recs;
     int accumulated;
-    double *precision;   /* [T][R][K][A][M] */
-    double *recall;      /* [T][K][A][M] */
-    double *scores_at;   /* [T][R][K][A][M]: score of the detection giving precision */
+    /* Only the categories that some image has (ground truth or detections) get values:
+     * the others are -1 throughout, as in pycocotools, and memory stays proportional to what
+     * is used rather than to the number of categories declared. */
+    int *kslot;          /* num_cats: index among those categories, or -1 */
+    size_t num_active;
+    double *precision;   /* [T][R][num_active][A][M] */
+    double *recall;      /* [T][num_active][A][M] */
+    double *scores_at;   /* [T][R][num_active][A][M]: score of the detection giving precision */
     double stats[MO_COCO_NUM_STATS];
 };
 
@@ -185,6 +191,7 @@ void mo_coco_eval_close(mo_coco_eval **pev)
     free(ev->recall);
     free(ev->scores_at);
     free(ev->selected);
+    free(ev->kslot);
     free(ev->name);
     free(ev);
     *pev = NULL;
@@ -484,6 +491,10 @@ static int load_gt(mo_coco_eval *ev, const char *data, size_t size, const char *
         ret = mo_fail(MO_EUNSUPPORTED, "%s: too many entries", name);
         goto done;
     }
+    if ((ret = mo_eval_check_limit(name, images.n, MO_EVAL_LIMIT_IMAGES)) ||
+        (ret = mo_eval_check_limit(name, cats.n, MO_EVAL_LIMIT_CATEGORIES)) ||
+        (ret = mo_eval_check_limit(name, anns.n, MO_EVAL_LIMIT_BOXES)))
+        goto done;
     if (sorted_ids(images.v, images.n, &ev->image_ids, &ev->image_files, &ev->num_images) ||
         sorted_ids(cats.v, cats.n, &ev->cat_ids, &ev->cat_names, &ev->num_cats)) {
         ret = mo_fail(MO_ENOMEM, "%s: out of memory", name);
@@ -643,6 +654,9 @@ static int reserve_dt(mo_coco_eval *ev, size_t more)
         cap *= 2;
     if (cap > UINT32_MAX)
         return mo_fail(MO_EUNSUPPORTED, "%s: more than 2^32 detections", ev->name);
+    int ret = mo_eval_check_limit(ev->name, ev->num_dt + more, MO_EVAL_LIMIT_DETECTIONS);
+    if (ret)
+        return ret;
     coco_dt *d = realloc(ev->dt, sizeof(*d) * cap);
     if (!d)
         return mo_fail(MO_ENOMEM, "%s: out of memory for detections", ev->name);
@@ -1068,22 +1082,25 @@ static double mean_valid(const double *v, size_t n, double *buf)
     return m ? mo_eval_pairwise_sum(buf, m) / (double)m : -1;
 }
 
-#define PIDX(t, r, k, a, m) (((((size_t)(t) * R_ + (r)) * K + (k)) * A_ + (a)) * M_ + (m))
-#define RIDX(t, k, a, m) ((((size_t)(t) * K + (k)) * A_ + (a)) * M_ + (m))
+/* Indices of precision and recall for slot s (see kslot) among KA active categories. */
+#define PIDX(t, r, s, a, m) (((((size_t)(t) * R_ + (r)) * KA + (s)) * A_ + (a)) * M_ + (m))
+#define RIDX(t, s, a, m) ((((size_t)(t) * KA + (s)) * A_ + (a)) * M_ + (m))
 
 /* One summary number as pycocotools' _summarize(): t < 0 means all thresholds. */
 static double summarize(const mo_coco_eval *ev, int ap, int t, int a, int m, double *buf)
 {
-    const size_t K = (size_t)ev->num_cats;
+    /* The inactive categories' -1 would be left out by mean_valid: skipping them keeps the
+     * order, so the sum is the same. */
+    const size_t KA = ev->num_active;
     size_t n = 0;
     int t0 = t < 0 ? 0 : t, t1 = t < 0 ? T_ : t + 1;
     for (int tt = t0; tt < t1; tt++) {
         if (ap) {
             for (int r = 0; r < R_; r++)
-                for (size_t k = 0; k < K; k++)
+                for (size_t k = 0; k < KA; k++)
                     buf[n++] = ev->precision[PIDX(tt, r, k, a, m)];
         } else {
-            for (size_t k = 0; k < K; k++)
+            for (size_t k = 0; k < KA; k++)
                 buf[n++] = ev->recall[RIDX(tt, k, a, m)];
         }
     }
@@ -1102,10 +1119,10 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
     free(ev->precision);
     free(ev->recall);
     free(ev->scores_at);
+    free(ev->kslot);
     ev->accumulated = 0;
-    ev->precision = malloc(sizeof(double) * T_ * R_ * A_ * M_ * (K ? K : 1));
-    ev->recall = malloc(sizeof(double) * T_ * A_ * M_ * (K ? K : 1));
-    ev->scores_at = malloc(sizeof(double) * T_ * R_ * A_ * M_ * (K ? K : 1));
+    ev->precision = ev->recall = ev->scores_at = NULL;
+    ev->kslot = malloc(sizeof(int) * (K ? K : 1));
     /* Cells per category in image order (selected images only: pycocotools' imgIds). */
 #define IMG_USED(i) (!ev->selected || ev->selected[i])
     size_t ncells = 0, maxn = 0;
@@ -1115,7 +1132,7 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
     size_t *kstart = calloc(K + 2, sizeof(size_t));
     const cell **kcell = malloc(sizeof(*kcell) * (ncells + 1));
     const img_rec **krec = malloc(sizeof(*krec) * (ncells + 1));
-    if (!ev->precision || !ev->recall || !ev->scores_at || !kstart || !kcell || !krec) {
+    if (!ev->kslot || !kstart || !kcell || !krec) {
         free(kstart);
         free(kcell);
         free(krec);
@@ -1124,8 +1141,21 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
     for (size_t i = 0; i < I; i++)
         for (uint32_t c = 0; IMG_USED(i) && c < ev->recs[i].ncells; c++)
             kstart[ev->recs[i].cells[c].cat + 2]++;
-    for (size_t k = 0; k < K; k++)
+    size_t KA = 0;
+    for (size_t k = 0; k < K; k++) {
+        ev->kslot[k] = kstart[k + 2] ? (int)KA++ : -1;
         kstart[k + 2] += kstart[k + 1];
+    }
+    ev->num_active = KA;
+    ev->precision = malloc(sizeof(double) * T_ * R_ * A_ * M_ * (KA ? KA : 1));
+    ev->recall = malloc(sizeof(double) * T_ * A_ * M_ * (KA ? KA : 1));
+    ev->scores_at = malloc(sizeof(double) * T_ * R_ * A_ * M_ * (KA ? KA : 1));
+    if (!ev->precision || !ev->recall || !ev->scores_at) {
+        free(kstart);
+        free(kcell);
+        free(krec);
+        return mo_fail(MO_ENOMEM, "%s: out of memory", ev->name);
+    }
     for (size_t i = 0; i < I; i++)
         for (uint32_t c = 0; IMG_USED(i) && c < ev->recs[i].ncells; c++) {
             size_t p = kstart[ev->recs[i].cells[c].cat + 1]++;
@@ -1150,21 +1180,22 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
     uint32_t *order_m = malloc(sizeof(uint32_t) * (maxn + 1)); /* kept at maxDets: sorted index */
     uint8_t *rank = malloc(maxn + 1), *rsorted = malloc(maxn + 1);
     uint8_t *fsorted = malloc((maxn + 1) * T_);
-    double *buf = malloc(sizeof(double) * (T_ * R_ * (K ? K : 1)));
+    double *buf = malloc(sizeof(double) * (T_ * R_ * (KA ? KA : 1)));
     int ret = MO_OK;
     if (!scores || !rc || !pr || !sc || !fbase || !fstride || !order || !tmp || !order_m ||
         !buf || !rank || !rsorted || !fsorted) {
         ret = mo_fail(MO_ENOMEM, "%s: out of memory", ev->name);
         goto done;
     }
-    for (size_t i = 0; i < T_ * R_ * A_ * M_ * K; i++)
+    for (size_t i = 0; i < T_ * R_ * A_ * M_ * KA; i++)
         ev->precision[i] = ev->scores_at[i] = -1;
-    for (size_t i = 0; i < T_ * A_ * M_ * K; i++)
+    for (size_t i = 0; i < T_ * A_ * M_ * KA; i++)
         ev->recall[i] = -1;
 
     for (size_t k = 0; k < K; k++) {
         if (kstart[k] == kstart[k + 1])
             continue; /* no image has this category: E is empty */
+        const size_t ks = (size_t)ev->kslot[k];
         /* Every kept detection of the category, in image order; sorted once: the list of a
          * smaller maxDets is a subsequence of this concatenation in the same order, so its
          * stable sort is this order filtered by rank < maxDets. */
@@ -1217,7 +1248,7 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
                         order_m[nd] = (uint32_t)i;
                         nd++;
                     }
-                    ev->recall[RIDX(t, k, a, m)] = nd ? rc[nd - 1] : 0;
+                    ev->recall[RIDX(t, ks, a, m)] = nd ? rc[nd - 1] : 0;
                     for (size_t j = nd - (nd > 0); j > 0; j--)
                         if (pr[j] > pr[j - 1])
                             pr[j - 1] = pr[j];
@@ -1226,8 +1257,8 @@ int mo_coco_eval_accumulate(mo_coco_eval *ev)
                         const double thr = rec_thr(r);
                         while (j < nd && rc[j] < thr)
                             j++;
-                        ev->precision[PIDX(t, r, k, a, m)] = j < nd ? pr[j] : 0;
-                        ev->scores_at[PIDX(t, r, k, a, m)] = j < nd ? sc[order_m[j]] : 0;
+                        ev->precision[PIDX(t, r, ks, a, m)] = j < nd ? pr[j] : 0;
+                        ev->scores_at[PIDX(t, r, ks, a, m)] = j < nd ? sc[order_m[j]] : 0;
                     }
                 }
             }
@@ -1281,12 +1312,14 @@ double mo_coco_eval_category_ap(const mo_coco_eval *ev, int k, int iou)
 {
     if (!ev || !ev->accumulated || k < 0 || k >= ev->num_cats || iou >= T_)
         return -1;
-    const size_t K = (size_t)ev->num_cats;
+    const size_t KA = ev->num_active;
+    if (ev->kslot[k] < 0)
+        return -1;
     double v[T_ * R_];
     size_t n = 0;
     for (int t = iou < 0 ? 0 : iou; t < (iou < 0 ? T_ : iou + 1); t++)
         for (int r = 0; r < R_; r++)
-            v[n++] = ev->precision[PIDX(t, r, (size_t)k, 0, 2)];
+            v[n++] = ev->precision[PIDX(t, r, (size_t)ev->kslot[k], 0, 2)];
     return mean_valid(v, n, v);
 }
 
@@ -1298,15 +1331,17 @@ int mo_coco_eval_pr_curve(const mo_coco_eval *ev, int k, int iou,
                           MO_EINVAL);
     if (!ev->accumulated)
         return mo_fail(MO_EINVAL, "%s: not accumulated", ev->name);
-    const size_t K = (size_t)ev->num_cats;
+    const size_t KA = ev->num_active;
     for (int r = 0; r < R_; r++) {
         if (k >= 0) {
-            precision[r] = ev->precision[PIDX(iou, r, (size_t)k, 0, 2)];
+            precision[r] = ev->kslot[k] < 0
+                               ? -1
+                               : ev->precision[PIDX(iou, r, (size_t)ev->kslot[k], 0, 2)];
             continue;
         }
         double s = 0;
         size_t n = 0;
-        for (size_t kk = 0; kk < K; kk++) {
+        for (size_t kk = 0; kk < KA; kk++) {
             double p = ev->precision[PIDX(iou, r, kk, 0, 2)];
             if (p > -1) {
                 s += p;
@@ -1318,18 +1353,31 @@ int mo_coco_eval_pr_curve(const mo_coco_eval *ev, int k, int iou,
     return MO_OK;
 }
 
-int mo_coco_eval_arrays(const mo_coco_eval *ev, const double **precision,
-                        const double **recall, const double **scores)
+int mo_coco_eval_arrays(const mo_coco_eval *ev, double *precision, double *recall,
+                        double *scores)
 {
     validate_input_or_ret(ev != NULL, MO_EINVAL);
     if (!ev->accumulated)
         return mo_fail(MO_EINVAL, "%s: not accumulated", ev->name);
-    if (precision)
-        *precision = ev->precision;
-    if (recall)
-        *recall = ev->recall;
-    if (scores)
-        *scores = ev->scores_at;
+    /* Stored for the categories in use only (kslot); spread to every category here. */
+    const size_t K = (size_t)ev->num_cats, KA = ev->num_active;
+    for (int t = 0; t < T_; t++)
+        for (size_t k = 0; k < K; k++) {
+            const int ks = ev->kslot[k];
+            for (int a = 0; a < A_; a++)
+                for (int m = 0; m < M_; m++) {
+                    if (recall)
+                        recall[(((size_t)t * K + k) * A_ + a) * M_ + m] =
+                            ks < 0 ? -1 : ev->recall[RIDX(t, ks, a, m)];
+                    for (int r = 0; r < R_; r++) {
+                        const size_t o = ((((size_t)t * R_ + r) * K + k) * A_ + a) * M_ + m;
+                        if (precision)
+                            precision[o] = ks < 0 ? -1 : ev->precision[PIDX(t, r, ks, a, m)];
+                        if (scores)
+                            scores[o] = ks < 0 ? -1 : ev->scores_at[PIDX(t, r, ks, a, m)];
+                    }
+                }
+        }
     return MO_OK;
 }
 
@@ -1538,13 +1586,13 @@ static int read_records(mo_coco_eval *ev, mo_rbuf *r)
     return MO_OK;
 }
 
-int mo_coco_eval_open_state(mo_coco_eval **out, const char *path)
+int mo_coco_eval_open_state_memory(mo_coco_eval **out, const uint8_t *data, size_t size,
+    const char *path)
 {
-    validate_input_or_ret(out != NULL && path != NULL, MO_EINVAL);
+    validate_input_or_ret(out != NULL && path != NULL && (data != NULL || !size), MO_EINVAL);
     *out = NULL;
     mo_rbuf r;
-    char *file = NULL;
-    int ret = mo_rbuf_open(&r, path, MO_STATE_COCO, &file);
+    int ret = mo_rbuf_open_memory(&r, data, size, path, MO_STATE_COCO);
     mo_coco_eval *ev = NULL;
     if (!ret && !(ev = calloc(1, sizeof(*ev))))
         ret = mo_fail(MO_ENOMEM, "out of memory");
@@ -1554,6 +1602,8 @@ int mo_coco_eval_open_state(mo_coco_eval **out, const char *path)
         ev->from_state = 1;
         ev->fingerprint = mo_rbuf_u64(&r);
         uint32_t nc = mo_rbuf_u32(&r);
+        if (!r.err && (ret = mo_eval_check_limit(path, nc, MO_EVAL_LIMIT_CATEGORIES)))
+            r.err = ret;
         if (!mo_rbuf_check_count(&r, nc, 12)) {
             ev->cat_ids = malloc(sizeof(int64_t) * (nc + 1));
             ev->cat_names = calloc(nc + 1, sizeof(char *));
@@ -1566,6 +1616,8 @@ int mo_coco_eval_open_state(mo_coco_eval **out, const char *path)
             }
         }
         uint32_t ni = mo_rbuf_u32(&r);
+        if (!ret && !r.err && (ret = mo_eval_check_limit(path, ni, MO_EVAL_LIMIT_IMAGES)))
+            r.err = ret;
         if (!ret && !mo_rbuf_check_count(&r, ni, 8)) {
             ev->image_ids = malloc(sizeof(int64_t) * (ni + 1));
             ev->image_files = calloc(ni + 1, sizeof(char *));
@@ -1582,7 +1634,6 @@ int mo_coco_eval_open_state(mo_coco_eval **out, const char *path)
         if (!ret)
             ret = read_records(ev, &r);
     }
-    free(file);
     if (ret) {
         mo_coco_eval_close(&ev);
         return ret;
@@ -1591,12 +1642,25 @@ int mo_coco_eval_open_state(mo_coco_eval **out, const char *path)
     return MO_OK;
 }
 
-int mo_coco_eval_load_state(mo_coco_eval *ev, const char *path)
+int mo_coco_eval_open_state(mo_coco_eval **out, const char *path)
 {
-    validate_input_or_ret(ev != NULL && path != NULL, MO_EINVAL);
+    validate_input_or_ret(out != NULL && path != NULL, MO_EINVAL);
+    *out = NULL;
+    char *file;
+    size_t size;
+    int ret = mo_eval_read_file(path, 0, &file, &size);
+    if (!ret)
+        ret = mo_coco_eval_open_state_memory(out, (const uint8_t *)file, size, path);
+    free(file);
+    return ret;
+}
+
+int mo_coco_eval_load_state_memory(mo_coco_eval *ev, const uint8_t *data, size_t size,
+    const char *path)
+{
+    validate_input_or_ret(ev != NULL && path != NULL && (data != NULL || !size), MO_EINVAL);
     mo_rbuf r;
-    char *file = NULL;
-    int ret = mo_rbuf_open(&r, path, MO_STATE_COCO, &file);
+    int ret = mo_rbuf_open_memory(&r, data, size, path, MO_STATE_COCO);
     if (!ret) {
         uint64_t fp = mo_rbuf_u64(&r);
         uint32_t nc = mo_rbuf_u32(&r);
@@ -1616,7 +1680,18 @@ int mo_coco_eval_load_state(mo_coco_eval *ev, const char *path)
         if (!ret)
             ret = read_records(ev, &r);
     }
-    free(file);
     invalidate(ev);
+    return ret;
+}
+
+int mo_coco_eval_load_state(mo_coco_eval *ev, const char *path)
+{
+    validate_input_or_ret(ev != NULL && path != NULL, MO_EINVAL);
+    char *file;
+    size_t size;
+    int ret = mo_eval_read_file(path, 0, &file, &size);
+    if (!ret)
+        ret = mo_coco_eval_load_state_memory(ev, (const uint8_t *)file, size, path);
+    free(file);
     return ret;
 }

@@ -15,6 +15,16 @@
  * text_file_bytes (VOC XML and lists, state files). Sets the error. */
 int mo_eval_read_file(const char *path, int json, char **data, size_t *size);
 
+/* A count of what a file or caller hands the evaluator, checked against mo_limits before it
+ * is allocated for: MO_EUNSUPPORTED naming the limit when over it. */
+enum {
+    MO_EVAL_LIMIT_CATEGORIES = 0,
+    MO_EVAL_LIMIT_IMAGES = 1,
+    MO_EVAL_LIMIT_DETECTIONS = 2,
+    MO_EVAL_LIMIT_BOXES = 3 /* ground truth boxes: also max_detections */
+};
+int mo_eval_check_limit(const char *name, uint64_t n, int which);
+
 /* ------------------------------------------------ a strict streaming JSON reader */
 
 typedef struct mo_jp {
@@ -81,8 +91,10 @@ typedef struct mo_rbuf {
     int err;
 } mo_rbuf;
 
-/* Read a state file of `kind` (checks magic, kind and CRC). `*file` is to be freed. */
-int mo_rbuf_open(mo_rbuf *r, const char *path, uint32_t kind, char **file);
+/* Start reading a state file of `kind` in memory (checks magic, format version, kind and
+ * CRC; data stays the caller's). */
+int mo_rbuf_open_memory(mo_rbuf *r, const uint8_t *data, size_t size, const char *name,
+                        uint32_t kind);
 uint32_t mo_rbuf_u32(mo_rbuf *r);
 uint64_t mo_rbuf_u64(mo_rbuf *r);
 double mo_rbuf_f64(mo_rbuf *r);

@@ -11,11 +11,17 @@
 #include <string.h>
 
 #include "eval_internal.h"
+#include "parsers_internal.h"
 #include "mo/labels.h"
 
 struct mo_seg_eval {
     int k, ignore;
     uint64_t *cm; /* k * k */
+    /* The image list (mo_seg_eval_set_images): its digest, size and which images the matrix
+     * counts, one bit each, so that a merge refuses overlapping and missing shards. */
+    uint64_t digest;
+    int num_images;
+    uint8_t *covered; /* (num_images + 7) / 8 */
 };
 
 int mo_seg_eval_open(mo_seg_eval **out, int num_classes, int ignore_index)
@@ -24,6 +30,10 @@ int mo_seg_eval_open(mo_seg_eval **out, int num_classes, int ignore_index)
     *out = NULL;
     validate_input_or_ret(num_classes >= 1 && num_classes <= 255, MO_EINVAL);
     validate_input_or_ret(ignore_index >= -1 && ignore_index <= 255, MO_EINVAL);
+    int ret = mo_eval_check_limit("segmentation", (uint64_t)num_classes,
+                                  MO_EVAL_LIMIT_CATEGORIES);
+    if (ret)
+        return ret;
     mo_seg_eval *ev = calloc(1, sizeof(*ev));
     if (!ev || !(ev->cm = calloc((size_t)num_classes * (size_t)num_classes, sizeof(uint64_t)))) {
         free(ev);
@@ -40,8 +50,35 @@ void mo_seg_eval_close(mo_seg_eval **ev)
     if (!ev || !*ev)
         return;
     free((*ev)->cm);
+    free((*ev)->covered);
     free(*ev);
     *ev = NULL;
+}
+
+int mo_seg_eval_set_images(mo_seg_eval *ev, const char *const *ids, int n, int shard,
+                           int num_shards)
+{
+    validate_input_or_ret(ev != NULL && ids != NULL && n >= 1 && num_shards >= 1 &&
+                              shard >= 0 && shard < num_shards,
+                          MO_EINVAL);
+    int ret = mo_eval_check_limit("image list", (uint64_t)n, MO_EVAL_LIMIT_IMAGES);
+    if (ret)
+        return ret;
+    uint64_t h = mo_eval_fnv(14695981039346656037ull, &n, sizeof(n));
+    for (int i = 0; i < n; i++) {
+        validate_input_or_ret(ids[i] != NULL, MO_EINVAL);
+        h = mo_eval_fnv(h, ids[i], strlen(ids[i]) + 1);
+    }
+    uint8_t *cov = calloc(((size_t)n + 7) / 8, 1);
+    if (!cov)
+        return mo_fail(MO_ENOMEM, "out of memory");
+    for (int i = shard; i < n; i += num_shards)
+        cov[i / 8] |= (uint8_t)(1u << (i % 8));
+    free(ev->covered);
+    ev->covered = cov;
+    ev->digest = h;
+    ev->num_images = n;
+    return MO_OK;
 }
 
 int mo_seg_eval_num_classes(const mo_seg_eval *ev)
@@ -119,6 +156,10 @@ static double nanmean(const double *v, int n, int *count)
 int mo_seg_eval_metrics(const mo_seg_eval *ev, mo_seg_metrics *out, double *iou, double *acc)
 {
     validate_input_or_ret(ev != NULL && out != NULL, MO_EINVAL);
+    for (int i = 0; i < ev->num_images; i++)
+        if (!(ev->covered[i / 8] >> (i % 8) & 1))
+            return mo_fail(MO_EINVAL, "image %d of the %d of the list is in no merged state "
+                           "(a shard is missing?)", i, ev->num_images);
     const int k = ev->k;
     double ious[256] = { 0 }, accs[256] = { 0 };
     uint64_t total = 0, correct = 0;
@@ -155,38 +196,116 @@ int mo_seg_eval_save_state(const mo_seg_eval *ev, const char *path)
     mo_wbuf_u32(&b, (uint32_t)(ev->ignore + 1));
     for (size_t i = 0; i < (size_t)ev->k * (size_t)ev->k; i++)
         mo_wbuf_u64(&b, ev->cm[i]);
+    mo_wbuf_u64(&b, ev->digest);
+    mo_wbuf_u32(&b, (uint32_t)ev->num_images);
+    mo_wbuf_put(&b, ev->covered, ((size_t)ev->num_images + 7) / 8);
     return mo_wbuf_finish(&b, path);
 }
 
-static int read_state(const char *path, int *k, int *ignore, uint64_t **cm)
+typedef struct seg_state {
+    int k, ignore, num_images;
+    uint64_t *cm, digest;
+    uint8_t *covered;
+} seg_state;
+
+static void state_free(seg_state *st)
+{
+    free(st->cm);
+    free(st->covered);
+    memset(st, 0, sizeof(*st));
+}
+
+static int read_state(const uint8_t *data, size_t size, const char *path, seg_state *st)
 {
     mo_rbuf r;
-    char *file = NULL;
-    int ret = mo_rbuf_open(&r, path, MO_STATE_SEG, &file);
-    *cm = NULL;
+    memset(st, 0, sizeof(*st));
+    int ret = mo_rbuf_open_memory(&r, data, size, path, MO_STATE_SEG);
     if (!ret) {
         uint32_t kk = mo_rbuf_u32(&r), ig = mo_rbuf_u32(&r);
         if (!r.err && (kk < 1 || kk > 255 || ig > 256))
             mo_rbuf_fail(&r, "bad class count or ignore label");
         if (!mo_rbuf_check_count(&r, (uint64_t)kk * kk, 8)) {
-            *cm = malloc(sizeof(uint64_t) * kk * kk);
-            if (!*cm)
+            st->cm = malloc(sizeof(uint64_t) * kk * kk);
+            if (!st->cm)
                 ret = mo_fail(MO_ENOMEM, "out of memory");
             for (size_t i = 0; !ret && i < (size_t)kk * kk; i++)
-                (*cm)[i] = mo_rbuf_u64(&r);
+                st->cm[i] = mo_rbuf_u64(&r);
+        }
+        st->digest = mo_rbuf_u64(&r);
+        uint32_t ni = mo_rbuf_u32(&r);
+        if (!ret && !r.err && (ni > INT32_MAX - 7 ||
+                               (ret = mo_eval_check_limit(path, ni, MO_EVAL_LIMIT_IMAGES))))
+            ret = ret ? ret : mo_rbuf_fail(&r, "bad image count");
+        const size_t nb = ((size_t)ni + 7) / 8;
+        const uint8_t *cov = ret ? NULL : mo_rbuf_bytes(&r, nb);
+        if (cov && nb) {
+            if (!(st->covered = malloc(nb)))
+                ret = mo_fail(MO_ENOMEM, "out of memory");
+            else
+                memcpy(st->covered, cov, nb);
+            if (!ret && ni % 8 && cov[nb - 1] >> (ni % 8))
+                mo_rbuf_fail(&r, "bad image coverage");
         }
         if (!ret && !r.err && r.pos != r.size)
             mo_rbuf_fail(&r, "trailing bytes");
         if (!ret)
             ret = r.err;
-        *k = (int)kk;
-        *ignore = (int)ig - 1;
+        st->k = (int)kk;
+        st->ignore = (int)ig - 1;
+        st->num_images = (int)ni;
     }
-    free(file);
-    if (ret) {
-        free(*cm);
-        *cm = NULL;
+    if (ret)
+        state_free(st);
+    return ret;
+}
+
+int mo_seg_eval_open_state_memory(mo_seg_eval **out, const uint8_t *data, size_t size,
+                                  const char *path)
+{
+    validate_input_or_ret(out != NULL && path != NULL && (data != NULL || !size), MO_EINVAL);
+    *out = NULL;
+    seg_state st;
+    int ret = read_state(data, size, path, &st);
+    if (ret)
+        return ret;
+    if ((ret = mo_seg_eval_open(out, st.k, st.ignore))) {
+        state_free(&st);
+        return ret;
     }
+    memcpy((*out)->cm, st.cm, sizeof(uint64_t) * (size_t)st.k * (size_t)st.k);
+    (*out)->digest = st.digest;
+    (*out)->num_images = st.num_images;
+    (*out)->covered = st.covered;
+    st.covered = NULL;
+    state_free(&st);
+    return MO_OK;
+}
+
+int mo_seg_eval_load_state_memory(mo_seg_eval *ev, const uint8_t *data, size_t size,
+                                  const char *path)
+{
+    validate_input_or_ret(ev != NULL && path != NULL && (data != NULL || !size), MO_EINVAL);
+    seg_state st;
+    int ret = read_state(data, size, path, &st);
+    if (ret)
+        return ret;
+    if (st.k != ev->k || st.ignore != ev->ignore)
+        ret = mo_fail(MO_EMISMATCH, "%s: %d classes and ignore label %d, not %d and %d", path,
+                      st.k, st.ignore, ev->k, ev->ignore);
+    else if (st.num_images != ev->num_images || st.digest != ev->digest)
+        ret = mo_fail(MO_EMISMATCH, "%s: evaluated on another image list (%d images) than the "
+                      "states merged so far (%d images)", path, st.num_images, ev->num_images);
+    for (int i = 0; !ret && i < ev->num_images; i++)
+        if (ev->covered[i / 8] & st.covered[i / 8] & (1u << (i % 8)))
+            ret = mo_fail(MO_EMISMATCH, "%s: image %d of the list is already counted "
+                          "(overlapping shards, or the same state twice)", path, i);
+    if (!ret) {
+        for (size_t i = 0; i < (size_t)ev->k * (size_t)ev->k; i++)
+            ev->cm[i] += st.cm[i];
+        for (size_t i = 0; i < ((size_t)ev->num_images + 7) / 8; i++)
+            ev->covered[i] |= st.covered[i];
+    }
+    state_free(&st);
     return ret;
 }
 
@@ -194,35 +313,23 @@ int mo_seg_eval_open_state(mo_seg_eval **out, const char *path)
 {
     validate_input_or_ret(out != NULL && path != NULL, MO_EINVAL);
     *out = NULL;
-    int k, ig;
-    uint64_t *cm;
-    int ret = read_state(path, &k, &ig, &cm);
-    if (ret)
-        return ret;
-    if ((ret = mo_seg_eval_open(out, k, ig))) {
-        free(cm);
-        return ret;
-    }
-    memcpy((*out)->cm, cm, sizeof(uint64_t) * (size_t)k * (size_t)k);
-    free(cm);
-    return MO_OK;
+    char *file;
+    size_t size;
+    int ret = mo_eval_read_file(path, 0, &file, &size);
+    if (!ret)
+        ret = mo_seg_eval_open_state_memory(out, (const uint8_t *)file, size, path);
+    free(file);
+    return ret;
 }
 
 int mo_seg_eval_load_state(mo_seg_eval *ev, const char *path)
 {
     validate_input_or_ret(ev != NULL && path != NULL, MO_EINVAL);
-    int k, ig;
-    uint64_t *cm;
-    int ret = read_state(path, &k, &ig, &cm);
-    if (ret)
-        return ret;
-    if (k != ev->k || ig != ev->ignore) {
-        free(cm);
-        return mo_fail(MO_EMISMATCH, "%s: %d classes and ignore label %d, not %d and %d", path, k,
-                       ig, ev->k, ev->ignore);
-    }
-    for (size_t i = 0; i < (size_t)k * (size_t)k; i++)
-        ev->cm[i] += cm[i];
-    free(cm);
-    return MO_OK;
+    char *file;
+    size_t size;
+    int ret = mo_eval_read_file(path, 0, &file, &size);
+    if (!ret)
+        ret = mo_seg_eval_load_state_memory(ev, (const uint8_t *)file, size, path);
+    free(file);
+    return ret;
 }

@@ -19,6 +19,23 @@ int mo_eval_read_file(const char *path, int json, char **data, size_t *size)
                         json ? "json_file_bytes" : "text_file_bytes", (uint8_t **)data, size);
 }
 
+int mo_eval_check_limit(const char *name, uint64_t n, int which)
+{
+    mo_limits lim;
+    mo_limits_get(&lim);
+    static const char *const what[4] = { "categories", "images", "detections",
+                                         "ground truth boxes" };
+    static const char *const limit[4] = { "max_categories", "max_images", "max_detections",
+                                          "max_detections" };
+    const int64_t max = which == MO_EVAL_LIMIT_CATEGORIES ? lim.max_categories
+                        : which == MO_EVAL_LIMIT_IMAGES   ? lim.max_images
+                                                          : lim.max_detections;
+    if (n <= (uint64_t)max)
+        return MO_OK;
+    return mo_fail(MO_EUNSUPPORTED, "%s: %llu %s is over the limit %s (%lld)", name,
+                   (unsigned long long)n, what[which], limit[which], (long long)max);
+}
+
 void mo_eval_line_col(const char *data, size_t offset, int *line, int *col)
 {
     int l = 1, c = 1;
@@ -128,7 +145,10 @@ uint64_t mo_eval_fnv(uint64_t h, const void *p, size_t n)
 
 /* ------------------------------------------------------------------ state files */
 
-static const uint8_t state_magic[8] = { 'M', 'O', 'E', 'V', 'A', 'L', 0, 1 };
+/* The last byte is the format version: 2 added the image coverage of segmentation states
+ * (shard overlap and missing shards are refused as for COCO and VOC). */
+enum { STATE_VERSION = 2 };
+static const uint8_t state_magic[8] = { 'M', 'O', 'E', 'V', 'A', 'L', 0, STATE_VERSION };
 
 void mo_wbuf_put(mo_wbuf *b, const void *p, size_t n)
 {
@@ -280,18 +300,23 @@ int mo_rbuf_check_count(mo_rbuf *r, uint64_t count, size_t unit)
     return MO_OK;
 }
 
-int mo_rbuf_open(mo_rbuf *r, const char *path, uint32_t kind, char **file)
+int mo_rbuf_open_memory(mo_rbuf *r, const uint8_t *data, size_t size, const char *name,
+                        uint32_t kind)
 {
     memset(r, 0, sizeof(*r));
-    size_t size;
-    int ret = mo_eval_read_file(path, 0, file, &size);
-    if (ret)
-        return ret;
-    r->data = (const uint8_t *)*file;
+    r->data = data;
     r->size = size;
-    r->name = path;
-    if (size < sizeof(state_magic) + 8 || memcmp(r->data, state_magic, sizeof(state_magic)))
+    r->name = name;
+    if (size < sizeof(state_magic) + 8 || memcmp(r->data, state_magic, sizeof(state_magic) - 1))
         return mo_rbuf_fail(r, "not an mo-eval state file");
+    if (r->data[sizeof(state_magic) - 1] != STATE_VERSION) {
+        if (!r->err)
+            r->err = mo_fail(MO_EFORMAT,
+                             "%s: state file format version %d; this mo-eval reads version %d "
+                             "(write the state again with this version)",
+                             name, r->data[sizeof(state_magic) - 1], STATE_VERSION);
+        return r->err;
+    }
     const uint8_t *t = r->data + size - 4;
     uint32_t stored = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 |
                       (uint32_t)t[3] << 24;

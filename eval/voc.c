@@ -11,6 +11,7 @@
  * order is unspecified there; here equal scores keep image order (of the set file) and
  * then the order in which the detections were added, which a shard merge reproduces.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <libxml/tree.h>
 
 #include "eval_internal.h"
+#include "parsers_internal.h"
 
 static const char *const voc_classes[20] = {
     "aeroplane", "bicycle", "bird",  "boat",        "bottle", "bus",   "car",
@@ -40,13 +42,16 @@ typedef struct voc_dt {
 
 enum { TAG_NONE = 0, TAG_TP = 1, TAG_FP = 2 };
 
-/* Per image, per class: npos and the image's detections of the class in score order. */
+/* Per image, per class that the image has (ground truth or detections): npos and the
+ * image's detections of the class in score order. Classes an image lacks have no cell, so
+ * memory follows what is used, not images x classes. */
 typedef struct voc_cell {
-    uint32_t npos, ndet, off;
+    uint32_t cls, npos, ndet, off;
 } voc_cell;
 
 typedef struct voc_rec {
-    voc_cell *cells; /* num_classes */
+    voc_cell *cells; /* ncells, by increasing class */
+    uint32_t ncells;
     double *scores;
     uint8_t *tags;
     uint32_t ndet;
@@ -189,10 +194,16 @@ static int find_class(const mo_voc_eval *ev, const char *name)
     return -1;
 }
 
-static int load_xml(mo_voc_eval *ev, const char *path, uint32_t img, obj_vec *objs)
+/* The objects of one annotation (XML text of `size` bytes) of the evaluated classes. */
+static int parse_xml(mo_voc_eval *ev, const char *data, size_t size, const char *path,
+                     obj_vec *objs)
 {
-    xmlDoc *doc = xmlReadFile(path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                              XML_PARSE_NOWARNING);
+    if (size > INT_MAX)
+        return mo_fail(MO_EUNSUPPORTED, "%s: over 2 GiB of XML", path);
+    /* From memory: the file was opened by the one reader (regular files only, size limit);
+     * libxml2 would open a FIFO or read /dev/zero without end. */
+    xmlDoc *doc = xmlReadMemory(data, (int)size, path, NULL,
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     if (!doc) {
         const xmlError *e = xmlGetLastError();
         if (e && e->line > 0) {
@@ -203,10 +214,6 @@ static int load_xml(mo_voc_eval *ev, const char *path, uint32_t img, obj_vec *ob
                 msg[--l] = 0;
             return mo_fail(MO_EFORMAT, "%s:%d: invalid XML: %s", path, e->line, msg);
         }
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            return mo_fail(MO_EIO, "%s: cannot open", path);
-        fclose(f);
         return mo_fail(MO_EFORMAT, "%s: invalid XML", path);
     }
     int ret = MO_OK;
@@ -250,11 +257,23 @@ static int load_xml(mo_voc_eval *ev, const char *path, uint32_t img, obj_vec *ob
         if (c < 0)
             continue; /* another class: not evaluated */
         x.cls = (uint32_t)c;
-        (void)img;
         if (push_obj(objs, &x))
             ret = mo_fail(MO_ENOMEM, "%s: out of memory", path);
+        else if (objs->n % 4096 == 0)
+            ret = mo_eval_check_limit(path, objs->n, MO_EVAL_LIMIT_BOXES);
     }
     xmlFreeDoc(doc);
+    return ret;
+}
+
+static int load_xml(mo_voc_eval *ev, const char *path, obj_vec *objs)
+{
+    char *data;
+    size_t size;
+    int ret = mo_eval_read_file(path, 0, &data, &size);
+    if (!ret)
+        ret = parse_xml(ev, data, size, path, objs);
+    free(data);
     return ret;
 }
 
@@ -299,21 +318,29 @@ static int set_classes(mo_voc_eval *ev, const char *const *classes, int n)
     return MO_OK;
 }
 
-static int read_set(mo_voc_eval *ev, const char *path)
+/* The image ids of an ImageSets list (data is NUL-terminated and modified). */
+static int parse_set(mo_voc_eval *ev, char *data, size_t size, const char *path)
 {
-    char *data;
-    size_t size;
-    int ret = mo_eval_read_file(path, 0, &data, &size);
-    if (ret)
-        return ret;
+    int ret = MO_OK;
     size_t lines = 1;
     for (size_t i = 0; i < size; i++)
         lines += data[i] == '\n';
-    ev->images = calloc(lines + 1, sizeof(char *));
-    if (!ev->images) {
-        free(data);
-        return mo_fail(MO_ENOMEM, "out of memory");
+    size_t ids = 0; /* an upper bound: lines with a word */
+    for (size_t i = 0, word = 0; i <= size; i++) {
+        if (i == size || data[i] == '\n') {
+            ids += word;
+            word = 0;
+        } else if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r') {
+            word = 1;
+        }
     }
+    if ((ret = mo_eval_check_limit(path, ids, MO_EVAL_LIMIT_IMAGES)))
+        return ret;
+    if (ids > INT_MAX - 1)
+        return mo_fail(MO_EUNSUPPORTED, "%s: too many image ids", path);
+    ev->images = calloc(lines + 1, sizeof(char *));
+    if (!ev->images)
+        return mo_fail(MO_ENOMEM, "out of memory");
     char *p = data;
     int line = 0;
     while (*p && !ret) {
@@ -334,9 +361,20 @@ static int read_set(mo_voc_eval *ev, const char *path)
         }
         p = e ? e + 1 : p + strlen(p);
     }
-    free(data);
     if (!ret && ev->num_images == 0)
         ret = mo_fail(MO_EFORMAT, "%s: no image ids", path);
+    return ret;
+}
+
+static int read_set(mo_voc_eval *ev, const char *path)
+{
+    char *data;
+    size_t size;
+    int ret = mo_eval_read_file(path, 0, &data, &size);
+    if (ret)
+        return ret;
+    ret = parse_set(ev, data, size, path);
+    free(data);
     return ret;
 }
 
@@ -347,6 +385,11 @@ int mo_voc_eval_open(mo_voc_eval **out, const char *dir, const char *image_set,
     *out = NULL;
     validate_input_or_ret(dir != NULL && image_set != NULL, MO_EINVAL);
     validate_input_or_ret(!classes || (num_classes >= 1 && num_classes <= 100000), MO_EINVAL);
+    int ret = classes ? mo_eval_check_limit("classes", (uint64_t)num_classes,
+                                            MO_EVAL_LIMIT_CATEGORIES)
+                      : MO_OK;
+    if (ret)
+        return ret;
     mo_voc_eval *ev = calloc(1, sizeof(*ev));
     size_t plen = strlen(dir) + strlen(image_set) + 64;
     char *path = malloc(plen);
@@ -355,7 +398,7 @@ int mo_voc_eval_open(mo_voc_eval **out, const char *dir, const char *image_set,
         free(path);
         return mo_fail(MO_ENOMEM, "out of memory");
     }
-    int ret = classes ? set_classes(ev, classes, num_classes) : set_classes(ev, voc_classes, 20);
+    ret = classes ? set_classes(ev, classes, num_classes) : set_classes(ev, voc_classes, 20);
     snprintf(path, plen, "%s/ImageSets/Main/%s.txt", dir, image_set);
     if (!ret)
         ret = read_set(ev, path);
@@ -374,10 +417,43 @@ int mo_voc_eval_open(mo_voc_eval **out, const char *dir, const char *image_set,
             plen = need;
         }
         snprintf(path, plen, "%s/Annotations/%s.xml", dir, ev->images[i]);
-        ret = load_xml(ev, path, (uint32_t)i, &objs);
+        ret = load_xml(ev, path, &objs);
         ev->gt_start[i + 1] = objs.n;
     }
     free(path);
+    ev->gt = objs.v;
+    if (!ret)
+        ret = alloc_common(ev);
+    if (ret) {
+        mo_voc_eval_close(&ev);
+        return ret;
+    }
+    ev->fingerprint = fingerprint(ev);
+    *out = ev;
+    return MO_OK;
+}
+
+int mo_voc_eval_open_memory(mo_voc_eval **out, char *set, size_t set_size, const char *xml,
+                            size_t xml_size, const char *name)
+{
+    validate_input_or_ret(out != NULL, MO_EINVAL);
+    *out = NULL;
+    validate_input_or_ret(set != NULL && name != NULL && set[set_size] == 0, MO_EINVAL);
+    mo_voc_eval *ev = calloc(1, sizeof(*ev));
+    if (!ev || !(ev->name = dup_str(name))) {
+        free(ev);
+        return mo_fail(MO_ENOMEM, "out of memory");
+    }
+    int ret = set_classes(ev, voc_classes, 20);
+    if (!ret)
+        ret = parse_set(ev, set, set_size, name);
+    obj_vec objs = { 0 };
+    if (!ret && !(ev->gt_start = calloc((size_t)ev->num_images + 1, sizeof(size_t))))
+        ret = mo_fail(MO_ENOMEM, "out of memory");
+    if (!ret && xml)
+        ret = parse_xml(ev, xml, xml_size, name, &objs);
+    for (int i = 0; !ret && i < ev->num_images; i++)
+        ev->gt_start[i + 1] = objs.n;
     ev->gt = objs.v;
     if (!ret)
         ret = alloc_common(ev);
@@ -431,6 +507,9 @@ static int reserve_dt(mo_voc_eval *ev, size_t more)
         cap *= 2;
     if (cap > UINT32_MAX)
         return mo_fail(MO_EUNSUPPORTED, "more than 2^32 detections");
+    int ret = mo_eval_check_limit(ev->name, ev->num_dt + more, MO_EVAL_LIMIT_DETECTIONS);
+    if (ret)
+        return ret;
     voc_dt *d = realloc(ev->dt, sizeof(*d) * cap);
     if (!d)
         return mo_fail(MO_ENOMEM, "out of memory for detections");
@@ -489,11 +568,23 @@ int mo_voc_eval_load_detections(mo_voc_eval *ev, int cls, const char *path)
     int ret = mo_eval_read_file(path, 0, &data, &size);
     if (ret)
         return ret;
-    name_idx *idx = malloc(sizeof(*idx) * (size_t)ev->num_images);
-    if (!idx) {
-        free(data);
+    ret = mo_voc_eval_load_detections_memory(ev, cls, data, size, path);
+    free(data);
+    return ret;
+}
+
+int mo_voc_eval_load_detections_memory(mo_voc_eval *ev, int cls, char *data, size_t size,
+                                       const char *path)
+{
+    validate_input_or_ret(ev != NULL && data != NULL && path != NULL && cls >= 0 &&
+                              cls < ev->num_classes && data[size] == 0,
+                          MO_EINVAL);
+    if (ev->from_state)
+        return mo_fail(MO_EINVAL, "%s: opened from a state file", ev->name);
+    int ret = MO_OK;
+    name_idx *idx = malloc(sizeof(*idx) * ((size_t)ev->num_images + 1));
+    if (!idx)
         return mo_fail(MO_ENOMEM, "out of memory");
-    }
     for (int i = 0; i < ev->num_images; i++)
         idx[i] = (name_idx){ ev->images[i], i };
     qsort(idx, (size_t)ev->num_images, sizeof(*idx), cmp_name);
@@ -507,7 +598,9 @@ int mo_voc_eval_load_detections(mo_voc_eval *ev, int cls, const char *path)
         line++;
         char *tok[7];
         int nt = 0;
-        for (char *s = strtok(p, " \t\r"); s && nt < 7; s = strtok(NULL, " \t\r"))
+        char *save = NULL;
+        for (char *s = strtok_r(p, " \t\r", &save); s && nt < 7;
+             s = strtok_r(NULL, " \t\r", &save))
             tok[nt++] = s;
         if (nt == 0) {
             /* blank line */
@@ -533,7 +626,6 @@ int mo_voc_eval_load_detections(mo_voc_eval *ev, int cls, const char *path)
         p = e ? e + 1 : p + strlen(p);
     }
     free(idx);
-    free(data);
     if (ret)
         ev->num_dt = start;
     return ret;
@@ -541,26 +633,62 @@ int mo_voc_eval_load_detections(mo_voc_eval *ev, int cls, const char *path)
 
 /* ----------------------------------------------------------------- evaluate */
 
-static int eval_image(mo_voc_eval *ev, int i, const uint32_t *dd, size_t nd, double thr,
-                      uint32_t *order, uint32_t *tmp, double *keys, uint8_t *taken)
+static int cmp_u32(const void *a, const void *b)
 {
-    const voc_obj *gt = ev->gt + ev->gt_start[i];
+    const uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int eval_image(mo_voc_eval *ev, int i, const uint32_t *dd, size_t nd, double thr,
+                      uint32_t *order, uint32_t *tmp, double *keys, uint8_t *taken,
+                      uint32_t *gcls)
+{
+    /* ev->gt is NULL when no image has an object of the classes (NULL + 0 is undefined) */
+    const voc_obj *gt = ev->gt ? ev->gt + ev->gt_start[i] : NULL;
     const size_t ng = ev->gt_start[i + 1] - ev->gt_start[i];
-    const size_t C = (size_t)ev->num_classes;
     voc_rec *rec = &ev->recs[i];
     free(rec->scores);
     memset(rec, 0, sizeof(*rec));
-    size_t bytes = sizeof(voc_cell) * C + (sizeof(double) + 1) * nd;
+    /* The classes of the image: of its ground truth (sorted) and of its detections (dd is
+     * sorted by class, stable). */
+    for (size_t k = 0; k < ng; k++)
+        gcls[k] = gt[k].cls;
+    qsort(gcls, ng, sizeof(*gcls), cmp_u32);
+    size_t ncells = 0;
+    for (size_t a = 0, b = 0; a < ng || b < nd; ncells++) {
+        uint32_t c = a < ng ? gcls[a] : UINT32_MAX;
+        if (b < nd && ev->dt[dd[b]].cls < c)
+            c = ev->dt[dd[b]].cls;
+        while (a < ng && gcls[a] == c)
+            a++;
+        while (b < nd && ev->dt[dd[b]].cls == c)
+            b++;
+    }
+    size_t bytes = sizeof(voc_cell) * ncells + (sizeof(double) + 1) * nd;
     uint8_t *block = malloc(bytes ? bytes : 1);
     if (!block)
         return mo_fail(MO_ENOMEM, "out of memory");
-    rec->scores = (double *)block; /* doubles first: voc_cell is 12 bytes */
+    rec->scores = (double *)block; /* doubles first */
     rec->cells = (voc_cell *)(block + sizeof(double) * nd);
-    rec->tags = block + sizeof(double) * nd + sizeof(voc_cell) * C;
+    rec->tags = block + sizeof(double) * nd + sizeof(voc_cell) * ncells;
     rec->ndet = (uint32_t)nd;
-    memset(rec->cells, 0, sizeof(voc_cell) * C);
+    rec->ncells = (uint32_t)ncells;
+    ncells = 0;
+    for (size_t a = 0, b = 0; a < ng || b < nd;) {
+        uint32_t c = a < ng ? gcls[a] : UINT32_MAX;
+        if (b < nd && ev->dt[dd[b]].cls < c)
+            c = ev->dt[dd[b]].cls;
+        while (a < ng && gcls[a] == c)
+            a++;
+        while (b < nd && ev->dt[dd[b]].cls == c)
+            b++;
+        rec->cells[ncells++] = (voc_cell){ c, 0, 0, 0 };
+    }
+    /* Cell of class c (present: the cells hold every class of gt and dd). */
+#define CELL(c) ((voc_cell *)bsearch(&(uint32_t){ (c) }, rec->cells, rec->ncells, \
+                                     sizeof(voc_cell), cmp_u32))
     for (size_t k = 0; k < ng; k++)
-        rec->cells[gt[k].cls].npos += !gt[k].difficult;
+        CELL(gt[k].cls)->npos += !gt[k].difficult;
     /* dd is sorted by class (stable); walk the classes. */
     size_t j = 0, off = 0;
     while (j < nd) {
@@ -574,8 +702,9 @@ static int eval_image(mo_voc_eval *ev, int i, const uint32_t *dd, size_t nd, dou
             keys[q] = ev->dt[dd[j0 + q]].score;
         }
         mo_eval_argsort_desc(keys, order, tmp, n);
-        rec->cells[c].ndet = (uint32_t)n;
-        rec->cells[c].off = (uint32_t)off;
+        voc_cell *ce = CELL(c);
+        ce->ndet = (uint32_t)n;
+        ce->off = (uint32_t)off;
         memset(taken, 0, ng);
         for (size_t q = 0; q < n; q++) {
             const voc_dt *d = &ev->dt[dd[j0 + order[q]]];
@@ -616,6 +745,7 @@ static int eval_image(mo_voc_eval *ev, int i, const uint32_t *dd, size_t nd, dou
         }
         off += n;
     }
+#undef CELL
     return MO_OK;
 }
 
@@ -642,8 +772,9 @@ int mo_voc_eval_evaluate(mo_voc_eval *ev, double iou_threshold, int shard, int n
     uint32_t *order = malloc(sizeof(uint32_t) * (N + 1)), *tmp = malloc(sizeof(uint32_t) * (N + 1));
     double *keys = malloc(sizeof(double) * (N + 1));
     uint8_t *taken = malloc(maxg + 1);
+    uint32_t *gcls = malloc(sizeof(uint32_t) * (maxg + 1));
     int ret = MO_OK;
-    if (!a || !b || !cnt || !start || !order || !tmp || !keys || !taken) {
+    if (!a || !b || !cnt || !start || !order || !tmp || !keys || !taken || !gcls) {
         ret = mo_fail(MO_ENOMEM, "out of memory");
         goto done;
     }
@@ -663,7 +794,7 @@ int mo_voc_eval_evaluate(mo_voc_eval *ev, double iou_threshold, int shard, int n
     size_t total = (ni + (size_t)num_shards - 1 - (size_t)shard) / (size_t)num_shards, done = 0;
     for (size_t i = (size_t)shard; i < ni && !ret; i += (size_t)num_shards) {
         ret = eval_image(ev, (int)i, b + start[i], start[i + 1] - start[i], iou_threshold, order,
-                         tmp, keys, taken);
+                         tmp, keys, taken, gcls);
         if (!ret)
             ev->evaluated[i] = 1;
         if (progress)
@@ -678,6 +809,7 @@ done:
     free(tmp);
     free(keys);
     free(taken);
+    free(gcls);
     ev->accumulated = 0;
     return ret;
 }
@@ -730,19 +862,45 @@ int mo_voc_eval_accumulate(mo_voc_eval *ev)
             return mo_fail(MO_EINVAL, "%s: image %s has not been evaluated (a shard is missing?)",
                            ev->name, ev->images[i]);
     const size_t C = (size_t)ev->num_classes, I = (size_t)ev->num_images;
-    size_t maxn = 0;
+    /* The cells of each class in image order (the order of the classic code's concatenation). */
+    size_t ncells = 0, maxn = 0;
+    for (size_t i = 0; i < I; i++)
+        ncells += ev->recs[i].ncells;
+    size_t *cstart = calloc(C + 2, sizeof(size_t));
+    const voc_cell **ccell = malloc(sizeof(*ccell) * (ncells + 1));
+    const voc_rec **crec = malloc(sizeof(*crec) * (ncells + 1));
+    double *scores = NULL, *m1 = NULL, *m2 = NULL;
+    uint8_t *tags = NULL;
+    uint32_t *order = NULL, *tmp = NULL;
+    int ret = MO_OK;
+    if (!cstart || !ccell || !crec) {
+        ret = mo_fail(MO_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < I; i++)
+        for (uint32_t k = 0; k < ev->recs[i].ncells; k++)
+            cstart[ev->recs[i].cells[k].cls + 2]++;
+    for (size_t c = 0; c < C; c++)
+        cstart[c + 2] += cstart[c + 1];
+    for (size_t i = 0; i < I; i++)
+        for (uint32_t k = 0; k < ev->recs[i].ncells; k++) {
+            size_t p = cstart[ev->recs[i].cells[k].cls + 1]++;
+            ccell[p] = &ev->recs[i].cells[k];
+            crec[p] = &ev->recs[i];
+        }
     for (size_t c = 0; c < C; c++) {
         size_t n = 0;
-        for (size_t i = 0; i < I; i++)
-            n += ev->recs[i].cells[c].ndet;
+        for (size_t p = cstart[c]; p < cstart[c + 1]; p++)
+            n += ccell[p]->ndet;
         if (n > maxn)
             maxn = n;
     }
-    double *scores = malloc(sizeof(double) * (maxn + 1));
-    uint8_t *tags = malloc(maxn + 1);
-    uint32_t *order = malloc(sizeof(uint32_t) * (maxn + 1)), *tmp = malloc(sizeof(uint32_t) * (maxn + 1));
-    double *m1 = malloc(sizeof(double) * (maxn + 2)), *m2 = malloc(sizeof(double) * (maxn + 2));
-    int ret = MO_OK;
+    scores = malloc(sizeof(double) * (maxn + 1));
+    tags = malloc(maxn + 1);
+    order = malloc(sizeof(uint32_t) * (maxn + 1));
+    tmp = malloc(sizeof(uint32_t) * (maxn + 1));
+    m1 = malloc(sizeof(double) * (maxn + 2));
+    m2 = malloc(sizeof(double) * (maxn + 2));
     if (!scores || !tags || !order || !tmp || !m1 || !m2) {
         ret = mo_fail(MO_ENOMEM, "out of memory");
         goto done;
@@ -754,9 +912,9 @@ int mo_voc_eval_accumulate(mo_voc_eval *ev)
         memset(cv, 0, sizeof(*cv));
         uint64_t npos = 0;
         size_t n = 0;
-        for (size_t i = 0; i < I; i++) {
-            const voc_rec *r = &ev->recs[i];
-            const voc_cell *ce = &r->cells[c];
+        for (size_t p = cstart[c]; p < cstart[c + 1]; p++) {
+            const voc_rec *r = crec[p];
+            const voc_cell *ce = ccell[p];
             npos += ce->npos;
             for (uint32_t q = 0; q < ce->ndet; q++) {
                 scores[n] = r->scores[ce->off + q];
@@ -791,6 +949,9 @@ int mo_voc_eval_accumulate(mo_voc_eval *ev)
     }
     ev->accumulated = 1;
 done:
+    free(cstart);
+    free(ccell);
+    free(crec);
     free(scores);
     free(tags);
     free(order);
@@ -862,9 +1023,11 @@ int mo_voc_eval_save_state(const mo_voc_eval *ev, const char *path)
         const voc_rec *r = &ev->recs[i];
         mo_wbuf_u32(&b, (uint32_t)i);
         mo_wbuf_u32(&b, r->ndet);
-        for (int c = 0; c < ev->num_classes; c++) {
-            mo_wbuf_u32(&b, r->cells[c].npos);
-            mo_wbuf_u32(&b, r->cells[c].ndet);
+        mo_wbuf_u32(&b, r->ncells);
+        for (uint32_t k = 0; k < r->ncells; k++) {
+            mo_wbuf_u32(&b, r->cells[k].cls);
+            mo_wbuf_u32(&b, r->cells[k].npos);
+            mo_wbuf_u32(&b, r->cells[k].ndet);
         }
         for (uint32_t j = 0; j < r->ndet; j++)
             mo_wbuf_f64(&b, r->scores[j]);
@@ -875,12 +1038,12 @@ int mo_voc_eval_save_state(const mo_voc_eval *ev, const char *path)
 
 static int read_records(mo_voc_eval *ev, mo_rbuf *r)
 {
-    const size_t C = (size_t)ev->num_classes;
+    const uint32_t C = (uint32_t)ev->num_classes;
     uint32_t ne = mo_rbuf_u32(r);
-    if (mo_rbuf_check_count(r, ne, 8))
+    if (mo_rbuf_check_count(r, ne, 12))
         return r->err;
     for (uint32_t e = 0; e < ne; e++) {
-        uint32_t i = mo_rbuf_u32(r), nd = mo_rbuf_u32(r);
+        uint32_t i = mo_rbuf_u32(r), nd = mo_rbuf_u32(r), nc = mo_rbuf_u32(r);
         if (r->err)
             return r->err;
         if (i >= (uint32_t)ev->num_images)
@@ -888,45 +1051,46 @@ static int read_records(mo_voc_eval *ev, mo_rbuf *r)
         if (ev->evaluated[i])
             return mo_fail(MO_EMISMATCH, "%s: image %s is already evaluated (overlapping shards)",
                            r->name, ev->images[i]);
-        if (mo_rbuf_check_count(r, C, 8) || mo_rbuf_check_count(r, nd, 9))
+        if (mo_rbuf_check_count(r, nc, 12) || mo_rbuf_check_count(r, nd, 9))
             return r->err;
+        if (nc > C)
+            return mo_rbuf_fail(r, "bad record");
         voc_rec *rec = &ev->recs[i];
-        uint8_t *block = malloc(sizeof(voc_cell) * C + (sizeof(double) + 1) * nd + 1);
+        uint8_t *block = malloc(sizeof(voc_cell) * nc + (sizeof(double) + 1) * nd + 1);
         if (!block)
             return mo_fail(MO_ENOMEM, "out of memory");
         free(rec->scores); /* left by an earlier failed load */
         rec->scores = (double *)block;
         rec->cells = (voc_cell *)(block + sizeof(double) * nd);
-        rec->tags = block + sizeof(double) * nd + sizeof(voc_cell) * C;
+        rec->tags = block + sizeof(double) * nd + sizeof(voc_cell) * nc;
         rec->ndet = nd;
+        rec->ncells = 0; /* until the record is whole */
         uint32_t off = 0;
-        for (size_t c = 0; c < C; c++) {
-            rec->cells[c].npos = mo_rbuf_u32(r);
-            rec->cells[c].ndet = mo_rbuf_u32(r);
-            rec->cells[c].off = off;
-            if (!r->err && rec->cells[c].ndet > nd - off)
+        for (uint32_t k = 0; k < nc; k++) {
+            voc_cell *ce = &rec->cells[k];
+            ce->cls = mo_rbuf_u32(r);
+            ce->npos = mo_rbuf_u32(r);
+            ce->ndet = mo_rbuf_u32(r);
+            ce->off = off;
+            if (!r->err && (ce->cls >= C || (k && ce->cls <= rec->cells[k - 1].cls) ||
+                            ce->ndet > nd - off))
                 mo_rbuf_fail(r, "bad record");
-            if (r->err) {
-                memset(rec->cells, 0, sizeof(voc_cell) * C);
+            if (r->err)
                 return r->err;
-            }
-            off += rec->cells[c].ndet;
+            off += ce->ndet;
         }
-        if (off != nd) {
-            memset(rec->cells, 0, sizeof(voc_cell) * C);
+        if (off != nd)
             return mo_rbuf_fail(r, "bad record");
-        }
         for (uint32_t j = 0; j < nd; j++)
             rec->scores[j] = mo_rbuf_f64(r);
         const uint8_t *t = mo_rbuf_bytes(r, nd);
-        if (!t) {
-            memset(rec->cells, 0, sizeof(voc_cell) * C);
+        if (!t)
             return r->err;
-        }
         for (uint32_t j = 0; j < nd; j++)
             if (t[j] > TAG_FP)
                 return mo_rbuf_fail(r, "bad record");
         memcpy(rec->tags, t, nd);
+        rec->ncells = nc;
         ev->evaluated[i] = 1;
     }
     if (r->pos != r->size)
@@ -934,13 +1098,13 @@ static int read_records(mo_voc_eval *ev, mo_rbuf *r)
     return MO_OK;
 }
 
-int mo_voc_eval_open_state(mo_voc_eval **out, const char *path)
+int mo_voc_eval_open_state_memory(mo_voc_eval **out, const uint8_t *data, size_t size,
+    const char *path)
 {
-    validate_input_or_ret(out != NULL && path != NULL, MO_EINVAL);
+    validate_input_or_ret(out != NULL && path != NULL && (data != NULL || !size), MO_EINVAL);
     *out = NULL;
     mo_rbuf r;
-    char *file = NULL;
-    int ret = mo_rbuf_open(&r, path, MO_STATE_VOC, &file);
+    int ret = mo_rbuf_open_memory(&r, data, size, path, MO_STATE_VOC);
     mo_voc_eval *ev = NULL;
     if (!ret && (!(ev = calloc(1, sizeof(*ev))) || !(ev->name = dup_str(path))))
         ret = mo_fail(MO_ENOMEM, "out of memory");
@@ -949,6 +1113,8 @@ int mo_voc_eval_open_state(mo_voc_eval **out, const char *path)
         ev->fingerprint = mo_rbuf_u64(&r);
         ev->iou = mo_rbuf_f64(&r);
         uint32_t nc = mo_rbuf_u32(&r);
+        if (!r.err && (ret = mo_eval_check_limit(path, nc, MO_EVAL_LIMIT_CATEGORIES)))
+            r.err = ret;
         if (!mo_rbuf_check_count(&r, nc, 4) && nc > 0) {
             if (!(ev->classes = calloc(nc + 1, sizeof(char *))))
                 ret = mo_fail(MO_ENOMEM, "out of memory");
@@ -960,6 +1126,8 @@ int mo_voc_eval_open_state(mo_voc_eval **out, const char *path)
             mo_rbuf_fail(&r, "no classes");
         }
         uint32_t ni = mo_rbuf_u32(&r);
+        if (!ret && !r.err && (ret = mo_eval_check_limit(path, ni, MO_EVAL_LIMIT_IMAGES)))
+            r.err = ret;
         if (!ret && !mo_rbuf_check_count(&r, ni, 4)) {
             if (!(ev->images = calloc(ni + 1, sizeof(char *))))
                 ret = mo_fail(MO_ENOMEM, "out of memory");
@@ -975,7 +1143,6 @@ int mo_voc_eval_open_state(mo_voc_eval **out, const char *path)
         if (!ret)
             ret = read_records(ev, &r);
     }
-    free(file);
     if (ret) {
         mo_voc_eval_close(&ev);
         return ret;
@@ -984,12 +1151,25 @@ int mo_voc_eval_open_state(mo_voc_eval **out, const char *path)
     return MO_OK;
 }
 
-int mo_voc_eval_load_state(mo_voc_eval *ev, const char *path)
+int mo_voc_eval_open_state(mo_voc_eval **out, const char *path)
 {
-    validate_input_or_ret(ev != NULL && path != NULL, MO_EINVAL);
+    validate_input_or_ret(out != NULL && path != NULL, MO_EINVAL);
+    *out = NULL;
+    char *file;
+    size_t size;
+    int ret = mo_eval_read_file(path, 0, &file, &size);
+    if (!ret)
+        ret = mo_voc_eval_open_state_memory(out, (const uint8_t *)file, size, path);
+    free(file);
+    return ret;
+}
+
+int mo_voc_eval_load_state_memory(mo_voc_eval *ev, const uint8_t *data, size_t size,
+    const char *path)
+{
+    validate_input_or_ret(ev != NULL && path != NULL && (data != NULL || !size), MO_EINVAL);
     mo_rbuf r;
-    char *file = NULL;
-    int ret = mo_rbuf_open(&r, path, MO_STATE_VOC, &file);
+    int ret = mo_rbuf_open_memory(&r, data, size, path, MO_STATE_VOC);
     if (!ret) {
         uint64_t fp = mo_rbuf_u64(&r);
         double iou = mo_rbuf_f64(&r);
@@ -1014,7 +1194,18 @@ int mo_voc_eval_load_state(mo_voc_eval *ev, const char *path)
             ret = read_records(ev, &r);
         }
     }
-    free(file);
     ev->accumulated = 0;
+    return ret;
+}
+
+int mo_voc_eval_load_state(mo_voc_eval *ev, const char *path)
+{
+    validate_input_or_ret(ev != NULL && path != NULL, MO_EINVAL);
+    char *file;
+    size_t size;
+    int ret = mo_eval_read_file(path, 0, &file, &size);
+    if (!ret)
+        ret = mo_voc_eval_load_state_memory(ev, (const uint8_t *)file, size, path);
+    free(file);
     return ret;
 }

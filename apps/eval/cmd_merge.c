@@ -4,24 +4,18 @@
 #include <string.h>
 
 #include "mo/eval.h"
+#include "parsers_internal.h"
 #include "subcommands.h"
 
-/* Kind of a state file from its header: 1 coco, 2 voc, 3 seg; -1 unreadable. */
+/* Kind of a state file from its header: 1 coco, 2 voc, 3 seg; -1 unreadable (said). */
 static int state_kind(const char *path)
 {
-    unsigned char h[12];
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "mo-eval: %s: cannot open\n", path);
+    int kind, r = mo_eval_state_kind(path, &kind);
+    if (r) {
+        cli_error("merge", r);
         return -1;
     }
-    size_t got = fread(h, 1, sizeof(h), f);
-    fclose(f);
-    if (got != sizeof(h) || memcmp(h, "MOEVAL", 6)) {
-        fprintf(stderr, "mo-eval: %s: not an mo-eval state file\n", path);
-        return -1;
-    }
-    return h[8] | h[9] << 8 | h[10] << 16 | h[11] << 24;
+    return kind;
 }
 
 int cmd_merge(int argc, char **argv)

@@ -1,12 +1,14 @@
 /* mo-eval seg: mIoU and accuracies of predicted label PNGs against ground truth PNGs. */
 #include <dirent.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mo/eval.h"
+#include "parsers_internal.h"
 #include "progress.h"
 #include "subcommands.h"
 
@@ -71,56 +73,48 @@ static int cmp_str(const void *a, const void *b)
 /* Ids from a list file (first word of each line) or every *.png of dir (sorted). */
 static char **read_ids(const char *list, const char *dir, int *n)
 {
+    if (list) {
+        char **ids;
+        size_t k;
+        int r = mo_eval_read_ids(list, &ids, &k);
+        if (!r && k > INT_MAX) {
+            mo_eval_free_ids(ids, k);
+            r = MO_EUNSUPPORTED;
+        }
+        if (r) {
+            cli_error("--list", r);
+            return NULL;
+        }
+        *n = (int)k;
+        return ids;
+    }
     size_t cap = 64, k = 0;
     char **ids = malloc(sizeof(char *) * cap);
     if (!ids)
         return NULL;
-    if (list) {
-        FILE *f = fopen(list, "r");
-        if (!f) {
-            fprintf(stderr, "mo-eval: %s: cannot open\n", list);
-            free(ids);
-            return NULL;
-        }
-        char line[4096];
-        while (fgets(line, sizeof(line), f)) {
-            char *t = strtok(line, " \t\r\n");
-            if (!t)
-                continue;
-            if (k == cap) {
-                char **p = realloc(ids, sizeof(char *) * (cap *= 2));
-                if (!p)
-                    break;
-                ids = p;
-            }
-            ids[k++] = strdup(t);
-        }
-        fclose(f);
-    } else {
-        DIR *d = opendir(dir);
-        if (!d) {
-            fprintf(stderr, "mo-eval: %s: cannot list the folder\n", dir);
-            free(ids);
-            return NULL;
-        }
-        for (struct dirent *e; (e = readdir(d));) {
-            size_t len = strlen(e->d_name);
-            if (len < 5 || strcmp(e->d_name + len - 4, ".png"))
-                continue;
-            if (k == cap) {
-                char **p = realloc(ids, sizeof(char *) * (cap *= 2));
-                if (!p)
-                    break;
-                ids = p;
-            }
-            ids[k] = strdup(e->d_name);
-            if (ids[k])
-                ids[k][len - 4] = 0;
-            k++;
-        }
-        closedir(d);
-        qsort(ids, k, sizeof(char *), cmp_str);
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "mo-eval: %s: cannot list the folder\n", dir);
+        free(ids);
+        return NULL;
     }
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".png"))
+            continue;
+        if (k == cap) {
+            char **p = realloc(ids, sizeof(char *) * (cap *= 2));
+            if (!p)
+                break;
+            ids = p;
+        }
+        ids[k] = strdup(e->d_name);
+        if (ids[k])
+            ids[k][len - 4] = 0;
+        k++;
+    }
+    closedir(d);
+    qsort(ids, k, sizeof(char *), cmp_str);
     *n = (int)k;
     return ids;
 }
@@ -172,6 +166,9 @@ int cmd_seg(int argc, char **argv)
     }
     mo_seg_eval *ev;
     int r = mo_seg_eval_open(&ev, classes, ignore), ret = 0;
+    /* The list and this shard go into the state: a merge refuses overlaps and gaps. */
+    if (!r && (r = mo_seg_eval_set_images(ev, (const char *const *)ids, n, shard, nshards)))
+        mo_seg_eval_close(&ev);
     if (r) {
         ret = cli_error("seg", r);
     } else {

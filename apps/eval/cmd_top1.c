@@ -9,69 +9,11 @@
 #include "mo/classify.h"
 #include "mo/eval.h"
 #include "mo/image.h"
+#include "parsers_internal.h"
 #include "progress.h"
 #include "subcommands.h"
 
-typedef struct item {
-    char *file;
-    int label;
-} item;
-
-/* "file<TAB>label" (names may hold spaces) or "file label"; blank lines skipped. */
-static item *read_list(const char *path, int *n)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "mo-eval: %s: cannot open\n", path);
-        return NULL;
-    }
-    size_t cap = 256, k = 0;
-    item *v = malloc(sizeof(*v) * cap);
-    char line[8192];
-    int ln = 0, bad = 0;
-    while (v && !bad && fgets(line, sizeof(line), f)) {
-        ln++;
-        size_t len = strcspn(line, "\r\n");
-        line[len] = 0;
-        if (!len)
-            continue;
-        char *sep = strrchr(line, '\t');
-        if (!sep)
-            sep = strrchr(line, ' ');
-        char *end;
-        long lab = sep ? strtol(sep + 1, &end, 10) : -1;
-        if (!sep || sep == line || *end || sep[1] == 0 || lab < 0 || lab > 1000000) {
-            fprintf(stderr, "mo-eval: %s:%d: expected 'file<TAB>class'\n", path, ln);
-            bad = 1;
-            break;
-        }
-        *sep = 0;
-        if (k == cap) {
-            item *p = realloc(v, sizeof(*v) * (cap *= 2));
-            if (!p)
-                break;
-            v = p;
-        }
-        v[k].file = strdup(line);
-        v[k].label = (int)lab;
-        k++;
-    }
-    fclose(f);
-    if (bad || !v) {
-        for (size_t i = 0; v && i < k; i++)
-            free(v[i].file);
-        free(v);
-        return NULL;
-    }
-    *n = (int)k;
-    return v;
-}
-
-static const char *base_name(const char *p)
-{
-    const char *s = strrchr(p, '/');
-    return s ? s + 1 : p;
-}
+typedef mo_top1_item item;
 
 static void report(const mo_topk_eval *t, const char *json)
 {
@@ -90,51 +32,19 @@ static void report(const mo_topk_eval *t, const char *json)
     json_object_put(o);
 }
 
-/* Predictions of mo-classify --json: [{"image", "top": [{"class"}...]}...]. */
+/* Predictions of mo-classify --json: [{"image", "top": [{"class"}...]}...], matched by the
+ * image path relative to --root (parsers_internal.h). */
 static int eval_pred(const item *items, int n, const char *root, const char *pred,
                      mo_topk_eval *t)
 {
-    json_object *all = json_object_from_file(pred);
-    if (!all || !json_object_is_type(all, json_type_array)) {
-        fprintf(stderr, "mo-eval: %s: not mo-classify --json output (%s)\n", pred,
-                json_util_get_last_err() ? json_util_get_last_err() : "not an array");
-        json_object_put(all);
-        return 1;
-    }
-    size_t np = json_object_array_length(all);
-    int ret = 0;
-    for (int i = 0; i < n && !ret; i++) {
-        char path[8192];
-        snprintf(path, sizeof(path), "%s%s%s", root ? root : "", root ? "/" : "", items[i].file);
-        json_object *hit = NULL;
-        for (size_t j = 0; j < np && !hit; j++) {
-            json_object *e = json_object_array_get_idx(all, j), *im;
-            if (json_object_object_get_ex(e, "image", &im)) {
-                const char *s = json_object_get_string(im);
-                if (s && (!strcmp(s, path) || !strcmp(base_name(s), base_name(path))))
-                    hit = e;
-            }
-        }
-        json_object *top;
-        if (!hit || !json_object_object_get_ex(hit, "top", &top) ||
-            !json_object_is_type(top, json_type_array) || !json_object_array_length(top)) {
-            fprintf(stderr, "mo-eval: %s: no prediction for %s\n", pred, path);
-            ret = 1;
-            break;
-        }
-        int ranked[MO_TOPK_MAX], k = 0;
-        for (size_t j = 0; j < json_object_array_length(top) && k < MO_TOPK_MAX; j++) {
-            json_object *c;
-            if (json_object_object_get_ex(json_object_array_get_idx(top, j), "class", &c))
-                ranked[k++] = json_object_get_int(c);
-        }
-        if (!k || mo_topk_eval_add(t, items[i].label, ranked, k)) {
-            fprintf(stderr, "mo-eval: %s: bad prediction for %s\n", pred, path);
-            ret = 1;
-        }
-    }
-    json_object_put(all);
-    return ret;
+    mo_top1_pred *preds;
+    size_t np;
+    int r = mo_top1_read_pred(pred, &preds, &np);
+    if (r)
+        return cli_error("--pred", r);
+    r = mo_top1_match(items, (size_t)n, root, preds, np, pred, t);
+    mo_top1_free_pred(preds, np);
+    return r ? cli_error("--pred", r) : 0;
 }
 
 static int eval_model(const item *items, int n, const char *root, const char *model,
@@ -232,16 +142,16 @@ int cmd_top1(int argc, char **argv)
     }
     if (!list || !model == !pred)
         return cli_usage("top1 needs --list and one of --model, --pred%s", "");
-    int n = 0;
-    item *items = read_list(list, &n);
-    if (!items)
-        return 1;
+    size_t nitems = 0;
+    item *items;
+    int r = mo_top1_read_list(list, &items, &nitems);
+    if (r)
+        return cli_error("--list", r);
+    const int n = (int)nitems; /* at most INT_MAX (mo_top1_parse_list) */
     mo_topk_eval t = { 0 };
     int ret = model ? eval_model(items, n, root, model, &t, prog) : eval_pred(items, n, root, pred, &t);
     if (!ret)
         report(&t, json);
-    for (int i = 0; i < n; i++)
-        free(items[i].file);
-    free(items);
+    mo_top1_free_list(items, nitems);
     return ret;
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "mo/eval.h"
 #include "progress.h"
@@ -126,12 +127,11 @@ int cmd_voc(int argc, char **argv)
             break;
         }
         snprintf(path, len, "%.*s%s%s", (int)(brace - det), det, name, brace + 2);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            fclose(f);
-            if ((r = mo_voc_eval_load_detections(ev, c, path)))
-                ret = cli_error("detections", r);
-        }
+        /* A class without a file has no detections; anything else that exists is read
+         * (or refused: a FIFO or device is not opened, let alone read). */
+        struct stat st;
+        if (!stat(path, &st) && (r = mo_voc_eval_load_detections(ev, c, path)))
+            ret = cli_error("detections", r);
         free(path);
     }
     if (!ret) {

@@ -73,8 +73,10 @@ typedef struct mo_coco_det {
  * as pycocotools does.
  * @param[out] out receives the evaluator; close it with mo_coco_eval_close()
  * @param path ground truth JSON file
- * @return MO_OK; MO_EINVAL (NULL); MO_EIO (cannot read); MO_EFORMAT (invalid JSON: line
- *         and column; missing or mistyped key: JSON path); MO_ENOMEM
+ * @return MO_OK; MO_EINVAL (NULL); MO_EIO (cannot read, not a regular file); MO_EFORMAT
+ *         (invalid JSON: line and column; missing or mistyped key: JSON path);
+ *         MO_EUNSUPPORTED (over a limit of mo/limits.h: json_file_bytes, max_images,
+ *         max_categories, max_detections; the message names it); MO_ENOMEM
  */
 MO_API int mo_coco_eval_open(mo_coco_eval **out, const char *path);
 
@@ -120,7 +122,8 @@ MO_API const char *mo_coco_eval_category_name(const mo_coco_eval *ev, int k);
  * @param dets the detections
  * @param n their number
  * @return MO_OK; MO_EINVAL (NULL, an image id the ground truth lacks, a non-finite box
- *         or score: the message names the index); MO_ENOMEM
+ *         or score: the message names the index); MO_EUNSUPPORTED (more detections in
+ *         all than mo_limits.max_detections); MO_ENOMEM
  */
 MO_API int mo_coco_eval_add_detections(mo_coco_eval *ev, const mo_coco_det *dets, size_t n);
 
@@ -131,7 +134,7 @@ MO_API int mo_coco_eval_add_detections(mo_coco_eval *ev, const mo_coco_det *dets
  * @param path the results file
  * @return MO_OK; MO_EIO; MO_EFORMAT (invalid JSON with line and column, not an array,
  *         a missing or mistyped key, an image id the ground truth lacks: with the
- *         entry's index and line); MO_ENOMEM
+ *         entry's index and line); MO_EUNSUPPORTED (a limit); MO_ENOMEM
  */
 MO_API int mo_coco_eval_load_results(mo_coco_eval *ev, const char *path);
 
@@ -215,15 +218,17 @@ MO_API int mo_coco_eval_pr_curve(const mo_coco_eval *ev, int k, int iou,
  * precision and scores `[T][R][K][A][M]`, recall `[T][K][A][M]`. -1 where a category
  * has no ground truth in an area range (or no image has it). `scores` holds the score of
  * the detection at which each precision value is read (0 past the last detection).
+ * The evaluator keeps values only for the categories in use (so that a ground truth
+ * declaring many unused categories costs no memory); this call spreads them over every
+ * category into the caller's arrays.
  * @param ev the evaluator, accumulated
- * @param[out] precision receives the precision array (owned by @p ev, valid until the
- *             next accumulate or close), or NULL
- * @param[out] recall receives the recall array (same ownership), or NULL
- * @param[out] scores receives the scores array (same ownership), or NULL
+ * @param[out] precision T * R * K * A * M doubles filled with the precision array, or NULL
+ * @param[out] recall T * K * A * M doubles filled with the recall array, or NULL
+ * @param[out] scores T * R * K * A * M doubles filled with the scores array, or NULL
  * @return MO_OK, MO_EINVAL (NULL @p ev, not accumulated)
  */
-MO_API int mo_coco_eval_arrays(const mo_coco_eval *ev, const double **precision,
-                               const double **recall, const double **scores);
+MO_API int mo_coco_eval_arrays(const mo_coco_eval *ev, double *precision, double *recall,
+                               double *scores);
 
 /**
  * @brief Evaluate and accumulate only the images of @p ids (pycocotools'
@@ -276,7 +281,7 @@ MO_API int mo_coco_eval_save_state(const mo_coco_eval *ev, const char *path);
  * @param [out] out receives the evaluator; close it with mo_coco_eval_close()
  * @param path a state file of mo_coco_eval_save_state()
  * @return MO_OK; MO_EIO; MO_EFORMAT (not a COCO state, truncated, corrupt: with the byte
- *         offset); MO_ENOMEM
+ *         offset; an older state format version); MO_EUNSUPPORTED (a limit); MO_ENOMEM
  */
 MO_API int mo_coco_eval_open_state(mo_coco_eval **out, const char *path);
 
@@ -311,8 +316,10 @@ typedef struct mo_voc_det {
  * @param classes class names, or NULL for the 20 Pascal VOC classes
  * @param num_classes number of @p classes (ignored when NULL)
  * @param [out] out receives the evaluator; close it with mo_voc_eval_close()
- * @return MO_OK; MO_EINVAL; MO_EIO (missing file); MO_EFORMAT (bad XML or set file,
- *         missing element, object without a box: file and line); MO_ENOMEM
+ * @return MO_OK; MO_EINVAL; MO_EIO (missing file, not a regular file); MO_EFORMAT (bad
+ *         XML or set file, missing element, object without a box: file and line);
+ *         MO_EUNSUPPORTED (over a limit: text_file_bytes, max_categories, max_images,
+ *         max_detections); MO_ENOMEM
  */
 MO_API int mo_voc_eval_open(mo_voc_eval **out, const char *dir, const char *image_set,
                             const char *const *classes, int num_classes);
@@ -339,7 +346,8 @@ MO_API const char *mo_voc_eval_class_name(const mo_voc_eval *ev, int c);
  * @param ev the evaluator
  * @param dets the detections
  * @param n their number
- * @return MO_OK, MO_EINVAL (bad image or class index, non-finite values), MO_ENOMEM
+ * @return MO_OK, MO_EINVAL (bad image or class index, non-finite values),
+ *         MO_EUNSUPPORTED (over mo_limits.max_detections), MO_ENOMEM
  */
 MO_API int mo_voc_eval_add_detections(mo_voc_eval *ev, const mo_voc_det *dets, size_t n);
 
@@ -349,7 +357,8 @@ MO_API int mo_voc_eval_add_detections(mo_voc_eval *ev, const mo_voc_det *dets, s
  * @param ev the evaluator
  * @param cls class index
  * @param path the results file
- * @return MO_OK; MO_EIO; MO_EFORMAT (bad line, unknown image: file and line); MO_ENOMEM
+ * @return MO_OK; MO_EIO; MO_EFORMAT (bad line, unknown image: file and line);
+ *         MO_EUNSUPPORTED (a limit); MO_ENOMEM
  */
 MO_API int mo_voc_eval_load_detections(mo_voc_eval *ev, int cls, const char *path);
 
@@ -409,7 +418,8 @@ MO_API int mo_voc_eval_save_state(const mo_voc_eval *ev, const char *path);
 /** @brief Open an evaluator from a state file alone.
  *  @param[out] out receives the evaluator; close it with mo_voc_eval_close()
  *  @param path a state file of mo_voc_eval_save_state()
- *  @return MO_OK, MO_EINVAL, MO_EIO, MO_EFORMAT, MO_ENOMEM */
+ *  @return MO_OK, MO_EINVAL, MO_EIO, MO_EFORMAT (also an older state format version),
+ *          MO_EUNSUPPORTED (a limit), MO_ENOMEM */
 MO_API int mo_voc_eval_open_state(mo_voc_eval **out, const char *path);
 /** @brief Merge a state file into @p ev. @param ev the evaluator
  *  @param path a state file of mo_voc_eval_save_state()
@@ -436,7 +446,8 @@ typedef struct mo_seg_metrics {
  * @param num_classes 1..255 (21 for Pascal VOC)
  * @param ignore_index ground truth value that is not counted (255 for VOC), or -1
  * @param [out] out receives the evaluator; close it with mo_seg_eval_close()
- * @return MO_OK, MO_EINVAL, MO_ENOMEM
+ * @return MO_OK, MO_EINVAL, MO_ENOMEM, MO_EUNSUPPORTED (num_classes over
+ *         mo_limits.max_categories)
  */
 MO_API int mo_seg_eval_open(mo_seg_eval **out, int num_classes, int ignore_index);
 
@@ -468,6 +479,24 @@ MO_API int mo_seg_eval_add(mo_seg_eval *ev, const uint8_t *gt, const uint8_t *pr
  */
 MO_API int mo_seg_eval_add_files(mo_seg_eval *ev, const char *gt_png, const char *pred_png);
 
+/**
+ * @brief Declare the image list of a (sharded) evaluation and which of its images this
+ *        evaluator counts: those with index i % num_shards == shard.
+ *
+ * The state file then carries a digest of the list and the images counted, so that
+ * mo_seg_eval_load_state() refuses a state of another list or one that counts an image
+ * again (the same shard twice), and mo_seg_eval_metrics() refuses a merge where an image of
+ * the list is in no state (a missing shard). Without it nothing of the kind is checked.
+ * @param ev the evaluator
+ * @param ids the image ids in list order (each not NULL)
+ * @param n number of ids (1 .. mo_limits.max_images)
+ * @param shard this evaluator's shard, 0 .. num_shards - 1
+ * @param num_shards number of shards (1: every image)
+ * @return MO_OK; MO_EINVAL; MO_EUNSUPPORTED (n over max_images); MO_ENOMEM
+ */
+MO_API int mo_seg_eval_set_images(mo_seg_eval *ev, const char *const *ids, int n, int shard,
+                                  int num_shards);
+
 /** @brief Number of classes. @param ev the evaluator @return the count */
 MO_API int mo_seg_eval_num_classes(const mo_seg_eval *ev);
 /** @brief The confusion matrix. @param ev the evaluator
@@ -480,12 +509,14 @@ MO_API const uint64_t *mo_seg_eval_confusion(const mo_seg_eval *ev);
  * @param[out] iou per-class IoU (num_classes values, NaN where row + col == 0), or NULL
  * @param[out] acc per-class accuracy (NaN where the row is empty), or NULL
  * @param ev the evaluator
- * @return MO_OK, MO_EINVAL
+ * @return MO_OK, MO_EINVAL (also when an image declared with mo_seg_eval_set_images() is
+ *         counted by none of the merged states: a missing shard)
  */
 MO_API int mo_seg_eval_metrics(const mo_seg_eval *ev, mo_seg_metrics *out, double *iou,
                                double *acc);
 
-/** @brief Save the confusion matrix. @param ev the evaluator @param path file to write
+/** @brief Save the confusion matrix (and the image list's digest and the images counted,
+ *  see mo_seg_eval_set_images()). @param ev the evaluator @param path file to write
  *  @return MO_OK, MO_EINVAL, MO_EIO */
 MO_API int mo_seg_eval_save_state(const mo_seg_eval *ev, const char *path);
 /** @brief Open an evaluator from a state file.
@@ -495,8 +526,9 @@ MO_API int mo_seg_eval_save_state(const mo_seg_eval *ev, const char *path);
 MO_API int mo_seg_eval_open_state(mo_seg_eval **out, const char *path);
 /** @brief Add a state file's matrix. @param ev the evaluator
  *  @param path a state file of mo_seg_eval_save_state()
- *  @return MO_OK, MO_EINVAL, MO_EIO, MO_EFORMAT, MO_EMISMATCH (other classes or ignore
- *          index) */
+ *  @return MO_OK, MO_EINVAL, MO_EIO, MO_EFORMAT (also a state of an older format
+ *          version), MO_EMISMATCH (other classes or ignore index, another image list, or an
+ *          image already counted: overlapping shards) */
 MO_API int mo_seg_eval_load_state(mo_seg_eval *ev, const char *path);
 
 /* -------------------------------------------------------------------- classification */

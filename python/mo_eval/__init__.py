@@ -94,7 +94,7 @@ def _candidates():
 
 def _bind(lib):
     c_p, c_i, c_sz = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
-    pp, dp = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.POINTER(ctypes.c_double))
+    pp, dbl = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_double)
     sig = {
         "mo_last_error": (ctypes.c_char_p, []),
         "mo_strerror": (ctypes.c_char_p, [c_i]),
@@ -115,7 +115,7 @@ def _bind(lib):
         "mo_coco_eval_evaluate": (c_i, [c_p, c_i, c_i, c_p, c_p]),
         "mo_coco_eval_accumulate": (c_i, [c_p]),
         "mo_coco_eval_stats": (c_i, [c_p, ctypes.POINTER(ctypes.c_double)]),
-        "mo_coco_eval_arrays": (c_i, [c_p, dp, dp, dp]),
+        "mo_coco_eval_arrays": (c_i, [c_p, dbl, dbl, dbl]),
     }
     for name, (res, args) in sig.items():
         f = getattr(lib, name)
@@ -513,9 +513,9 @@ class COCOeval:
         lib, ev = _lib, self._ev
         _check(lib.mo_coco_eval_accumulate(ev))
         K0 = lib.mo_coco_eval_num_categories(ev)
-        ptrs = [ctypes.POINTER(ctypes.c_double)() for _ in range(3)]
-        _check(lib.mo_coco_eval_arrays(ev, *[ctypes.byref(q) for q in ptrs]))
         n5, n4 = _T * _R * K0 * _A * _M, _T * K0 * _A * _M
+        grids = [np.empty(n, dtype=np.float64) for n in (n5, n4, n5)]
+        _check(lib.mo_coco_eval_arrays(ev, *[g.ctypes.data_as(ctypes.POINTER(ctypes.c_double)) for g in grids]))
         # Categories of params.catIds in order; ids the ground truth lacks stay -1.
         gt_cats = {lib.mo_coco_eval_category_id(ev, k): k for k in range(K0)}
         kidx = [gt_cats.get(int(c), -1) for c in p.catIds]
@@ -525,14 +525,13 @@ class COCOeval:
         precision = scores = recall = None
         if js:
             ks = [kidx[j] for j in js]
-            grid = lambda q, n: np.ctypeslib.as_array(q, (n,))
-            prec = grid(ptrs[0], n5).reshape(_T, _R, K0, _A, _M)
-            sco = grid(ptrs[2], n5).reshape(_T, _R, K0, _A, _M)
-            rec = grid(ptrs[1], n4).reshape(_T, K0, _A, _M)
+            prec = grids[0].reshape(_T, _R, K0, _A, _M)
+            sco = grids[2].reshape(_T, _R, K0, _A, _M)
+            rec = grids[1].reshape(_T, K0, _A, _M)
             if shape == prec.shape and all(list(s[d]) == list(range(n)) for d, n in
                                            (("t", _T), ("r", _R), ("a", _A), ("m", _M))) \
                     and ks == list(range(K0)):
-                precision, scores, recall = prec.copy(), sco.copy(), rec.copy()  # the grid
+                precision, scores, recall = prec, sco, rec  # the whole grid
             else:
                 precision, scores = -np.ones(shape), -np.ones(shape)
                 recall = -np.ones(shape[:1] + shape[2:])

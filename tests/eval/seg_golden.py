@@ -213,9 +213,11 @@ def main():
     os.makedirs(bad, exist_ok=True)
     first = sorted(os.listdir(os.path.join(out, "gt")))[0]
     save_indexed(np.zeros((10, 12), np.uint8), os.path.join(bad, first))
+    lst = os.path.join(a.work, "badpred.txt")  # a regular file: pipes are refused
+    with open(lst, "w") as f:
+        f.write(first[:-4] + "\n")
     p = subprocess.run([a.mo_eval, "seg", "--gt", os.path.join(out, "gt"), "--pred", bad,
-                        "--list", "/dev/stdin"], input=first[:-4] + "\n", capture_output=True,
-                       text=True)
+                        "--list", lst], capture_output=True, text=True)
     if p.returncode != 1 or "12x10" not in p.stderr or first not in p.stderr:
         failed.append("wrong-size prediction: exit %d, %r" % (p.returncode, p.stderr))
     else:

@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "mo/eval.h"
+#include "mo/limits.h"
 
 static char tmpdir[64];
 
@@ -203,8 +205,11 @@ static void coco_arrays(void **state)
 {
     (void)state;
     mo_coco_eval *ev = open_gt();
-    const double *p = NULL, *rc = NULL, *sc = NULL;
-    assert_int_equal(mo_coco_eval_arrays(ev, &p, &rc, &sc), MO_EINVAL); /* not accumulated */
+    /* two categories: precision and scores T*R*K*A*M, recall T*K*A*M */
+    enum { N5 = MO_COCO_NUM_IOU * MO_COCO_NUM_RECALL * 2 * MO_COCO_NUM_AREAS * MO_COCO_NUM_MAXDETS,
+           N4 = MO_COCO_NUM_IOU * 2 * MO_COCO_NUM_AREAS * MO_COCO_NUM_MAXDETS };
+    static double p[N5], rc[N4], sc[N5];
+    assert_int_equal(mo_coco_eval_arrays(ev, p, rc, sc), MO_EINVAL); /* not accumulated */
     const mo_coco_det d[] = { /* as coco_hand: hit 0.9, false positive 0.8, hit 0.7 */
         { 7, 1, { 100, 100, 20, 20 }, 0.7 },
         { 7, 1, { 400, 400, 20, 20 }, 0.8 },
@@ -213,7 +218,7 @@ static void coco_arrays(void **state)
     assert_int_equal(mo_coco_eval_add_detections(ev, d, 3), MO_OK);
     double s[12];
     run_all(ev, s);
-    assert_int_equal(mo_coco_eval_arrays(ev, &p, &rc, &sc), MO_OK);
+    assert_int_equal(mo_coco_eval_arrays(ev, p, rc, sc), MO_OK);
     const int K = 2, A = MO_COCO_NUM_AREAS, M = MO_COCO_NUM_MAXDETS, R = MO_COCO_NUM_RECALL;
 #define P_AT(t, r, k, a, m) ((((((t) * R + (r)) * K + (k)) * A + (a)) * M) + (m))
 #define R_AT(t, k, a, m) (((((t) * K + (k)) * A + (a)) * M) + (m))
@@ -242,7 +247,7 @@ static void coco_arrays(void **state)
     };
     assert_int_equal(mo_coco_eval_add_detections(ev, d1, 3), MO_OK);
     run_all(ev, s);
-    assert_int_equal(mo_coco_eval_arrays(ev, &p, &rc, &sc), MO_OK);
+    assert_int_equal(mo_coco_eval_arrays(ev, p, rc, sc), MO_OK);
     assert_true(sc[P_AT(0, 0, 0, 0, 0)] == 0.95);
     for (int r = 1; r <= 50; r++)
         assert_true(sc[P_AT(0, r, 0, 0, 0)] == 0.9 && sc[P_AT(0, r, 0, 0, 2)] == 0.9);
@@ -250,7 +255,7 @@ static void coco_arrays(void **state)
 #undef P_AT
 #undef R_AT
     assert_int_equal(mo_coco_eval_arrays(ev, NULL, NULL, NULL), MO_OK);
-    assert_int_equal(mo_coco_eval_arrays(NULL, &p, &rc, &sc), MO_EINVAL);
+    assert_int_equal(mo_coco_eval_arrays(NULL, p, rc, sc), MO_EINVAL);
     mo_coco_eval_close(&ev);
 }
 
@@ -275,8 +280,11 @@ static void coco_select(void **state)
     assert_int_equal(mo_coco_eval_add_detections(only7, d7, 4), MO_OK);
     double want[12], got[12], all[12];
     run_all(only7, want);
-    const double *pw, *pg;
-    assert_int_equal(mo_coco_eval_arrays(only7, &pw, NULL, NULL), MO_OK);
+    const size_t n = (size_t)MO_COCO_NUM_IOU * MO_COCO_NUM_RECALL * 2 * MO_COCO_NUM_AREAS *
+                     MO_COCO_NUM_MAXDETS;
+    static double pw[(size_t)MO_COCO_NUM_IOU * MO_COCO_NUM_RECALL * 2 * MO_COCO_NUM_AREAS *
+                     MO_COCO_NUM_MAXDETS], pg[sizeof(pw) / sizeof(pw[0])];
+    assert_int_equal(mo_coco_eval_arrays(only7, pw, NULL, NULL), MO_OK);
 
     mo_coco_eval *ev = open_gt();
     assert_int_equal(mo_coco_eval_add_detections(ev, d, 6), MO_OK);
@@ -289,9 +297,7 @@ static void coco_select(void **state)
     for (int i = 0; i < 12; i++)
         assert_true(got[i] == want[i]);
     assert_true(got[0] != all[0]);
-    assert_int_equal(mo_coco_eval_arrays(ev, &pg, NULL, NULL), MO_OK);
-    const size_t n = (size_t)MO_COCO_NUM_IOU * MO_COCO_NUM_RECALL * 2 * MO_COCO_NUM_AREAS *
-                     MO_COCO_NUM_MAXDETS;
+    assert_int_equal(mo_coco_eval_arrays(ev, pg, NULL, NULL), MO_OK);
     assert_memory_equal(pg, pw, n * sizeof(double));
     /* Freshly opened with the selection first: image 3 need not be evaluated at all. */
     mo_coco_eval_close(&ev);
@@ -506,6 +512,171 @@ static void voc_basic(void **state)
     assert_null(ev);
 }
 
+/* ------------------------------------------------------------------------- limits */
+
+/* gt_json with `extra` more categories without annotations (ids 1000...). */
+static char *gt_with_categories(int extra)
+{
+    const char *cut = strstr(gt_json, "{\"id\": 2, \"name\": \"dog\"}");
+    size_t head = (size_t)(cut - gt_json), cap = strlen(gt_json) + (size_t)extra * 32 + 1;
+    char *s = malloc(cap);
+    assert_non_null(s);
+    memcpy(s, gt_json, head);
+    size_t n = head;
+    for (int k = 0; k < extra; k++)
+        n += (size_t)snprintf(s + n, cap - n, "{\"id\": %d}, ", 1000 + k);
+    strcpy(s + n, cut);
+    return s;
+}
+
+/* Categories nothing refers to cost no memory in accumulate (they cost 97 KB each, 10 GB
+ * for 100k, before); over max_categories the ground truth is refused naming the limit. */
+static void coco_many_categories(void **state)
+{
+    (void)state;
+    const mo_coco_det d[] = {
+        { 7, 1, { 10, 10, 50, 50 }, 0.9 }, { 7, 1, { 100, 100, 25, 20 }, 0.8 },
+        { 3, 2, { 0, 0, 200, 90 }, 0.7 },  { 3, 1000, { 5, 5, 9, 9 }, 0.6 },
+    };
+    mo_coco_eval *ev = open_gt();
+    double ref[12], got[12], pr_ref[101], pr_got[101];
+    assert_int_equal(mo_coco_eval_add_detections(ev, d, 4), MO_OK);
+    run_all(ev, ref);
+    assert_int_equal(mo_coco_eval_pr_curve(ev, -1, 3, pr_ref), MO_OK);
+    mo_coco_eval_close(&ev);
+
+    enum { EXTRA = 30000 };
+    char *gt = gt_with_categories(EXTRA);
+    expect_error(mo_coco_eval_open_memory(&ev, gt, strlen(gt), "big.json"), MO_EUNSUPPORTED,
+                 "max_categories");
+    mo_limits lim;
+    mo_limits_get(&lim);
+    lim.max_categories = 100000;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    assert_int_equal(mo_coco_eval_open_memory(&ev, gt, strlen(gt), "big.json"), MO_OK);
+    assert_int_equal(mo_coco_eval_num_categories(ev), EXTRA + 2);
+    assert_int_equal(mo_coco_eval_add_detections(ev, d, 4), MO_OK);
+    run_all(ev, got);
+    for (int i = 0; i < 12; i++)
+        assert_true(got[i] == ref[i]); /* bit for bit: the same values in the same order */
+    assert_int_equal(mo_coco_eval_pr_curve(ev, -1, 3, pr_got), MO_OK);
+    assert_memory_equal(pr_got, pr_ref, sizeof(pr_ref));
+    /* category 1000 has a detection and no ground truth: -1 as in pycocotools; 1001 nothing */
+    assert_true(mo_coco_eval_category_ap(ev, 2, -1) == -1);
+    assert_true(mo_coco_eval_category_ap(ev, 3, -1) == -1);
+    assert_int_equal(mo_coco_eval_pr_curve(ev, 3, 0, pr_got), MO_OK);
+    assert_true(pr_got[0] == -1 && pr_got[100] == -1);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    if (ru.ru_maxrss > 1024 * 1024) { /* KiB: 30k categories took 2.9 GB before */
+        print_error("peak RSS %ld KiB for %d empty categories\n", ru.ru_maxrss, EXTRA);
+        fail();
+    }
+    mo_coco_eval_close(&ev);
+    free(gt);
+
+    /* Detections over max_detections, VOC classes over max_categories, seg lists over
+     * max_images. */
+    ev = open_gt();
+    lim.max_detections = 3;
+    lim.max_categories = 2;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    expect_error(mo_coco_eval_add_detections(ev, d, 4), MO_EUNSUPPORTED, "max_detections");
+    mo_coco_eval_close(&ev);
+    lim.max_images = 1;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    expect_error(mo_coco_eval_open_memory(&ev, gt_json, strlen(gt_json), "gt.json"),
+                 MO_EUNSUPPORTED, "max_images");
+    const char *classes[] = { "cat", "dog", "bird" };
+    mo_voc_eval *voc = NULL;
+    expect_error(mo_voc_eval_open(&voc, tmpdir, "val", classes, 3), MO_EUNSUPPORTED,
+                 "max_categories");
+    mo_seg_eval *seg = NULL;
+    assert_int_equal(mo_seg_eval_open(&seg, 2, 255), MO_OK);
+    const char *ids[] = { "a", "b" };
+    expect_error(mo_seg_eval_set_images(seg, ids, 2, 0, 1), MO_EUNSUPPORTED, "max_images");
+    mo_seg_eval_close(&seg);
+    expect_error(mo_seg_eval_open(&seg, 3, 255), MO_EUNSUPPORTED, "max_categories");
+    assert_int_equal(mo_limits_set(NULL), MO_OK);
+}
+
+/* VOC with many classes and images: a record per image holds only the classes the image has
+ * (it held every class: 2000 images x 50000 classes were 1.2 GB). */
+static void voc_many_classes(void **state)
+{
+    (void)state;
+    enum { IMAGES = 2000, CLASSES = 50000 };
+    char dir[256], p[300];
+    snprintf(dir, sizeof(dir), "%s/vocbig", tmpdir);
+    mkdir(dir, 0755);
+    snprintf(p, sizeof(p), "%s/Annotations", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/ImageSets", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/ImageSets/Main", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/ImageSets/Main/val.txt", dir);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    for (int i = 0; i < IMAGES; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "i%d", i);
+        fprintf(f, "%s\n", id);
+        write_xml(dir, id, i % 2 ? OBJ("c7", 0, 1, 1, 10, 10) : OBJ("c3", 0, 1, 1, 10, 10));
+    }
+    fclose(f);
+    char **names = malloc(sizeof(char *) * CLASSES);
+    assert_non_null(names);
+    for (int c = 0; c < CLASSES; c++) {
+        names[c] = malloc(12);
+        snprintf(names[c], 12, "c%d", c);
+    }
+    mo_limits lim;
+    mo_limits_get(&lim);
+    lim.max_categories = CLASSES;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    mo_voc_eval *ev = NULL;
+    assert_int_equal(mo_voc_eval_open(&ev, dir, "val", (const char *const *)names, CLASSES),
+                     MO_OK);
+    /* c7: a hit in every odd image; c3: a miss in every even one */
+    for (int i = 0; i < IMAGES; i++) {
+        mo_voc_det d = { i, i % 2 ? 7 : 3, 0.5, { 1, 1, 10, 10 } };
+        if (i % 2 == 0)
+            d.box[0] = 9;
+        assert_int_equal(mo_voc_eval_add_detections(ev, &d, 1), MO_OK);
+    }
+    assert_int_equal(mo_voc_eval_evaluate(ev, 0.5, 0, 2, NULL, NULL), MO_OK);
+    assert_int_equal(mo_voc_eval_save_state(ev, tmp_path("vocbig0")), MO_OK);
+    mo_voc_eval_close(&ev);
+    assert_int_equal(mo_voc_eval_open(&ev, dir, "val", (const char *const *)names, CLASSES),
+                     MO_OK);
+    for (int i = 0; i < IMAGES; i++) {
+        mo_voc_det d = { i, i % 2 ? 7 : 3, 0.5, { 1, 1, 10, 10 } };
+        if (i % 2 == 0)
+            d.box[0] = 9;
+        assert_int_equal(mo_voc_eval_add_detections(ev, &d, 1), MO_OK);
+    }
+    assert_int_equal(mo_voc_eval_evaluate(ev, 0.5, 1, 2, NULL, NULL), MO_OK);
+    assert_int_equal(mo_voc_eval_load_state(ev, tmp_path("vocbig0")), MO_OK);
+    assert_int_equal(mo_voc_eval_accumulate(ev), MO_OK);
+    assert_true(mo_voc_eval_ap(ev, 7, 0) == 1.0);
+    assert_true(mo_voc_eval_ap(ev, 3, 0) == 0.0);
+    assert_true(mo_voc_eval_ap(ev, 4, 0) == -1);
+    assert_true(mo_voc_eval_map(ev, 0) == 0.5);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    if (ru.ru_maxrss > 512 * 1024) {
+        print_error("peak RSS %ld KiB for %d images x %d classes\n", ru.ru_maxrss, IMAGES,
+                    CLASSES);
+        fail();
+    }
+    mo_voc_eval_close(&ev);
+    for (int c = 0; c < CLASSES; c++)
+        free(names[c]);
+    free(names);
+    assert_int_equal(mo_limits_set(NULL), MO_OK);
+}
+
 /* ------------------------------------------------------------------------------ seg */
 
 static void seg_basic(void **state)
@@ -591,6 +762,8 @@ int main(void)
         cmocka_unit_test(coco_states),  cmocka_unit_test(coco_arrays),
         cmocka_unit_test(coco_select),  cmocka_unit_test(voc_basic),
         cmocka_unit_test(seg_basic),    cmocka_unit_test(topk_and_plot),
+        cmocka_unit_test(coco_many_categories),
+        cmocka_unit_test(voc_many_classes),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];
