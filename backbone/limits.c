@@ -25,6 +25,7 @@ static const mo_limits defaults = {
     .max_images = 10000000,
     .max_detections = 100000000,
     .model_memory_bytes = (uint64_t)1 << 30,
+    .session_memory_bytes = (uint64_t)4 << 30,
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -62,6 +63,7 @@ int mo_limits_set(const mo_limits *l)
     POSITIVE(max_images);
     POSITIVE(max_detections);
     POSITIVE(model_memory_bytes);
+    POSITIVE(session_memory_bytes);
 #undef POSITIVE
     /* Sides beyond 2^20 would let w * h * channels overflow int arithmetic downstream. */
     if (l->image_max_side > (1 << 20))
