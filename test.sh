@@ -35,7 +35,7 @@ log "golden vectors from the PyTorch reference (tools/make_golden.py)"
 /usr/bin/python3 tools/make_golden.py --out build/golden \
     --checkpoint "$SHARED/models/mobileone_s0.pth.tar" --image "$SHARED/data/images/tabby_cat.jpg"
 
-log "tests (release)"
+log "tests (release; suite valgrind: every app under memcheck, tests/valgrind)"
 meson test -C build --print-errorlogs --num-processes 2
 no_skips build
 
