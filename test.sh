@@ -55,10 +55,12 @@ log "fuzzing: libFuzzer + ASan/UBSan, 30 s per target from the generated seeds"
     -Dapps=false -Dfuzzing_engine=libfuzzer -Db_sanitize=address,undefined -Db_lundef=false \
     -Dc_args=-fno-sanitize-recover=all
 ninja -C build-fuzz
-for t in model_file image eval_json; do
+for t in model_file image eval_json labels; do
     mkdir -p build-fuzz/corpus/$t
+    seeds=build-fuzz/fuzz/seeds/$t
+    [ -d fuzz/corpus/$t ] && seeds=fuzz/corpus/$t  # a committed corpus
     build-fuzz/fuzz/fuzz_$t -max_total_time=30 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ -print_final_stats=1 \
-        build-fuzz/corpus/$t build-fuzz/fuzz/seeds/$t 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|SUMMARY" || true
+        build-fuzz/corpus/$t $seeds 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|SUMMARY" || true
     [ -z "$(ls build-fuzz/crash-* build-fuzz/leak-* build-fuzz/oom-* build-fuzz/timeout-* 2>/dev/null)" ] || { echo "FAIL: fuzzer found a problem" >&2; exit 1; }
 done
 
