@@ -75,6 +75,9 @@ static void usage(FILE *to)
             "  --json          print one JSON array: per input {\"image\", \"width\", \"height\",\n"
             "                  \"mask\", \"overlay\", \"labels\", \"classes\": [{\"class\", \"name\",\n"
             "                  \"fraction\"}]} or {\"image\", \"error\"}, in input order\n"
+            "The overlay is drawn smaller when it would exceed the image_max_pixels limit;\n"
+            "a network input needing more than session_memory_bytes is refused\n"
+            "(docs/LIMITS.md).\n"
             "A directory stands for its image files (.jpg .jpeg .png .bmp .gif, sorted, not\n"
             "recursive; files named *_mask.png / *_overlay.png are skipped).\n"
             "exit status: 0 all images segmented, 1 some failed, 2 usage or model error\n",
