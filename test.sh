@@ -58,7 +58,7 @@ ninja -C build-fuzz
 for t in model_file image eval_json labels; do
     mkdir -p build-fuzz/corpus/$t
     seeds=build-fuzz/fuzz/seeds/$t
-    [ -d fuzz/corpus/$t ] && seeds=fuzz/corpus/$t  # a committed corpus
+    if [ -d fuzz/corpus/$t ]; then seeds=fuzz/corpus/$t; fi  # a committed corpus
     build-fuzz/fuzz/fuzz_$t -max_total_time=30 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ -print_final_stats=1 \
         build-fuzz/corpus/$t $seeds 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|SUMMARY" || true
     [ -z "$(ls build-fuzz/crash-* build-fuzz/leak-* build-fuzz/oom-* build-fuzz/timeout-* 2>/dev/null)" ] || { echo "FAIL: fuzzer found a problem" >&2; exit 1; }
