@@ -35,7 +35,7 @@ log "golden vectors from the PyTorch reference (tools/make_golden.py)"
 /usr/bin/python3 tools/make_golden.py --out build/golden \
     --checkpoint "$SHARED/models/mobileone_s0.pth.tar" --image "$SHARED/data/images/tabby_cat.jpg"
 
-log "tests (release)"
+log "tests (release; suite valgrind: every app under memcheck, tests/valgrind)"
 meson test -C build --print-errorlogs --num-processes 2
 no_skips build
 
@@ -55,7 +55,7 @@ log "fuzzing: libFuzzer + ASan/UBSan, 30 s per target from the generated seeds"
     -Dapps=false -Dfuzzing_engine=libfuzzer -Db_sanitize=address,undefined -Db_lundef=false \
     -Dc_args=-fno-sanitize-recover=all
 ninja -C build-fuzz
-for t in model_file image eval_json head_meta voc_xml voc_det eval_state top1; do
+for t in model_file image eval_json head_meta voc_xml voc_det eval_state top1 labels; do
     mkdir -p build-fuzz/corpus/$t
     seeds=build-fuzz/fuzz/seeds/$t  # generated; committed seeds under fuzz/corpus/
     [ -d fuzz/corpus/$t ] && seeds=fuzz/corpus/$t

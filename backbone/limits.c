@@ -13,25 +13,26 @@
 #include "fileio_internal.h"
 #include "mo/limits.h"
 
-/* A macro: C11 does not take a const object as the initializer of another (clang refuses). */
-#define MO_LIMITS_DEFAULTS {                     \
-    .image_max_side = 32768,                    \
-    .image_max_pixels = (int64_t)1 << 26,       \
-    .jpeg_max_scans = 100,                      \
-    .model_file_bytes = (uint64_t)4 << 30,      \
-    .image_file_bytes = (uint64_t)256 << 20,    \
-    .json_file_bytes = (uint64_t)2 << 30,       \
-    .text_file_bytes = (uint64_t)1 << 30,       \
-    .max_categories = 4096,                     \
-    .max_images = 10000000,                     \
-    .max_detections = 100000000,                \
-    .model_memory_bytes = (uint64_t)1 << 30,    \
+/* A macro, not a copy of `defaults`: C (and clang) wants constant initializers. */
+#define DEFAULTS { \
+    .image_max_side = 32768, \
+    .image_max_pixels = (int64_t)1 << 26, \
+    .jpeg_max_scans = 100, \
+    .model_file_bytes = (uint64_t)4 << 30, \
+    .image_file_bytes = (uint64_t)256 << 20, \
+    .json_file_bytes = (uint64_t)2 << 30, \
+    .text_file_bytes = (uint64_t)1 << 30, \
+    .max_categories = 4096, \
+    .max_images = 10000000, \
+    .max_detections = 100000000, \
+    .model_memory_bytes = (uint64_t)1 << 30, \
+    .session_memory_bytes = (uint64_t)4 << 30, \
 }
 
-static const mo_limits defaults = MO_LIMITS_DEFAULTS;
+static const mo_limits defaults = DEFAULTS;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static mo_limits current = MO_LIMITS_DEFAULTS;
+static mo_limits current = DEFAULTS;
 
 void mo_limits_default(mo_limits *l)
 {
@@ -65,6 +66,7 @@ int mo_limits_set(const mo_limits *l)
     POSITIVE(max_images);
     POSITIVE(max_detections);
     POSITIVE(model_memory_bytes);
+    POSITIVE(session_memory_bytes);
 #undef POSITIVE
     /* Sides beyond 2^20 would let w * h * channels overflow int arithmetic downstream. */
     if (l->image_max_side > (1 << 20))

@@ -25,6 +25,7 @@
 
 #include "errors_internal.h"
 #include "meta_internal.h"
+#include "mo/limits.h"
 #include "pool.h"
 
 #if defined(__linux__)
@@ -207,6 +208,17 @@ int mo_session_open(mo_session **out, const mo_backbone *bb, const mo_session_se
     if (ret)
         return ret;
 
+    /* The size is the caller's (often an image's): bounded before anything that large is
+     * allocated, rather than failing, or swapping, late. */
+    mo_limits lim;
+    mo_limits_get(&lim);
+    const double bytes = (double)total * sizeof(float) + (double)set.workspace_bytes;
+    if (bytes > (double)lim.session_memory_bytes) {
+        return mo_fail(MO_EUNSUPPORTED, "mo_session_open: a session for %dx%d inputs at output "
+                       "stride %d needs %.0f MiB, over the limit session_memory_bytes (%.0f MiB)",
+                       set.max_width, set.max_height, set.min_output_stride, bytes / 1048576.0,
+                       (double)lim.session_memory_bytes / 1048576.0);
+    }
     mo_session *ss = calloc(1, sizeof(*ss));
     if (!ss)
         return mo_fail(MO_ENOMEM, "mo_session_open: out of memory");

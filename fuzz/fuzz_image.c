@@ -1,19 +1,15 @@
-/* Fuzz target: any bytes as an image file (and as a label PNG); a decoded image is also
- * preprocessed. */
+/* Fuzz target: any bytes as an image file; a decoded image is also preprocessed. (Label
+ * PNGs have their own target, fuzz_labels.c.) */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "mo/image.h"
-#include "mo/labels.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    mo_labelmap labels;
-    if (!mo_labelmap_load_png_memory(&labels, data, size, NULL))
-        mo_labelmap_free(&labels);
     mo_image img = { 0 };
     if (mo_image_load_memory(&img, data, size))
         return 0;

@@ -20,6 +20,11 @@
  *   except premature end of data, which Pillow reports as a truncated file.
  * libjpeg's default error handler calls exit(); ours longjmp()s back and the call
  * returns MO_EFORMAT (MO_ENOMEM for libjpeg's out-of-memory errors).
+ *
+ * Decode time grows with the number of scans (a progressive file may repeat its scans
+ * without end, each one a pass over the whole coefficient buffer): a progress monitor,
+ * called by libjpeg for every row of blocks it reads, stops at more than
+ * mo_limits.jpeg_max_scans scans (what djpeg -maxscans does) with MO_EUNSUPPORTED.
  */
 #include <setjmp.h>
 #include <stdio.h>
@@ -31,11 +36,13 @@
 
 #include "errors_internal.h"
 #include "io_internal.h"
+#include "mo/limits.h"
 
 typedef struct jerr_mgr {
     struct jpeg_error_mgr pub;
     jmp_buf jb;
     int truncated;
+    int too_many_scans; /* the progress monitor stopped the decoder */
 } jerr_mgr;
 
 static void on_error_exit(j_common_ptr cinfo)
@@ -82,10 +89,28 @@ static void cmyk_to_rgb(uint8_t *dst, const uint8_t *src, int w)
     }
 }
 
+/* Scan counting; `pub` first so libjpeg's pointer converts back to this struct. */
+typedef struct scan_monitor {
+    struct jpeg_progress_mgr pub;
+    int max_scans;
+} scan_monitor;
+
+static void on_progress(j_common_ptr cinfo)
+{
+    const scan_monitor *m = (const scan_monitor *)cinfo->progress;
+    if (cinfo->is_decompressor &&
+        ((j_decompress_ptr)cinfo)->input_scan_number > m->max_scans) {
+        jerr_mgr *e = (jerr_mgr *)cinfo->err;
+        e->too_many_scans = 1;
+        longjmp(e->jb, 1); /* through the error path: the job is cleaned up as for errors */
+    }
+}
+
 /* State touched after setjmp() lives here (not in locals) so longjmp() cannot lose it. */
 typedef struct jpeg_job {
     struct jpeg_decompress_struct cinfo;
     jerr_mgr jerr;
+    scan_monitor progress;
     uint8_t *pixels;
     uint8_t *row;
     int created;
@@ -101,7 +126,16 @@ static int decode(jpeg_job *job, const mo_io_src *src, mo_image *out)
     job->jerr.pub.emit_message = on_emit_message;
     job->jerr.pub.output_message = on_output_message;
 
+    mo_limits lim;
+    mo_limits_get(&lim);
+    job->progress.pub.progress_monitor = on_progress;
+    job->progress.max_scans = lim.jpeg_max_scans;
+
     if (setjmp(job->jerr.jb)) {
+        if (job->jerr.too_many_scans)
+            return mo_fail(MO_EUNSUPPORTED,
+                           "%s: JPEG with more than %d scans is over the limit (jpeg_max_scans "
+                           "%d)", src->name, job->progress.max_scans, job->progress.max_scans);
         int code = job->jerr.pub.msg_code;
         job->jerr.pub.format_message((j_common_ptr)ci, msg);
         if (code == JERR_OUT_OF_MEMORY)
@@ -113,6 +147,7 @@ static int decode(jpeg_job *job, const mo_io_src *src, mo_image *out)
 
     jpeg_create_decompress(ci);
     job->created = 1;
+    ci->progress = &job->progress.pub;
     /* libjpeg-turbo's jpeg_mem_src takes an unsigned long size. */
     if (src->size > (size_t)(unsigned long)-1)
         return mo_fail(MO_EUNSUPPORTED, "%s: file too large", src->name);

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages the SDK, its tests and its tools need (only what is missing).
 set -eu
 pkgs="build-essential meson ninja-build pkg-config libstb-dev libcmocka-dev zlib1g-dev
-      libjson-c-dev libjpeg62-turbo-dev libpng-dev libxml2-dev clang libclang-rt-14-dev python3-torch python3-torchvision python3-numpy python3-pil doxygen
+      libjson-c-dev libjpeg62-turbo-dev libpng-dev libxml2-dev clang libclang-rt-14-dev valgrind python3-torch python3-torchvision python3-numpy python3-pil doxygen
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev"
 missing=""
 for p in $pkgs; do

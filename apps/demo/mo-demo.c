@@ -227,56 +227,68 @@ static int draw_results(mo_image *img, int fw, int fh, const mo_labelmap *mask,
     return MO_OK;
 }
 
-/* Pictures are drawn at least this large (longer side), so labels stay legible. */
+/* Pictures are drawn with a longer side of at least MIN_SIDE, so labels stay legible, and at
+ * most MAX_SIDE: a larger image is drawn scaled down, so the picture costs at most a few
+ * MAX_SIDE^2 buffers whatever the input size (an 8192 x 8192 input would otherwise need
+ * three full-size copies and a canvas over the image_max_pixels limit). */
 #define MIN_SIDE 640
+#define MAX_SIDE 2048
 
-/* The composite of an image: the image (enlarged when small) with draw_results() on it
- * and a legend strip below. */
+/* The composite of an image: the image (scaled to MIN_SIDE..MAX_SIDE) with draw_results()
+ * on it and a legend strip below, drawn straight into the output canvas. */
 static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipeline_result *r,
                      const mo_palette *pal, const draw_opts *o, mo_image *out)
 {
     const int longer = src->w > src->h ? src->w : src->h;
-    const double f = longer < MIN_SIDE ? (double)MIN_SIDE / longer : 1.0;
-    const int W = f > 1 ? (int)(src->w * f + 0.5) : src->w;
-    const int H = f > 1 ? (int)(src->h * f + 0.5) : src->h;
-    mo_image img = {0};
-    int rc = f > 1 ? mo_image_resize_pil(src, W, H, &img) : mo_image_alloc(&img, W, H);
-    if (rc)
-        return rc;
-    if (f == 1)
-        memcpy(img.data, src->data, (size_t)W * H * 3);
+    const double f = longer < MIN_SIDE ? (double)MIN_SIDE / longer
+                     : longer > MAX_SIDE ? (double)MAX_SIDE / longer : 1.0;
+    const int W = f != 1 ? (int)(src->w * f + 0.5) > 0 ? (int)(src->w * f + 0.5) : 1 : src->w;
+    const int H = f != 1 ? (int)(src->h * f + 0.5) > 0 ? (int)(src->h * f + 0.5) : 1 : src->h;
     int order[256], n = 0;
     double share[256];
-    mo_labelmap m = {0};
-    if (r->has_labels) {
+    if (r->has_labels)
+        n = seg_classes(r->labels, (size_t)src->w * src->h, order, share);
+    /* the canvas: the picture (its first H rows, a W x H image of its own), then the legend */
+    mo_image probe = {.w = W, .h = H};
+    const int scale = mo_draw_text_scale(&probe);
+    const int strip = legend(&probe, 0, 0, p, order, share, n, pal, scale);
+    int rc = mo_image_alloc(out, W, H + strip);
+    if (rc)
+        return rc;
+    mo_image img = {.data = out->data, .w = W, .h = H};
+    if (f != 1) {
+        mo_image scaled = {0};
+        if ((rc = mo_image_resize_pil(src, W, H, &scaled))) {
+            mo_image_free(out);
+            return rc;
+        }
+        memcpy(img.data, scaled.data, (size_t)W * H * 3);
+        mo_image_free(&scaled);
+    } else {
+        memcpy(img.data, src->data, (size_t)W * H * 3);
+    }
+    mo_labelmap m = {.data = r->labels, .w = W, .h = H}; /* same size: used in place */
+    if (r->has_labels && (f != 1 || r->label_stride != W)) {
         if ((rc = mo_labelmap_alloc(&m, W, H))) {
-            mo_image_free(&img);
+            mo_image_free(out);
             return rc;
         }
         for (int y = 0; y < H; y++) { /* nearest label of the original pixel */
-            const uint8_t *row = r->labels + (ptrdiff_t)(y * src->h / H) * r->label_stride;
+            const uint8_t *row =
+                r->labels + (ptrdiff_t)((long long)y * src->h / H) * r->label_stride;
             for (int x = 0; x < W; x++)
-                m.data[(size_t)y * W + x] = row[(size_t)x * src->w / W];
+                m.data[(size_t)y * W + x] = row[(long long)x * src->w / W];
         }
-        n = seg_classes(r->labels, (size_t)src->w * src->h, order, share);
     }
     rc = draw_results(&img, src->w, src->h, r->has_labels ? &m : NULL, p, r, pal, o);
-    mo_labelmap_free(&m);
+    if (r->has_labels && m.data != r->labels)
+        mo_labelmap_free(&m);
     if (rc) {
-        mo_image_free(&img);
+        mo_image_free(out);
         return rc;
     }
-    /* the canvas: picture, then the legend strip */
-    const int scale = mo_draw_text_scale(&img);
-    const int strip = legend(&img, 0, 0, p, order, share, n, pal, scale);
-    if ((rc = mo_image_alloc(out, W, H + strip))) {
-        mo_image_free(&img);
-        return rc;
-    }
-    memcpy(out->data, img.data, (size_t)W * H * 3);
     mo_draw_fill_rect(out, 0, H, W, H + strip, (mo_rgb){24, 24, 24}, 1.0f);
     legend(out, H, 1, p, order, share, n, pal, scale);
-    mo_image_free(&img);
     return MO_OK;
 }
 

@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include "mo/draw.h"
 #include "mo/image.h"
 #include "mo/labels.h"
+#include "mo/limits.h"
 #include "mo/segment.h"
 
 #define DEFAULT_MAX_SIDE 2048
@@ -73,6 +75,9 @@ static void usage(FILE *to)
             "  --json          print one JSON array: per input {\"image\", \"width\", \"height\",\n"
             "                  \"mask\", \"overlay\", \"labels\", \"classes\": [{\"class\", \"name\",\n"
             "                  \"fraction\"}]} or {\"image\", \"error\"}, in input order\n"
+            "The overlay is drawn smaller when it would exceed the image_max_pixels limit;\n"
+            "a network input needing more than session_memory_bytes is refused\n"
+            "(docs/LIMITS.md).\n"
             "A directory stands for its image files (.jpg .jpeg .png .bmp .gif, sorted, not\n"
             "recursive; files named *_mask.png / *_overlay.png are skipped).\n"
             "exit status: 0 all images segmented, 1 some failed, 2 usage or model error\n",
@@ -375,14 +380,16 @@ static void draw_boundaries(mo_image *img, const mo_labelmap *m, const mo_palett
 
 /*
  * The overlay: the image with the mask blended in and boundaries outlined, above a legend
- * strip listing the classes present, largest share first, as "[swatch] name 12.3%" entries
- * flowing left to right over as many rows as needed.
+ * strip listing the classes present (counted on `stats`), largest share first, as
+ * "[swatch] name 12.3%" entries flowing left to right over as many rows as needed. When
+ * image and strip together would be over the image_max_pixels limit (the image itself is
+ * within it), they are drawn scaled down to fit rather than failing after the network ran.
  */
 static int make_overlay(const segmenter *s, const mo_image *img, const mo_labelmap *m,
-                        float alpha, mo_image *out)
+                        const mo_labelmap *stats, float alpha, mo_image *out)
 {
     class_share sh[256];
-    const int nsh = class_shares(m, sh);
+    const int nsh = class_shares(stats, sh);
     const int scale = mo_draw_text_scale(img);
     int th;
     mo_draw_text_size("Ag", scale, NULL, &th);
@@ -416,12 +423,40 @@ static int make_overlay(const segmenter *s, const mo_image *img, const mo_labelm
         x += ew[i] + gap;
     }
     const int strip = rows * row_h + pad;
-    mo_image blend = {0};
-    int r = mo_image_alloc(&blend, img->w, img->h);
-    if (!r)
-        r = mo_image_alloc(out, width, img->h + strip);
-    if (r) {
-        mo_image_free(&blend);
+    mo_limits lim;
+    mo_limits_get(&lim);
+    const double max_px = (double)(lim.image_max_pixels < MO_IMAGE_MAX_PIXELS
+                                       ? lim.image_max_pixels : MO_IMAGE_MAX_PIXELS);
+    const double px = (double)width * (img->h + strip);
+    if (px > max_px && img->w > 1 && img->h > 1) {
+        /* smaller by the square root of the excess (and a margin for the strip, which
+         * does not shrink as fast): image resized, labels sampled nearest */
+        const double f = sqrt(max_px / px) * 0.95;
+        const int w = (int)(img->w * f) > 0 ? (int)(img->w * f) : 1;
+        const int h = (int)(img->h * f) > 0 ? (int)(img->h * f) : 1;
+        mo_image small = {0};
+        mo_labelmap sm = {0};
+        int r = mo_image_resize_pil(img, w, h, &small);
+        if (!r)
+            r = mo_labelmap_alloc(&sm, w, h);
+        for (int y = 0; !r && y < h; y++) {
+            const uint8_t *row = m->data + (size_t)((long long)y * m->h / h) * m->w;
+            for (int x = 0; x < w; x++)
+                sm.data[(size_t)y * w + x] = row[(long long)x * m->w / w];
+        }
+        if (!r)
+            r = make_overlay(s, &small, &sm, stats, alpha, out);
+        mo_labelmap_free(&sm);
+        mo_image_free(&small);
+        return r;
+    }
+    int r = mo_image_alloc(out, width, img->h + strip);
+    if (r)
+        return r;
+    /* blended in place: the canvas's first rows are the picture when it is as wide */
+    mo_image blend = {.data = out->data, .w = img->w, .h = img->h};
+    if (width != img->w && (r = mo_image_alloc(&blend, img->w, img->h))) {
+        mo_image_free(out);
         return r;
     }
     memcpy(blend.data, img->data, (size_t)img->w * img->h * 3);
@@ -430,13 +465,19 @@ static int make_overlay(const segmenter *s, const mo_image *img, const mo_labelm
         draw_boundaries(&blend, m, &s->palette, s->background);
 
     const mo_rgb panel = {24, 24, 24}, frame = {200, 200, 200}, white = {255, 255, 255};
-    mo_draw_fill_rect(out, 0, 0, out->w, out->h, panel, 1.0f);
-    for (int y = 0; !r && y < img->h; y++)
-        memcpy(out->data + (size_t)y * out->w * 3, blend.data + (size_t)y * img->w * 3,
-               (size_t)img->w * 3);
-    mo_image_free(&blend);
-    if (r)
+    if (width != img->w) {
+        mo_draw_fill_rect(out, 0, 0, out->w, out->h, panel, 1.0f);
+        for (int y = 0; !r && y < img->h; y++)
+            memcpy(out->data + (size_t)y * out->w * 3, blend.data + (size_t)y * img->w * 3,
+                   (size_t)img->w * 3);
+        mo_image_free(&blend);
+    } else {
+        mo_draw_fill_rect(out, 0, img->h, out->w, out->h, panel, 1.0f);
+    }
+    if (r) {
+        mo_image_free(out);
         return r;
+    }
     x = pad;
     int y = img->h + pad;
     for (int i = 0; i < nsh; i++) {
@@ -551,7 +592,7 @@ static int segment_one(segmenter *s, const options *o, const char *path, const c
 
     if ((r = mo_labelmap_save_png(&lab, res->mask, &s->palette)))
         goto done;
-    if (o->overlay && ((r = make_overlay(s, &img, &lab, o->alpha, &ov)) ||
+    if (o->overlay && ((r = make_overlay(s, &img, &lab, &lab, o->alpha, &ov)) ||
                        (r = mo_image_save_png(&ov, res->overlay))))
         goto done;
     if (!o->overlay)

@@ -128,8 +128,9 @@ MO_API void mo_session_default_settings(mo_session_settings *s);
  * @param bb the backbone the session runs
  * @param s settings or NULL for defaults
  * @return MO_OK, MO_EINVAL (sizes outside 1..MO_MAX_INPUT_SIDE, bad stride, threads
- *         outside 0..MO_MAX_THREADS), MO_ENOMEM (memory, or the workers could not be
- *         started)
+ *         outside 0..MO_MAX_THREADS), MO_EUNSUPPORTED (the buffers and workspace would
+ *         exceed mo_limits.session_memory_bytes; checked before allocating), MO_ENOMEM
+ *         (memory, or the workers could not be started)
  */
 MO_API int mo_session_open(mo_session **out, const mo_backbone *bb,
                            const mo_session_settings *s);

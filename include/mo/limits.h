@@ -35,6 +35,7 @@ typedef struct mo_limits {
     int64_t max_images;          /**< most images in an evaluation (default 10,000,000) */
     int64_t max_detections;      /**< most detections in an evaluation (default 100,000,000) */
     uint64_t model_memory_bytes; /**< most memory a model's metadata may make a session or head ask for (default 1 GiB) */
+    uint64_t session_memory_bytes; /**< most memory one backbone session may allocate, head workspace included (default 4 GiB) */
 } mo_limits;
 
 /**

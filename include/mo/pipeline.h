@@ -224,7 +224,8 @@ typedef struct mo_pipeline_result {
  * @brief Run every head on one frame (see the file comment for what is shared).
  *
  * Never allocates, except for a frame larger than any before on this session (its RGB8
- * copy grows) and the temporary resized image of the classification preprocessing.
+ * copy grows; a packed ::MO_FRAME_RGB frame, `stride[0]` = 3 x width, is read in place
+ * without a copy) and the temporary resized image of the classification preprocessing.
  * @param s the calling thread's session
  * @param frame the frame (see ::mo_frame)
  * @param[in,out] out the caller sets `size`, `detections`/`det_capacity` and

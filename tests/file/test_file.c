@@ -219,7 +219,8 @@ static int limits_equal(const mo_limits *a, const mo_limits *b)
            a->image_file_bytes == b->image_file_bytes && a->json_file_bytes == b->json_file_bytes &&
            a->text_file_bytes == b->text_file_bytes && a->max_categories == b->max_categories &&
            a->max_images == b->max_images && a->max_detections == b->max_detections &&
-           a->model_memory_bytes == b->model_memory_bytes;
+           a->model_memory_bytes == b->model_memory_bytes &&
+           a->session_memory_bytes == b->session_memory_bytes;
 }
 
 /* model_file_bytes is checked before the file is read; invalid limits are refused whole. */

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 
 #include <cmocka.h>
+#include <jpeglib.h>
+#include <time.h>
 #include <zlib.h>
 
 #include "mo/image.h"
@@ -518,6 +520,150 @@ static void test_jpeg_roundtrip(void **state)
     mo_image_free(&img);
 }
 
+/* ---- progressive JPEG scans (libjpeg-turbo directly, as the reference) ------------------ */
+
+/* A w x h progressive JPEG (jpeg_simple_progression: 10 scans for YCbCr) of a textured
+ * picture, in memory. */
+static uint8_t *encode_progressive(int w, int h, size_t *n)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr e;
+    c.err = jpeg_std_error(&e);
+    jpeg_create_compress(&c);
+    unsigned char *out = NULL;
+    unsigned long size = 0;
+    jpeg_mem_dest(&c, &out, &size);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = 3;
+    c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 90, TRUE);
+    jpeg_simple_progression(&c);
+    jpeg_start_compress(&c, TRUE);
+    uint8_t *row = malloc((size_t)w * 3);
+    assert_non_null(row);
+    uint32_t rng = 12345;
+    while (c.next_scanline < c.image_height) {
+        for (int x = 0; x < w * 3; x++) {
+            rng = rng * 1664525u + 1013904223u;
+            row[x] = (uint8_t)((x * 7 + (int)c.next_scanline * 3) + (int)(rng >> 28));
+        }
+        JSAMPROW r[1] = { row };
+        jpeg_write_scanlines(&c, r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    free(row);
+    /* a copy from our allocator: the test frees it with free() */
+    uint8_t *d = malloc(size);
+    assert_non_null(d);
+    memcpy(d, out, size);
+    free(out);
+    *n = size;
+    return d;
+}
+
+/* The pixels libjpeg-turbo gives with the settings io/jpeg.c uses, without any monitor. */
+static void decode_reference(const uint8_t *d, size_t n, mo_image *img)
+{
+    struct jpeg_decompress_struct c;
+    struct jpeg_error_mgr e;
+    c.err = jpeg_std_error(&e);
+    jpeg_create_decompress(&c);
+    jpeg_mem_src(&c, d, (unsigned long)n);
+    assert_int_equal(jpeg_read_header(&c, TRUE), JPEG_HEADER_OK);
+    c.out_color_space = JCS_RGB;
+    c.dct_method = JDCT_ISLOW;
+    c.do_fancy_upsampling = TRUE;
+    c.do_block_smoothing = TRUE;
+    jpeg_start_decompress(&c);
+    assert_int_equal(mo_image_alloc(img, (int)c.output_width, (int)c.output_height), MO_OK);
+    while (c.output_scanline < c.output_height) {
+        JSAMPROW r[1] = { img->data + (size_t)c.output_scanline * c.output_width * 3 };
+        assert_int_equal(jpeg_read_scanlines(&c, r, 1), 1);
+    }
+    jpeg_finish_decompress(&c);
+    jpeg_destroy_decompress(&c);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* A progressive JPEG whose scans are replayed many times used to be decoded scan after
+ * scan (87 s for a 624 KB file declaring 8192 x 8192); over mo_limits.jpeg_max_scans it is
+ * refused, quickly, naming the limit. Normal progressive files decode as before. */
+static void test_jpeg_scan_limit(void **state)
+{
+    (void)state;
+    size_t n;
+    uint8_t *jpg = encode_progressive(320, 240, &n);
+    mo_image img, ref;
+    decode_reference(jpg, n, &ref);
+    assert_int_equal(mo_image_load_memory(&img, jpg, n), MO_OK);
+    expect_image(&img, ref.w, ref.h, ref.data); /* bit-exact */
+    mo_image_free(&img);
+
+    /* Its 10 scans against the limit: 10 decode, 9 are refused. */
+    mo_limits lim;
+    mo_limits_get(&lim);
+    lim.jpeg_max_scans = 10;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    assert_int_equal(mo_image_load_memory(&img, jpg, n), MO_OK);
+    expect_image(&img, ref.w, ref.h, ref.data);
+    mo_image_free(&img);
+    lim.jpeg_max_scans = 9;
+    assert_int_equal(mo_limits_set(&lim), MO_OK);
+    assert_int_equal(mo_image_load_memory(&img, jpg, n), MO_EUNSUPPORTED);
+    assert_non_null(strstr(mo_last_error(), "jpeg_max_scans 9"));
+    assert_int_equal(mo_limits_set(NULL), MO_OK);
+
+    /* Replay everything between the frame header (SOF2) and EOI (tables and scans) 2000
+     * times: 20,000 scans. */
+    size_t pos = 2, body = 0;
+    while (pos + 4 <= n && !body) {
+        assert_int_equal(jpg[pos], 0xFF);
+        const int marker = jpg[pos + 1];
+        const size_t len = (size_t)jpg[pos + 2] << 8 | jpg[pos + 3];
+        pos += 2 + len;
+        if (marker == 0xC2)
+            body = pos;
+    }
+    assert_true(body > 0 && jpg[n - 2] == 0xFF && jpg[n - 1] == 0xD9);
+    enum { REPLAYS = 2000 };
+    const size_t scans = n - 2 - body;
+    uint8_t *big = malloc(body + REPLAYS * scans + 2);
+    assert_non_null(big);
+    memcpy(big, jpg, body);
+    for (int i = 0; i < REPLAYS; i++)
+        memcpy(big + body + (size_t)i * scans, jpg + body, scans);
+    memcpy(big + body + REPLAYS * scans, "\xFF\xD9", 2);
+    const size_t big_n = body + REPLAYS * scans + 2;
+    double t0 = now_s();
+    int err = mo_image_load_memory(&img, big, big_n);
+    double dt = now_s() - t0;
+    if (err != MO_EUNSUPPORTED)
+        fail_msg("20,000 scans: expected MO_EUNSUPPORTED, got %d after %.1f s (%s)", err, dt,
+                 mo_last_error());
+    assert_null(img.data);
+    assert_non_null(strstr(mo_last_error(), "jpeg_max_scans 100"));
+    assert_non_null(strstr(mo_last_error(), "<memory>"));
+    if (dt > 5.0) /* 101 scans of 320 x 240 take milliseconds; 20,000 take seconds */
+        fail_msg("refusing took %.1f s", dt);
+    /* the same through a file: the message names it */
+    const char *p = tmp_path("scans.jpg");
+    write_file(p, big, big_n);
+    assert_int_equal(mo_image_load(&img, p), MO_EUNSUPPORTED);
+    assert_non_null(strstr(mo_last_error(), p));
+    free(big);
+    mo_image_free(&ref);
+    free(jpg);
+}
+
 static void test_save_errors(void **state)
 {
     (void)state;
@@ -828,6 +974,7 @@ int main(void)
         cmocka_unit_test(test_bmp),
         cmocka_unit_test(test_gif_first_frame),
         cmocka_unit_test(test_jpeg_roundtrip),
+        cmocka_unit_test(test_jpeg_scan_limit),
         cmocka_unit_test(test_save_errors),
         cmocka_unit_test(test_missing_and_empty),
         cmocka_unit_test(test_special_files_and_limits),
