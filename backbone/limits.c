@@ -28,7 +28,10 @@ static const mo_limits defaults = {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static mo_limits current = defaults;
+/* The defaults until the first mo_limits_set(): ISO C cannot initialise a static object
+ * from another (GCC accepts it, clang refuses). */
+static mo_limits current;
+static int current_set;
 
 void mo_limits_default(mo_limits *l)
 {
@@ -41,7 +44,7 @@ void mo_limits_get(mo_limits *l)
     if (!l)
         return;
     pthread_mutex_lock(&lock);
-    *l = current;
+    *l = current_set ? current : defaults;
     pthread_mutex_unlock(&lock);
 }
 
@@ -68,6 +71,7 @@ int mo_limits_set(const mo_limits *l)
         return mo_fail(MO_EINVAL, "mo_limits_set: image_max_side must be at most 2^20");
     pthread_mutex_lock(&lock);
     current = *l;
+    current_set = 1;
     pthread_mutex_unlock(&lock);
     return MO_OK;
 }
