@@ -36,7 +36,7 @@ static int current_set;
 void mo_limits_default(mo_limits *l)
 {
     if (l)
-        *l = defaults;
+        memcpy(l, &defaults, sizeof(*l));
 }
 
 void mo_limits_get(mo_limits *l)
@@ -44,7 +44,7 @@ void mo_limits_get(mo_limits *l)
     if (!l)
         return;
     pthread_mutex_lock(&lock);
-    *l = current_set ? current : defaults;
+    memcpy(l, current_set ? &current : &defaults, sizeof(*l)); /* padding too (zero) */
     pthread_mutex_unlock(&lock);
 }
 
