@@ -205,8 +205,8 @@ decl_dw3x3_fn(mo_dw3x3_c)
 #define PW_KC 256
 #define PW_BLOCK_BYTES (96 * 1024)
 
-static inline void pw_tile_full(float *restrict dst, int cout, const float *restrict src,
-                                int cin, int k0, int k1, const float *restrict wp,
+static inline void pw_tile_full(float *restrict dst, ptrdiff_t ldd, const float *restrict src,
+                                ptrdiff_t lds, int k0, int k1, const float *restrict wp,
                                 const float *restrict bias, int nc, int last, int relu)
 {
     float acc[PW_MR][MO_PW_NR];
@@ -217,10 +217,9 @@ static inline void pw_tile_full(float *restrict dst, int cout, const float *rest
     } else {
         for (int i = 0; i < PW_MR; i++)
             for (int j = 0; j < MO_PW_NR; j++)
-                acc[i][j] = j < nc ? dst[(size_t)i * cout + j] : 0.0f;
+                acc[i][j] = j < nc ? dst[i * ldd + j] : 0.0f;
     }
-    const float *s0 = src, *s1 = src + cin, *s2 = src + 2 * (size_t)cin,
-                *s3 = src + 3 * (size_t)cin;
+    const float *s0 = src, *s1 = src + lds, *s2 = src + 2 * lds, *s3 = src + 3 * lds;
     for (int k = k0; k < k1; k++) {
         const float *restrict w = wp + (size_t)k * MO_PW_NR;
         const float a0 = s0[k], a1 = s1[k], a2 = s2[k], a3 = s3[k];
@@ -241,10 +240,10 @@ static inline void pw_tile_full(float *restrict dst, int cout, const float *rest
                 acc[i][j] = acc[i][j] < 6.0f ? acc[i][j] : 6.0f;
     if (nc == MO_PW_NR) {
         for (int i = 0; i < PW_MR; i++)
-            memcpy(dst + (size_t)i * cout, acc[i], sizeof(acc[i]));
+            memcpy(dst + i * ldd, acc[i], sizeof(acc[i]));
     } else {
         for (int i = 0; i < PW_MR; i++)
-            memcpy(dst + (size_t)i * cout, acc[i], (size_t)nc * sizeof(float));
+            memcpy(dst + i * ldd, acc[i], (size_t)nc * sizeof(float));
     }
 }
 
@@ -271,7 +270,12 @@ static inline void pw_tile_1(float *restrict dst, const float *restrict src, int
     memcpy(dst, acc, (size_t)nc * sizeof(float));
 }
 
-decl_pw_fn(mo_pw_c)
+/*
+ * Both pointwise entry points: rows of dst ldd floats apart, of src lds apart (0: every
+ * pixel reads the same row). bias NULL: the sums start from dst (the accumulating form).
+ */
+static void pw_run(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds, size_t n,
+                   int cin, int cout, const float *weight, const float *bias, int relu)
 {
     const int np = (cout + MO_PW_NR - 1) / MO_PW_NR;
     const int kc = cin < PW_KC ? cin : PW_KC;
@@ -287,17 +291,27 @@ decl_pw_fn(mo_pw_c)
                 const float *wp = weight + (size_t)pj * cin * MO_PW_NR;
                 const int co = pj * MO_PW_NR;
                 const int nc = cout - co < MO_PW_NR ? cout - co : MO_PW_NR;
-                const float *b = first ? bias + co : NULL;
+                const float *b = first && bias ? bias + co : NULL;
                 size_t p = p0;
                 for (; p + PW_MR <= p0 + pn; p += PW_MR)
-                    pw_tile_full(dst + p * cout + co, cout, src + p * cin, cin, k0, k1, wp, b,
-                                 nc, last, relu);
+                    pw_tile_full(dst + (ptrdiff_t)p * ldd + co, ldd, src + (ptrdiff_t)p * lds,
+                                 lds, k0, k1, wp, b, nc, last, relu);
                 for (; p < p0 + pn; p++)
-                    pw_tile_1(dst + p * cout + co, src + p * cin, k0, k1, wp, b, nc, last,
-                              relu);
+                    pw_tile_1(dst + (ptrdiff_t)p * ldd + co, src + (ptrdiff_t)p * lds, k0, k1,
+                              wp, b, nc, last, relu);
             }
         }
     }
+}
+
+decl_pw_fn(mo_pw_c)
+{
+    pw_run(dst, cout, src, cin, n, cin, cout, weight, bias, relu);
+}
+
+decl_pw_acc_fn(mo_pw_acc_c)
+{
+    pw_run(dst, dst_stride, src, src_stride, n, cin, cout, weight, NULL, MO_ACT_NONE);
 }
 
 /* ------------------------------------------------------------ SE and pool */
@@ -350,6 +364,7 @@ void mo_conv_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags)
     dsp->stem3x3 = mo_stem3x3_c;
     dsp->dw3x3 = mo_dw3x3_c;
     dsp->pw = mo_pw_c;
+    dsp->pw_acc = mo_pw_acc_c;
     dsp->se = mo_se_c;
     dsp->gap = mo_gap_c;
     (void)cpu_flags;
@@ -359,6 +374,7 @@ void mo_conv_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags)
     dsp->stem3x3 = mo_stem3x3_avx2;
     dsp->dw3x3 = mo_dw3x3_avx2;
     dsp->pw = mo_pw_avx2;
+    dsp->pw_acc = mo_pw_acc_avx2;
     dsp->gap = mo_gap_avx2;
     dsp->se = mo_se_avx2;
 #endif
@@ -368,5 +384,6 @@ void mo_conv_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags)
     dsp->stem3x3 = mo_stem3x3_avx512;
     dsp->dw3x3 = mo_dw3x3_avx512;
     dsp->pw = mo_pw_avx512;
+    dsp->pw_acc = mo_pw_acc_avx512;
 #endif
 }

@@ -92,6 +92,24 @@ typedef decl_dw3x3_fn(mo_dw3x3_fn);
 typedef decl_pw_fn(mo_pw_fn);
 
 /**
+ * Pointwise 1x1 conv added onto strided rows, no bias, no activation (the segmentation
+ * head: ASPP branches written side by side into one buffer, a dilated 3x3 conv as one
+ * such product per tap): dst[p * dst_stride + co] += sum_ci src[p * src_stride + ci] *
+ * W[co][ci] for p < n, co < cout; the rest of each dst row is left alone.
+ * @param dst_stride elements from one output row to the next (>= cout)
+ * @param src_stride elements from one input row to the next; 0: every pixel reads the
+ *                   same cin floats (zero padding)
+ * @param weight packed by mo_pw_pack(), as for decl_pw_fn
+ * Every element gets the operations of decl_pw_fn with its old dst value as the bias, so
+ * writing the bias into dst first and then calling this gives the bits of ::mo_pw_fn.
+ * dst and src must not overlap.
+ */
+#define decl_pw_acc_fn(name) \
+    void (name)(float *dst, ptrdiff_t dst_stride, const float *src, ptrdiff_t src_stride, \
+                size_t n, int cin, int cout, const float *weight)
+typedef decl_pw_acc_fn(mo_pw_acc_fn);
+
+/**
  * Squeeze-excite on a conv output, followed by the block's ReLU, in place:
  * m = mean over pixels of x; r = relu(rb + rw m); e = sigmoid(eb + ew r);
  * x[p][ch] = relu(x[p][ch] * e[ch]).
@@ -112,6 +130,7 @@ typedef struct mo_conv_dsp {
     mo_stem3x3_fn *stem3x3;
     mo_dw3x3_fn *dw3x3;
     mo_pw_fn *pw;
+    mo_pw_acc_fn *pw_acc;
     mo_se_fn *se;
     mo_gap_fn *gap;
 } mo_conv_dsp;
@@ -130,6 +149,7 @@ MO_API void mo_conv_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags);
 decl_stem3x3_fn(mo_stem3x3_c);
 decl_dw3x3_fn(mo_dw3x3_c);
 decl_pw_fn(mo_pw_c);
+decl_pw_acc_fn(mo_pw_acc_c);
 decl_se_fn(mo_se_c);
 decl_gap_fn(mo_gap_c);
 

@@ -95,7 +95,7 @@ float *seg_forward(const mo_seg *seg, const mo_tensor *x, float *ws, int clip)
     const int h = x->h, w = x->w, cin = seg->cin, a = seg->a;
     const size_t npix = (size_t)h * (size_t)w;
     const seg_layout l = seg_workspace_layout(seg, npix);
-    float *cat = ws + l.cat, *proj = ws + l.proj, *logits = ws + l.logits;
+    float *cat = ws + l.cat, *logits = ws + l.logits;
     float *pooled = ws + l.pooled, *pvec = ws + l.pvec, *pbias = ws + l.pbias;
     float *zeros = ws + l.zeros;
     const ptrdiff_t ldcat = (ptrdiff_t)(seg->nr + 1) * a;
@@ -117,37 +117,36 @@ float *seg_forward(const mo_seg *seg, const mo_tensor *x, float *ws, int clip)
     matvec(pbias, seg->projp_w, seg->proj_b, pvec, a, a, 0);
 
     /* 1x1 branch */
+    mo_pw_acc_fn *const gemm = seg->dsp.pw_acc;
     fill_rows(cat, ldcat, npix, seg->b0_b, a);
     if (packed)
-        seg_gemm_acc(cat, ldcat, x->data, cin, npix, cin, a, seg->b0_w);
+        gemm(cat, ldcat, x->data, cin, npix, cin, a, seg->b0_w);
     else
         for (int y = 0; y < h; y++)
-            seg_gemm_acc(cat + (ptrdiff_t)y * w * ldcat, ldcat, x->data + y * x->row_stride,
-                         cin, (size_t)w, cin, a, seg->b0_w);
+            gemm(cat + (ptrdiff_t)y * w * ldcat, ldcat, x->data + y * x->row_stride, cin,
+                 (size_t)w, cin, a, seg->b0_w);
 
     /* dilated 3x3 branches */
     for (int i = 0; i < seg->nr; i++) {
         float *dst = cat + (ptrdiff_t)(i + 1) * a;
         fill_rows(dst, ldcat, npix, seg->r_b[i], a);
-        seg_conv3x3_acc(dst, ldcat, x->data, x->row_stride, h, w, cin, a, seg->rates[i],
+        seg_conv3x3_acc(gemm, dst, ldcat, x->data, x->row_stride, h, w, cin, a, seg->rates[i],
                         seg->r_w[i], clip, zeros);
     }
     relu_rows(cat, ldcat, npix, (int)ldcat);
 
-    /* projection (dropout: identity at inference) */
-    fill_rows(proj, a, npix, pbias, a);
-    seg_gemm_acc(proj, a, cat, ldcat, npix, (int)ldcat, a, seg->proj_w);
-    relu_rows(proj, a, npix, a);
+    /* projection (dropout: identity at inference); cat rows are packed */
+    float *proj = ws + l.proj;
+    seg->dsp.pw(proj, cat, npix, (int)ldcat, a, seg->proj_w, pbias, MO_ACT_RELU);
 
     /* 3x3 conv, into the (now free) concatenation buffer */
     float *hconv = cat;
     fill_rows(hconv, seg->hc, npix, seg->head_b, seg->hc);
-    seg_conv3x3_acc(hconv, seg->hc, proj, (ptrdiff_t)w * a, h, w, a, seg->hc, 1, seg->head_w,
-                    clip, zeros);
+    seg_conv3x3_acc(gemm, hconv, seg->hc, proj, (ptrdiff_t)w * a, h, w, a, seg->hc, 1,
+                    seg->head_w, clip, zeros);
     relu_rows(hconv, seg->hc, npix, seg->hc);
 
     /* classifier */
-    fill_rows(logits, seg->k, npix, seg->cls_b, seg->k);
-    seg_gemm_acc(logits, seg->k, hconv, seg->hc, npix, seg->hc, seg->k, seg->cls_w);
+    seg->dsp.pw(logits, hconv, npix, seg->hc, seg->k, seg->cls_w, seg->cls_b, MO_ACT_NONE);
     return logits;
 }

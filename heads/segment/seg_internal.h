@@ -1,13 +1,13 @@
 /*
  * Internal to libmo_segment (not installed): the loaded head, the workspace layout and
- * the head's own kernels (seg_kernels.c).
+ * the head's convolutions (seg_kernels.c).
  *
- * Why the head has its own kernels instead of the backbone's (backbone/dsp/conv.h, hidden
- * in libmobileone): ASPP needs a dense 3x3 convolution with dilation, which the backbone
- * does not have, and an accumulating GEMM over strided rows (branch outputs are written
- * side by side into one concatenation buffer, and each 3x3 tap adds into its output).
- * The backbone's pointwise kernel always starts from the bias and writes packed rows.
- * Both are small; keeping them here leaves libmobileone's ABI alone.
+ * Every product runs on the backbone's pointwise kernels (backbone/dsp/conv.h, reached
+ * through ::mo_conv_dsp, so the SIMD variant follows the CPU flags and
+ * mo_set_cpu_flags_mask() like the backbone's): ::mo_pw_fn where a layer writes packed
+ * rows from its bias, ::mo_pw_acc_fn where it adds into strided rows (ASPP branch outputs
+ * side by side in one concatenation buffer, each 3x3 tap adding into its output). ASPP's
+ * dense 3x3 convolution with dilation is built here from one such product per tap.
  */
 #ifndef MO_SEG_INTERNAL_H
 #define MO_SEG_INTERNAL_H
@@ -15,46 +15,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../../backbone/dsp/conv.h"
 #include "mo/segment.h"
 
 /* ------------------------------------------------------------------ kernels */
 
-/* Output channels per panel of packed weights. */
-#define SEG_NR 16
-
-/* Floats of packed weights for a k -> n matrix: ceil(n / SEG_NR) panels of k x SEG_NR. */
-size_t seg_packed_size(int k, int n);
-
 /*
- * Pack weights for seg_gemm_acc(): element (input i, output j) is w[j * sn + i * sk]
- * (a PyTorch [n][k] 1x1 conv: sn = k, sk = 1; tap t of a [n][k][3][3] conv: w + t,
- * sn = 9k, sk = 9). Panel p holds k rows of SEG_NR outputs (zero past n).
+ * Pack weights for ::mo_pw_acc_fn / ::mo_pw_fn (the layout of mo_pw_pack(), which is the
+ * case sn = k, sk = 1): element (input i, output j) is w[j * sn + i * sk] (a PyTorch
+ * [n][k] 1x1 conv: sn = k, sk = 1; tap t of a [n][k][3][3] conv: w + t, sn = 9k, sk = 9).
+ * dst holds mo_pw_packed_size(k, n) floats: panel p holds k rows of MO_PW_NR outputs
+ * (zero past n).
  */
 void seg_pack(float *dst, const float *w, int k, int n, ptrdiff_t sn, ptrdiff_t sk);
 
 /*
- * c[i][j] += sum_l a[i][l] * B[l][j] for i < m, j < n, with B packed by seg_pack().
- * Rows of a are lda floats apart; lda may be 0 (every row reads the same k floats).
- * Rows of c are ldc floats apart. Each c element accumulates in order of l, so the
- * result does not depend on the blocking.
- */
-void seg_gemm_acc(float *c, ptrdiff_t ldc, const float *a, ptrdiff_t lda, size_t m, int k,
-                  int n, const float *bp);
-
-/*
- * dst += 3x3 convolution of src, stride 1, dilation = padding = rate, no bias.
+ * dst += 3x3 convolution of src, stride 1, dilation = padding = rate, no bias, computed
+ * with gemm (the dispatched ::mo_pw_acc_fn).
  * src: h x w x cin, pixel (y, x) at src + y * src_row + x * cin.
  * dst: h x w x cout, pixel (y, x) at dst + (y * w + x) * ldd.
- * bp9: the 9 taps (ky, kx row-major) packed by seg_pack(), seg_packed_size(cin, cout)
+ * bp9: the 9 taps (ky, kx row-major) packed by seg_pack(), mo_pw_packed_size(cin, cout)
  * floats each.
  * clip = 1: each tap runs only over the output pixels where it reads the image; a tap
  * that reads only padding (rate >= h or w) is skipped entirely.
  * clip = 0: every tap runs over every pixel, reading `zeros` (cin floats of 0) for the
- * padding; the result is bit-identical (the tests check it), only slower.
+ * padding; the result is equal (the tests check it: every element gets the same
+ * operations, plus exact additions of 0), only slower.
  */
-void seg_conv3x3_acc(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t src_row, int h,
-                     int w, int cin, int cout, int rate, const float *bp9, int clip,
-                     const float *zeros);
+void seg_conv3x3_acc(mo_pw_acc_fn *gemm, float *dst, ptrdiff_t ldd, const float *src,
+                     ptrdiff_t src_row, int h, int w, int cin, int cout, int rate,
+                     const float *bp9, int clip, const float *zeros);
 
 /* Multiply-adds of seg_conv3x3_acc() on an h x w map. */
 enum seg_tap_mode {
@@ -75,6 +65,7 @@ struct mo_seg {
     int rates[MO_SEG_MAX_RATES];
     int os;   /* output stride the head was trained at */
     char **names;
+    mo_conv_dsp dsp; /* the backbone's kernels for this CPU (at open) */
     float *mem; /* every weight below, one block */
     float *b0_w, *b0_b;                   /* 1x1 branch: packed cin -> a, bias */
     float *r_w[MO_SEG_MAX_RATES];         /* dilated branches: 9 packed taps cin -> a */

@@ -10,6 +10,7 @@
 
 #include "../../backbone/errors_internal.h"
 #include "../../backbone/meta_internal.h"
+#include "mo/cpu.h"
 #include "seg_internal.h"
 
 #define PFX "seg."
@@ -154,7 +155,7 @@ static int read_conv(reader *r, const char *wname, const char *bn, const char *b
 /* Pack the 9 taps of a folded [cout][cin][3][3] weight. */
 static void pack3x3(float *dst, const float *w, int cin, int cout)
 {
-    const size_t ts = seg_packed_size(cin, cout);
+    const size_t ts = mo_pw_packed_size(cin, cout);
     for (int t = 0; t < 9; t++)
         seg_pack(dst + (size_t)t * ts, w + t, cin, cout, (ptrdiff_t)9 * cin, 9);
 }
@@ -170,20 +171,20 @@ static size_t carve(mo_seg *s, float *mem)
     size_t off = 0;
     const size_t cin = (size_t)s->cin, a = (size_t)s->a;
 #define TAKE(ptr, n) do { if (mem) (ptr) = mem + off; off += up16(n); } while (0)
-    TAKE(s->b0_w, seg_packed_size(s->cin, s->a));
+    TAKE(s->b0_w, mo_pw_packed_size(s->cin, s->a));
     TAKE(s->b0_b, a);
     for (int i = 0; i < s->nr; i++) {
-        TAKE(s->r_w[i], 9 * seg_packed_size(s->cin, s->a));
+        TAKE(s->r_w[i], 9 * mo_pw_packed_size(s->cin, s->a));
         TAKE(s->r_b[i], a);
     }
     TAKE(s->pool_w, a * cin);
     TAKE(s->pool_b, a);
-    TAKE(s->proj_w, seg_packed_size((s->nr + 1) * s->a, s->a));
+    TAKE(s->proj_w, mo_pw_packed_size((s->nr + 1) * s->a, s->a));
     TAKE(s->proj_b, a);
     TAKE(s->projp_w, a * a);
-    TAKE(s->head_w, 9 * seg_packed_size(s->a, s->hc));
+    TAKE(s->head_w, 9 * mo_pw_packed_size(s->a, s->hc));
     TAKE(s->head_b, (size_t)s->hc);
-    TAKE(s->cls_w, seg_packed_size(s->hc, s->k));
+    TAKE(s->cls_w, mo_pw_packed_size(s->hc, s->k));
     TAKE(s->cls_b, (size_t)s->k);
 #undef TAKE
     return off;
@@ -317,6 +318,7 @@ int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb)
     mo_seg *s = calloc(1, sizeof(*s));
     if (!s)
         return mo_fail(MO_ENOMEM, "out of memory");
+    mo_conv_dsp_init(&s->dsp, mo_get_cpu_flags()); /* the backbone's kernels (mo/cpu.h) */
     double eps;
     if ((ret = read_meta(s, f, &eps)))
         goto fail;

@@ -282,12 +282,14 @@ static void test_dsp_init(void **state)
     assert_ptr_equal(d.stem3x3, mo_stem3x3_c);
     assert_ptr_equal(d.dw3x3, mo_dw3x3_c);
     assert_ptr_equal(d.pw, mo_pw_c);
+    assert_ptr_equal(d.pw_acc, mo_pw_acc_c);
     assert_ptr_equal(d.se, mo_se_c);
     assert_ptr_equal(d.gap, mo_gap_c);
     mo_conv_dsp_init(&d, ~0u); /* every flag: never leaves a pointer unset */
     assert_non_null(d.stem3x3);
     assert_non_null(d.dw3x3);
     assert_non_null(d.pw);
+    assert_non_null(d.pw_acc);
     assert_non_null(d.se);
     assert_non_null(d.gap);
 }

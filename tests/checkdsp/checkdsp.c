@@ -471,6 +471,83 @@ static void check_pw(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char 
     check_pw_case(ref, dut, isa, 784, 128, 128, 1, DATA_SPARSE, st);
 }
 
+/*
+ * Accumulating pointwise: dst rows padded (the padding must keep its sentinel), src rows
+ * padded or all the same row (src_stride 0). The bias-in-dst form must give the bits of
+ * the plain pointwise kernel of the same ISA, as the contract says.
+ */
+static void check_pw_acc_case(const mo_conv_dsp *ref, const mo_conv_dsp *dut,
+                              const char *isa, int n, int cin, int cout, int pad_in,
+                              int pad_out, int kind, stats *st)
+{
+    const ptrdiff_t lds = pad_in < 0 ? 0 : cin + pad_in, ldd = cout + pad_out;
+    const size_t nin = lds ? (size_t)n * lds : (size_t)cin, nout = (size_t)n * ldd;
+    const size_t nw = (size_t)cin * cout, np = mo_pw_packed_size(cin, cout);
+    float *in = xmalloc(nin), *w = xmalloc(nw), *wp = xmalloc(np), *d0 = xmalloc(nout);
+    fill(in, nin, kind, 0);
+    fill(w, nw, kind, 1);
+    fill_sentinel(d0, nout);
+    for (int p = 0; p < n; p++)
+        fill(d0 + (size_t)p * ldd, (size_t)cout, kind, 2);
+    mo_pw_pack(wp, w, cin, cout);
+    float *want = xmalloc(nout), *mag = xmalloc(nout);
+    memcpy(want, d0, nout * sizeof(float));
+    ref->pw_acc(want, ldd, in, lds, (size_t)n, cin, cout, wp);
+    float *ain = abs_copy(in, nin), *awp = abs_copy(wp, np);
+    for (size_t i = 0; i < nout; i++)
+        mag[i] = is_sentinel(d0 + i) ? 0.0f : fabsf(d0[i]);
+    ref->pw_acc(mag, ldd, ain, lds, (size_t)n, cin, cout, awp);
+    const int e = rnd32() & 1;
+    gbuf gi, gw, gd, gs;
+    const float *gin = gcopy(&gi, in, nin, e), *gwp = gcopy(&gw, wp, np, !e);
+    float *got = gcopy(&gd, d0, nout, !e), *split = gcopy(&gs, d0, nout, e);
+    char what[160];
+    snprintf(what, sizeof(what), "pw_acc %s: n %d cin %d cout %d src_stride %td dst_stride %td %s",
+             isa, n, cin, cout, lds, ldd, data_names[kind]);
+    memcpy(current, what, sizeof(what));
+    dut->pw_acc(got, ldd, gin, lds, (size_t)n, cin, cout, gwp);
+    int r[4];
+    const int nr = split_ranges(n, r);
+    for (int k = nr - 1; k >= 0; k--)
+        dut->pw_acc(split + (size_t)r[k] * ldd, ldd, gin + (size_t)r[k] * lds, lds,
+                    (size_t)(r[k + 1] - r[k]), cin, cout, gwp);
+    failures += compare(what, got, want, mag, n, (size_t)cout, ldd, 1e-5, 0.0, st);
+    failures += same_bits(what, got, split, nout);
+    if (lds == cin && ldd == cout) { /* bias in dst == the bias argument of pw */
+        float *viapw = xmalloc(nout), *bias = xmalloc((size_t)cout);
+        memcpy(bias, d0, (size_t)cout * sizeof(float));
+        for (int p = 0; p < n; p++)
+            memcpy(split + (size_t)p * cout, bias, (size_t)cout * sizeof(float));
+        dut->pw_acc(split, ldd, gin, lds, (size_t)n, cin, cout, gwp);
+        dut->pw(viapw, gin, (size_t)n, cin, cout, gwp, bias, MO_ACT_NONE);
+        failures += same_bits(what, split, viapw, nout);
+        free(viapw);
+        free(bias);
+    }
+    st->cases++;
+    free(in); free(w); free(wp); free(d0); free(want); free(mag); free(ain); free(awp);
+    gfree(&gi); gfree(&gw); gfree(&gd); gfree(&gs);
+}
+
+static void check_pw_acc(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                         stats *st)
+{
+    static const int ns[] = {1, 2, 3, 5, 6, 7, 12, 13, 49, 97};
+    static const int cins[] = {1, 3, 8, 16, 17, 255, 256, 257, 513};
+    static const int couts[] = {1, 5, 15, 16, 17, 21, 32, 33, 48, 100};
+    for (int i = 0; i < 10; i++)
+        for (int j = 0; j < 9; j++)
+            check_pw_acc_case(ref, dut, isa, ns[i], cins[j], couts[irand(0, 9)],
+                              irand(-1, 2) * irand(0, 5), irand(0, 1) * irand(1, 40),
+                              irand(0, DATA_KINDS - 1), st);
+    /* the segmentation head's shapes: branches side by side (dst stride 4 x 256), taps
+     * over zero padding (src stride 0), classifier with 21 outputs */
+    check_pw_acc_case(ref, dut, isa, 1029, 1024, 256, 0, 768, DATA_UNIFORM, st);
+    check_pw_acc_case(ref, dut, isa, 64, 1024, 256, -1, 768, DATA_SPARSE, st);
+    check_pw_acc_case(ref, dut, isa, 300, 256, 21, 0, 0, DATA_LARGE, st);
+    check_pw_acc_case(ref, dut, isa, 3001, 48, 48, 0, 0, DATA_UNIFORM, st);
+}
+
 /* ------------------------------------------------------------ SE and pool */
 
 static void check_se_case(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
@@ -556,6 +633,7 @@ static const struct kernel {
     {"stem3x3", FN_OFFSET(stem3x3), check_stem},
     {"dw3x3", FN_OFFSET(dw3x3), check_dw},
     {"pw", FN_OFFSET(pw), check_pw},
+    {"pw_acc", FN_OFFSET(pw_acc), check_pw_acc},
     {"se", FN_OFFSET(se), check_se},
     {"gap", FN_OFFSET(gap), check_gap},
 };
@@ -615,6 +693,7 @@ static const bench_case bench_cases[] = {
     {"pw", "49px 256->1024", 49, 256, 1024, 0, 0},
     {"pw", "49px 512->1280 (s1)", 49, 512, 1280, 0, 0},
     {"pw", "196px 640->640 (s2)", 196, 640, 640, 0, 0},
+    {"pw_acc", "1024px 1024->256 (seg)", 1024, 1024, 256, 0, 0},
     {"se", "49px 2048 / 128 (s4)", 49, 2048, 128, 0, 0},
     {"gap", "49px x 1024", 49, 1024, 0, 0, 0},
 };
@@ -635,7 +714,7 @@ static double bench_one(const mo_conv_dsp *d, const bench_case *bc, int runs, do
         nin = (size_t)bc->a * bc->b * bc->c, nout = (size_t)oh * ow * bc->c;
         nw = 9 * (size_t)bc->c, nb = (size_t)bc->c;
         *macs = 9.0 * (double)nout;
-    } else if (!strcmp(k, "pw")) {
+    } else if (!strcmp(k, "pw") || !strcmp(k, "pw_acc")) {
         nin = (size_t)bc->a * bc->b, nout = (size_t)bc->a * bc->c;
         nw = mo_pw_packed_size(bc->b, bc->c), nb = (size_t)bc->c;
         *macs = (double)bc->a * bc->b * bc->c;
@@ -665,6 +744,8 @@ static double bench_one(const mo_conv_dsp *d, const bench_case *bc, int runs, do
                          bc->c, bc->d, bc->e, w, b, 1, 0, oh);
             else if (!strcmp(k, "pw"))
                 d->pw(out, in, (size_t)bc->a, bc->b, bc->c, w, b, 1);
+            else if (!strcmp(k, "pw_acc"))
+                d->pw_acc(out, bc->c, in, bc->b, (size_t)bc->a, bc->b, bc->c, w);
             else if (!strcmp(k, "se")) {
                 memcpy(out, in, nin * sizeof(float));
                 d->se(out, (size_t)bc->a, bc->b, bc->c, w, b, w + (size_t)bc->b * bc->c,

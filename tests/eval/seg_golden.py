@@ -11,7 +11,7 @@ Two sets, label PNGs written under --work:
 For each: confusion matrix (exact), IoU per class, mIoU, pixel accuracy and mean class
 accuracy (np.nanmean) must match to 1e-12; then 2 shards merged must equal the single
 run; a prediction of the wrong size must fail with both file names.
-Exit 77 (skip) with a message when the shared data is absent.
+Exit 77 (skip) with a message when the shared data, NumPy or Pillow is absent.
 """
 import argparse
 import json
@@ -19,8 +19,12 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-from PIL import Image, ImageDraw
+try:
+    import numpy as np
+    from PIL import Image, ImageDraw
+except ImportError as e:  # a counted skip (77), never a silent pass
+    print("SKIP: %s (Debian python3-numpy python3-pil: tools/install-deps.sh)" % e)
+    sys.exit(77)
 
 
 def voc_palette():

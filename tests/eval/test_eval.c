@@ -20,6 +20,7 @@
 
 #include "mo/eval.h"
 #include "mo/limits.h"
+#include "mo/image.h"
 
 static char tmpdir[64];
 
@@ -750,6 +751,116 @@ static void topk_and_plot(void **state)
     assert_int_equal(mo_eval_plot_pr(tmp_path("pr.png"), 0, xs, ys, n, NULL, NULL), MO_EINVAL);
 }
 
+/* ------------------------------------------------------------- PR plot */
+
+/* Distance from (x, y) to the segment (ax, ay)-(bx, by). */
+static double seg_dist(double x, double y, double ax, double ay, double bx, double by)
+{
+    const double dx = bx - ax, dy = by - ay, l2 = dx * dx + dy * dy;
+    double t = l2 > 0 ? ((x - ax) * dx + (y - ay) * dy) / l2 : 0;
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    return hypot(x - (ax + t * dx), y - (ay + t * dy));
+}
+
+static int is_rgb(const mo_image *im, int x, int y, const uint8_t rgb[3])
+{
+    if (x < 0 || y < 0 || x >= im->w || y >= im->h)
+        return 0;
+    return !memcmp(im->data + ((size_t)y * im->w + x) * 3, rgb, 3);
+}
+
+/*
+ * The PNG decoded: the plot frame found from its black lines, then for each curve (in the
+ * colours of plot.c's palette, matplotlib's first two) every segment between two drawn
+ * points is covered by pixels of its colour, and every pixel of that colour inside the
+ * frame lies on one of those segments: nothing drawn across the point skipped for its
+ * negative precision, nothing at a wrong place. Outside the frame only the legend (right
+ * of the frame) has them.
+ */
+static void pr_plot_pixels(void **state)
+{
+    (void)state;
+    enum { NC = 2, NP = 6 };
+    static const double r[NC][NP] = {{0, 0.2, 0.4, 0.6, 0.8, 1.0}, {0, 0.3, 0.5, 0.7, 0.9, 1.0}};
+    static const double p[NC][NP] = {{1, 0.95, 0.85, -1, 0.7, 0.6}, {0.5, 0.45, 0.3, 0.2, 0.1, 0.05}};
+    static const uint8_t col[NC][3] = {{31, 119, 180}, {255, 127, 14}};
+    const double *xs[NC] = {r[0], r[1]}, *ys[NC] = {p[0], p[1]};
+    const size_t n[NC] = {NP, NP};
+    const char *names[NC] = {"cat", "dog"};
+    assert_int_equal(mo_eval_plot_pr(tmp_path("pr2.png"), NC, xs, ys, n, names, "title"), MO_OK);
+    mo_image im;
+    assert_int_equal(mo_image_load(&im, tmp_path("pr2.png")), MO_OK);
+
+    /* the frame: the columns and rows that are mostly black */
+    const uint8_t black[3] = {0, 0, 0};
+    int left = -1, right = -1, top = -1, bottom = -1;
+    for (int x = 0; x < im.w; x++) {
+        int k = 0;
+        for (int y = 0; y < im.h; y++)
+            k += is_rgb(&im, x, y, black);
+        if (k > im.h / 2) {
+            left = left < 0 ? x : left;
+            right = x;
+        }
+    }
+    for (int y = 0; y < im.h; y++) {
+        int k = 0;
+        for (int x = 0; x < im.w; x++)
+            k += is_rgb(&im, x, y, black);
+        if (k > im.w / 3) {
+            top = top < 0 ? y : top;
+            bottom = y;
+        }
+    }
+    assert_true(left >= 0 && right > left + 100 && top >= 0 && bottom > top + 100);
+#define PXX(v) (left + (v) * (right - left))
+#define PXY(v) (top + (1 - (v)) * (bottom - top))
+
+    for (int c = 0; c < NC; c++) {
+        /* every drawn segment covered (the line is 2 px wide) */
+        for (int j = 1; j < NP; j++) {
+            if (p[c][j] < 0 || p[c][j - 1] < 0)
+                continue;
+            for (int t = 0; t <= 20; t++) {
+                const double x = PXX(r[c][j - 1] + (r[c][j] - r[c][j - 1]) * t / 20);
+                const double y = PXY(p[c][j - 1] + (p[c][j] - p[c][j - 1]) * t / 20);
+                int found = 0;
+                for (int dy = -2; dy <= 2 && !found; dy++)
+                    for (int dx = -2; dx <= 2 && !found; dx++)
+                        found = is_rgb(&im, (int)lround(x) + dx, (int)lround(y) + dy, col[c]);
+                if (!found)
+                    fail_msg("curve %d: no pixel of its colour at (%.0f, %.0f), segment %d", c,
+                             x, y, j);
+            }
+        }
+        /* and nothing else of its colour */
+        long legend = 0;
+        for (int y = 0; y < im.h; y++)
+            for (int x = 0; x < im.w; x++) {
+                if (!is_rgb(&im, x, y, col[c]))
+                    continue;
+                if (x > right + 2) {
+                    legend++;
+                    continue;
+                }
+                double best = 1e9;
+                for (int j = 1; j < NP; j++)
+                    if (p[c][j] >= 0 && p[c][j - 1] >= 0) {
+                        const double d = seg_dist(x, y, PXX(r[c][j - 1]), PXY(p[c][j - 1]),
+                                                  PXX(r[c][j]), PXY(p[c][j]));
+                        best = d < best ? d : best;
+                    }
+                if (best > 2.0)
+                    fail_msg("curve %d: pixel (%d, %d) of its colour is %.1f px from the curve",
+                             c, x, y, best);
+            }
+        assert_true(legend > 0);
+    }
+#undef PXX
+#undef PXY
+    mo_image_free(&im);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/mo_eval_test_XXXXXX");
@@ -764,6 +875,7 @@ int main(void)
         cmocka_unit_test(seg_basic),    cmocka_unit_test(topk_and_plot),
         cmocka_unit_test(coco_many_categories),
         cmocka_unit_test(voc_many_classes),
+        cmocka_unit_test(pr_plot_pixels),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];

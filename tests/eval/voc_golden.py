@@ -3,7 +3,7 @@
 fixture made from coco-mini (make_voc_fixture.py): per-class and mean AP, VOC2007
 11-point and all-point, to 1e-12; 3 shards merged equal the single run; broken inputs
 (XML without a box, malformed XML, unknown image in a results file) fail with the file
-and line. Exit 77 (skip) with a message when the shared data is absent.
+and line. Exit 77 (skip) with a message when the shared data or NumPy is absent.
 """
 import argparse
 import json
@@ -29,6 +29,11 @@ def main():
     gt = os.path.join(coco, "annotations", "instances_val2017.json")
     if not os.path.exists(gt):
         print("SKIP: %s is absent (shared data, see README)" % gt)
+        return 77
+    try:
+        import numpy  # noqa: F401 (voc_reference.py needs it)
+    except ImportError as e:
+        print("SKIP: %s (Debian python3-numpy: tools/install-deps.sh)" % e)
         return 77
     shutil.rmtree(a.work, ignore_errors=True)
     subprocess.run([sys.executable, os.path.join(HERE, "make_voc_fixture.py"), "--gt", gt,

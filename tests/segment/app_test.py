@@ -13,8 +13,9 @@ error rules.
   equal file names get distinct output names; a corrupt file, a missing file and an image
   over --max-side fail alone (exit 1); usage errors, an unreadable model and a head for
   another backbone exit 2 with a message.
-Uses the real S0 backbone when ../shared has it, else a random one; images are the VOC
-samples when present plus synthetic ones.
+Uses the real S0 backbone and the VOC samples when ../shared is present (either missing
+there fails the test), else a random backbone; plus synthetic images. Exits 77 (skip)
+without NumPy, torch or Pillow.
 
   app_test.py --app build/apps/segment/mo-segment --work build/segapp [--shared ../shared]
       [--eval build/apps/eval/mo-eval]
@@ -78,9 +79,14 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="one VOC image and no mo-eval part (for sanitizer builds)")
     a = ap.parse_args()
-    import numpy as np
-    import torch
-    from PIL import Image
+    try:
+        import numpy as np
+        import torch
+        from PIL import Image
+    except ImportError as e:  # a counted skip (77), never a silent pass
+        print("SKIP: %s (Debian python3-numpy python3-torch python3-pil: "
+              "tools/install-deps.sh)" % e)
+        return 77
     import deeplab_ref as dl
     import mobileone_ref as ref
     torch.set_num_threads(max(torch.get_num_threads(), len(os.sched_getaffinity(0))))
@@ -93,6 +99,12 @@ def main():
     import mofile
     w = lambda *p: os.path.join(a.work, *p)  # noqa: E731
     ckpt = os.path.join(a.shared or "", "models", "mobileone_s0.pth.tar")
+    voc = os.path.join(a.shared or "", "data", "voc2012-val-samples")
+    if a.shared and os.path.isdir(a.shared):  # present: what it should hold must be there
+        for p in [ckpt] + [os.path.join(voc, i + "_image.png") for i in ("1", "23", "114")]:
+            if not os.path.exists(p):
+                print("FAIL: %s is absent although %s exists" % (p, a.shared))
+                return 1
     model, head, other = w("s0.mo.safetensors"), w("head.mo.safetensors"), w("other.mo.safetensors")
     quiet = open(os.devnull, "w")
     sys.stdout, stdout = quiet, sys.stdout  # the converters print a line each
@@ -128,7 +140,6 @@ def main():
     os.makedirs(w("in", "dup"))
     rng = np.random.default_rng(0)
     imgs = []
-    voc = os.path.join(a.shared or "", "data", "voc2012-val-samples")
     for n in ("1_image.png", "23_image.png", "114_image.png")[:1 if a.quick else 3]:
         if os.path.exists(os.path.join(voc, n)):
             imgs.append(os.path.join(voc, n))

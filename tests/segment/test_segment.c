@@ -1,6 +1,7 @@
 /*
  * Segmentation head unit tests (no PyTorch, no shared data):
- * - kernels: the accumulating GEMM and the dilated 3x3 conv against a naive double conv,
+ * - kernels: the accumulating GEMM (the backbone's pw_acc, C and SIMD, with the head's
+ *   packing) and the dilated 3x3 conv against a naive double conv,
  *   on odd sizes and rates below, at and beyond the map size; skipping padded taps gives
  *   bit-identical results; the multiply-add count at 512x512;
  * - upsampling + argmax against a naive implementation of torch's bilinear formula;
@@ -22,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "mo/cpu.h"
 #include "mo/segment.h"
 #include "seg_internal.h"
 #include "seggen.h"
@@ -102,41 +104,50 @@ static float *rand_buf(size_t n, float scale)
     return p;
 }
 
+/* The kernels the head runs on: the C reference, and the best variant for this CPU. */
+static void dsp_levels(mo_conv_dsp d[2])
+{
+    mo_conv_dsp_init(&d[0], 0);
+    mo_conv_dsp_init(&d[1], mo_get_cpu_flags());
+}
+
+/* The accumulating pointwise kernel with weights packed by seg_pack(), strided rows. */
 static void test_gemm(void **state)
 {
     (void)state;
     static const int cases[][3] = {{1, 1, 1},   {3, 5, 7},     {4, 16, 16},  {5, 17, 33},
                                    {9, 300, 21}, {130, 257, 40}, {67, 513, 256}};
-    for (size_t t = 0; t < sizeof(cases) / sizeof(cases[0]); t++) {
-        const int m = cases[t][0], k = cases[t][1], n = cases[t][2];
-        for (int zero_lda = 0; zero_lda < 2; zero_lda++) {
-            const ptrdiff_t lda = zero_lda ? 0 : k + 3, ldc = n + 5;
-            float *a = rand_buf((size_t)m * (k + 3), 1.0f), *w = rand_buf((size_t)n * k, 1.0f);
-            float *c = rand_buf((size_t)m * ldc, 1.0f);
-            float *bp = malloc(sizeof(float) * seg_packed_size(k, n));
-            double *ref = malloc(sizeof(double) * (size_t)m * ldc);
-            assert_true(bp && ref);
-            for (size_t i = 0; i < (size_t)m * ldc; i++)
-                ref[i] = c[i];
-            for (int i = 0; i < m; i++)
-                for (int j = 0; j < n; j++)
-                    for (int l = 0; l < k; l++)
-                        ref[(size_t)i * ldc + j] += (double)a[i * lda + l] * w[(size_t)j * k + l];
-            seg_pack(bp, w, k, n, k, 1);
-            seg_gemm_acc(c, ldc, a, lda, (size_t)m, k, n, bp);
-            for (int i = 0; i < m; i++)
-                for (int j = 0; j < ldc; j++) {
-                    const double d = fabs(c[(size_t)i * ldc + j] - ref[(size_t)i * ldc + j]);
-                    if (d > 1e-5 * (1.0 + sqrt((double)k)))
-                        fail_msg("gemm %dx%dx%d lda %td: (%d,%d) off by %g", m, k, n, lda, i, j,
-                                 d);
-                }
-            free(a);
-            free(w);
-            free(c);
-            free(bp);
-            free(ref);
-        }
+    mo_conv_dsp d[2];
+    dsp_levels(d);
+    for (size_t t = 0; t < sizeof(cases) / sizeof(cases[0]) * 4; t++) {
+        const int m = cases[t / 4][0], k = cases[t / 4][1], n = cases[t / 4][2];
+        const int zero_lda = t & 1, lvl = (t >> 1) & 1;
+        const ptrdiff_t lda = zero_lda ? 0 : k + 3, ldc = n + 5;
+        float *a = rand_buf((size_t)m * (k + 3), 1.0f), *w = rand_buf((size_t)n * k, 1.0f);
+        float *c = rand_buf((size_t)m * ldc, 1.0f);
+        float *bp = malloc(sizeof(float) * mo_pw_packed_size(k, n));
+        double *ref = malloc(sizeof(double) * (size_t)m * ldc);
+        assert_true(bp && ref);
+        for (size_t i = 0; i < (size_t)m * ldc; i++)
+            ref[i] = c[i];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                for (int l = 0; l < k; l++)
+                    ref[(size_t)i * ldc + j] += (double)a[i * lda + l] * w[(size_t)j * k + l];
+        seg_pack(bp, w, k, n, k, 1);
+        d[lvl].pw_acc(c, ldc, a, lda, (size_t)m, k, n, bp);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < ldc; j++) {
+                const double e = fabs(c[(size_t)i * ldc + j] - ref[(size_t)i * ldc + j]);
+                if (e > 1e-5 * (1.0 + sqrt((double)k)))
+                    fail_msg("gemm %dx%dx%d lda %td (%s): (%d,%d) off by %g", m, k, n, lda,
+                             lvl ? "simd" : "c", i, j, e);
+            }
+        free(a);
+        free(w);
+        free(c);
+        free(bp);
+        free(ref);
     }
 }
 
@@ -150,6 +161,8 @@ static void test_conv3x3(void **state)
         {12, 12, 16, 17, 11}, {12, 12, 16, 17, 12}, {12, 13, 33, 16, 36}, {17, 9, 10, 40, 8},
         {20, 15, 24, 8, 12},
     };
+    mo_conv_dsp dsp[2];
+    dsp_levels(dsp);
     for (size_t t = 0; t < sizeof(cases) / sizeof(cases[0]); t++) {
         const int h = cases[t][0], w = cases[t][1], cin = cases[t][2], cout = cases[t][3],
                   r = cases[t][4];
@@ -157,7 +170,7 @@ static void test_conv3x3(void **state)
         const ptrdiff_t ldd = cout + 3;
         float *src = rand_buf((size_t)h * src_row, 1.0f);
         float *wt = rand_buf((size_t)cout * cin * 9, 0.3f);
-        float *bp = malloc(sizeof(float) * 9 * seg_packed_size(cin, cout));
+        float *bp = malloc(sizeof(float) * 9 * mo_pw_packed_size(cin, cout));
         float *zeros = calloc((size_t)cin, sizeof(float));
         float *d1 = calloc((size_t)h * w * ldd, sizeof(float));
         float *d2 = calloc((size_t)h * w * ldd, sizeof(float));
@@ -165,13 +178,14 @@ static void test_conv3x3(void **state)
         double *mag = malloc(sizeof(double) * (size_t)h * w * cout);
         assert_true(bp && zeros && d1 && d2 && ref && mag);
         for (int i = 0; i < 9; i++)
-            seg_pack(bp + (size_t)i * seg_packed_size(cin, cout), wt + i, cin, cout,
+            seg_pack(bp + (size_t)i * mo_pw_packed_size(cin, cout), wt + i, cin, cout,
                      (ptrdiff_t)9 * cin, 9);
         for (size_t i = 0; i < (size_t)h * w * ldd; i++)
             d1[i] = d2[i] = (float)(i % 7) * 0.25f; /* accumulates onto existing values */
         naive_conv(ref, mag, src, src_row, h, w, cin, cout, 1, 3, 1, r, r, wt, NULL, 0);
-        seg_conv3x3_acc(d1, ldd, src, src_row, h, w, cin, cout, r, bp, 1, zeros);
-        seg_conv3x3_acc(d2, ldd, src, src_row, h, w, cin, cout, r, bp, 0, zeros);
+        mo_pw_acc_fn *gemm = dsp[t % 2].pw_acc; /* C and SIMD kernels in turn */
+        seg_conv3x3_acc(gemm, d1, ldd, src, src_row, h, w, cin, cout, r, bp, 1, zeros);
+        seg_conv3x3_acc(gemm, d2, ldd, src, src_row, h, w, cin, cout, r, bp, 0, zeros);
         for (int p = 0; p < h * w; p++)
             for (int co = 0; co < cout; co++) {
                 const size_t o = (size_t)p * ldd + co, q = (size_t)p * cout + co;

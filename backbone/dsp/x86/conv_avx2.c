@@ -115,13 +115,16 @@ static ALWAYS_INLINE void pw_tile(float *restrict dst, size_t cout, const float 
     }
 }
 
-decl_pw_fn(mo_pw_avx2)
+/* mo_pw_avx2 and mo_pw_acc_avx2: rows ldd / lds floats apart; bias NULL accumulates. */
+static void __attribute__((noinline))
+pw_run(float *dst, size_t ldd, const float *src, size_t lds, size_t n, int cin,
+                   int cout, const float *weight, const float *bias, int relu)
 {
     const int np = (cout + MO_PW_NR - 1) / MO_PW_NR;
     const int kc = cin < PW_KC ? cin : PW_KC;
     size_t mb = PW_BLOCK_BYTES / (sizeof(float) * (size_t)kc);
     mb = mb < PW_MR ? PW_MR : mb / PW_MR * PW_MR;
-    const size_t ci = (size_t)cin, co_n = (size_t)cout;
+    const size_t ci = (size_t)cin;
 
     for (size_t p0 = 0; p0 < n; p0 += mb) {
         const size_t pend = n - p0 < mb ? n : p0 + mb;
@@ -132,24 +135,34 @@ decl_pw_fn(mo_pw_avx2)
                 const float *wp = weight + (size_t)pj * ci * MO_PW_NR;
                 const int co = pj * MO_PW_NR;
                 const int nc = cout - co < MO_PW_NR ? cout - co : MO_PW_NR;
-                const float *b = first ? bias + co : NULL;
+                const float *b = first && bias ? bias + co : NULL;
                 size_t p = p0;
                 for (; p + PW_MR <= pend; p += PW_MR)
-                    pw_tile(dst + p * co_n + co, co_n, src + p * ci, ci, k0, k1, wp, b, nc,
+                    pw_tile(dst + p * ldd + co, ldd, src + p * lds, lds, k0, k1, wp, b, nc,
                             last, relu, PW_MR);
-                float *d = dst + p * co_n + co;
-                const float *s = src + p * ci;
+                float *d = dst + p * ldd + co;
+                const float *s = src + p * lds;
                 switch (pend - p) {
-                case 5: pw_tile(d, co_n, s, ci, k0, k1, wp, b, nc, last, relu, 5); break;
-                case 4: pw_tile(d, co_n, s, ci, k0, k1, wp, b, nc, last, relu, 4); break;
-                case 3: pw_tile(d, co_n, s, ci, k0, k1, wp, b, nc, last, relu, 3); break;
-                case 2: pw_tile(d, co_n, s, ci, k0, k1, wp, b, nc, last, relu, 2); break;
-                case 1: pw_tile(d, co_n, s, ci, k0, k1, wp, b, nc, last, relu, 1); break;
+                case 5: pw_tile(d, ldd, s, lds, k0, k1, wp, b, nc, last, relu, 5); break;
+                case 4: pw_tile(d, ldd, s, lds, k0, k1, wp, b, nc, last, relu, 4); break;
+                case 3: pw_tile(d, ldd, s, lds, k0, k1, wp, b, nc, last, relu, 3); break;
+                case 2: pw_tile(d, ldd, s, lds, k0, k1, wp, b, nc, last, relu, 2); break;
+                case 1: pw_tile(d, ldd, s, lds, k0, k1, wp, b, nc, last, relu, 1); break;
                 default: break;
                 }
             }
         }
     }
+}
+
+decl_pw_fn(mo_pw_avx2)
+{
+    pw_run(dst, (size_t)cout, src, (size_t)cin, n, cin, cout, weight, bias, relu);
+}
+
+decl_pw_acc_fn(mo_pw_acc_avx2)
+{
+    pw_run(dst, (size_t)dst_stride, src, (size_t)src_stride, n, cin, cout, weight, NULL, 0);
 }
 
 /* -------------------------------------------------------------- depthwise */

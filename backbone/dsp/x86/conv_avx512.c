@@ -141,14 +141,16 @@ static ALWAYS_INLINE void pw_panels(float *dst, size_t cout, const float *src, s
                      last, relu, (int)(pend - p), np);
 }
 
-decl_pw_fn(mo_pw_avx512)
+/* mo_pw_avx512 and mo_pw_acc_avx512: rows ldd / lds floats apart; bias NULL accumulates. */
+static void __attribute__((noinline))
+pw_run(float *dst, size_t ldd, const float *src, size_t lds, size_t n, int cin,
+                   int cout, const float *weight, const float *bias, int relu)
 {
     const int np = (cout + MO_PW_NR - 1) / MO_PW_NR;
     const int kc = cin < PW_KC ? cin : PW_KC;
     size_t mb = PW_BLOCK_BYTES / (sizeof(float) * (size_t)kc);
     mb = mb < PW_MR ? PW_MR : mb / PW_MR * PW_MR;
-    const size_t ci = (size_t)cin, co_n = (size_t)cout;
-    const size_t panel = ci * MO_PW_NR;
+    const size_t panel = (size_t)cin * MO_PW_NR;
 
     for (size_t p0 = 0; p0 < n; p0 += mb) {
         const size_t pend = n - p0 < mb ? n : p0 + mb;
@@ -159,17 +161,27 @@ decl_pw_fn(mo_pw_avx512)
             for (; pj + 2 <= np; pj += 2) {
                 const int co = pj * MO_PW_NR;
                 const int nc1 = cout - co - 16 < 16 ? cout - co - 16 : 16;
-                pw_panels(dst + co, co_n, src, ci, p0, pend, k0, k1, weight + pj * panel,
-                          weight + (pj + 1) * panel, first ? bias + co : NULL, 16, nc1, last,
-                          relu, 2);
+                pw_panels(dst + co, ldd, src, lds, p0, pend, k0, k1, weight + pj * panel,
+                          weight + (pj + 1) * panel, first && bias ? bias + co : NULL, 16, nc1,
+                          last, relu, 2);
             }
             if (pj < np) {
                 const int co = pj * MO_PW_NR;
-                pw_panels(dst + co, co_n, src, ci, p0, pend, k0, k1, weight + pj * panel, NULL,
-                          first ? bias + co : NULL, cout - co, 0, last, relu, 1);
+                pw_panels(dst + co, ldd, src, lds, p0, pend, k0, k1, weight + pj * panel, NULL,
+                          first && bias ? bias + co : NULL, cout - co, 0, last, relu, 1);
             }
         }
     }
+}
+
+decl_pw_fn(mo_pw_avx512)
+{
+    pw_run(dst, (size_t)cout, src, (size_t)cin, n, cin, cout, weight, bias, relu);
+}
+
+decl_pw_acc_fn(mo_pw_acc_avx512)
+{
+    pw_run(dst, (size_t)dst_stride, src, (size_t)src_stride, n, cin, cout, weight, NULL, 0);
 }
 
 /* -------------------------------------------------------------- depthwise */

@@ -20,6 +20,7 @@
 decl_stem3x3_fn(mo_stem3x3_avx2);
 decl_dw3x3_fn(mo_dw3x3_avx2);
 decl_pw_fn(mo_pw_avx2);
+decl_pw_acc_fn(mo_pw_acc_avx2);
 decl_gap_fn(mo_gap_avx2);
 decl_se_fn(mo_se_avx2);
 
@@ -27,5 +28,6 @@ decl_se_fn(mo_se_avx2);
 decl_stem3x3_fn(mo_stem3x3_avx512);
 decl_dw3x3_fn(mo_dw3x3_avx512);
 decl_pw_fn(mo_pw_avx512);
+decl_pw_acc_fn(mo_pw_acc_avx512);
 
 #endif
