@@ -19,21 +19,6 @@ int mo_eval_read_file(const char *path, int json, char **data, size_t *size)
                         json ? "json_file_bytes" : "text_file_bytes", (uint8_t **)data, size);
 }
 
-void mo_eval_line_col(const char *data, size_t offset, int *line, int *col)
-{
-    int l = 1, c = 1;
-    for (size_t i = 0; i < offset; i++) {
-        if (data[i] == '\n') {
-            l++;
-            c = 1;
-        } else {
-            c++;
-        }
-    }
-    *line = l;
-    *col = c;
-}
-
 /* a before b when key[a] > key[b], NaN after every number. */
 static inline int before(const double *key, uint32_t a, uint32_t b)
 {

@@ -8,13 +8,13 @@
  */
 #include "mo/pipeline.h"
 
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../backbone/errors_internal.h"
+#include "../backbone/json_internal.h"
 #ifdef MO_PIPELINE_HAVE_SEG
 #include "mo/segment.h"
 #endif
@@ -57,17 +57,16 @@ static int meta_floats(const mo_file *f, const char *key, float *v, int n)
     const char *s = mo_file_meta(f, key);
     if (!s)
         return MO_OK;
-    json_object *j = json_tokener_parse(s);
-    int ok = j && json_object_is_type(j, json_type_array) &&
-             (int)json_object_array_length(j) == n;
-    for (int i = 0; ok && i < n; i++) {
-        json_object *e = json_object_array_get_idx(j, (size_t)i);
-        ok = json_object_is_type(e, json_type_double) || json_object_is_type(e, json_type_int);
-        if (ok)
-            v[i] = (float)json_object_get_double(e);
-    }
-    json_object_put(j);
-    return ok ? MO_OK : mo_fail(MO_EFORMAT, "metadata %s is not a list of %d numbers", key, n);
+    double d[3];
+    int got;
+    const int r = n <= 3 ? mo_json_numbers(s, key, d, n, &got) : MO_EINVAL;
+    if (r == MO_ENOMEM)
+        return r;
+    if (r || got != n)
+        return mo_fail(MO_EFORMAT, "metadata %s is not a list of %d numbers", key, n);
+    for (int i = 0; i < n; i++)
+        v[i] = (float)d[i];
+    return MO_OK;
 }
 
 static int meta_int(const mo_file *f, const char *key, int def, int *v)
@@ -84,19 +83,14 @@ static int meta_int(const mo_file *f, const char *key, int def, int *v)
     return MO_OK;
 }
 
-/* Does the JSON list `mo.contents` of f name `kind`? */
-static int contains(const mo_file *f, const char *kind)
+/* Does the JSON list `mo.contents` of f name `kind`? A malformed list names none. */
+static int contains(const mo_file *f, const char *kind, int *found)
 {
     const char *s = mo_file_meta(f, "mo.contents");
-    json_object *j = s ? json_tokener_parse(s) : NULL;
-    int found = 0;
-    if (j && json_object_is_type(j, json_type_array))
-        for (size_t i = 0; i < json_object_array_length(j); i++) {
-            const char *e = json_object_get_string(json_object_array_get_idx(j, i));
-            found |= e && !strcmp(e, kind);
-        }
-    json_object_put(j);
-    return found;
+    *found = 0;
+    if (s && mo_json_has_string(s, "mo.contents", kind, found) == MO_ENOMEM)
+        return MO_ENOMEM;
+    return MO_OK;
 }
 
 static int open_head(mo_pipeline *p, const char *path)
@@ -105,9 +99,11 @@ static int open_head(mo_pipeline *p, const char *path)
     int r = mo_file_open(&f, path);
     if (r)
         return r;
-    const int is_cls = contains(f, "cls"), is_det = contains(f, "det"),
-              is_seg = contains(f, "seg");
-    if (is_det + is_seg + is_cls != 1)
+    int is_cls, is_det, is_seg;
+    if ((r = contains(f, "cls", &is_cls)) || (r = contains(f, "det", &is_det)) ||
+        (r = contains(f, "seg", &is_seg)))
+        ; /* out of memory, already recorded */
+    else if (is_det + is_seg + is_cls != 1)
         r = mo_fail(MO_EINVAL, "%s: mo.contents names %s head kind (cls, det or seg)", path,
                     is_det + is_seg + is_cls ? "more than one" : "no");
     else if ((is_det && p->det) || (is_seg && p->seg_os) || (is_cls && p->cls))
@@ -163,7 +159,7 @@ int mo_pipeline_open(mo_pipeline **out, const char *backbone_file,
                                   "seg_output_stride out of range");
     mo_pipeline *p = calloc(1, sizeof(*p));
     if (!p)
-        return MO_ENOMEM;
+        return mo_fail(MO_ENOMEM, "mo_pipeline_open: out of memory");
     p->set = set;
     const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
     memcpy(p->mean, mean, sizeof(mean));
@@ -247,7 +243,7 @@ int mo_pipeline_session_open(mo_pipeline_session **out, const mo_pipeline *p)
     *out = NULL;
     mo_pipeline_session *ps = calloc(1, sizeof(*ps));
     if (!ps)
-        return MO_ENOMEM;
+        return mo_fail(MO_ENOMEM, "mo_pipeline_session_open: out of memory");
     ps->p = p;
     mo_session_settings ss;
     mo_session_default_settings(&ss);
@@ -278,10 +274,10 @@ int mo_pipeline_session_open(mo_pipeline_session **out, const mo_pipeline *p)
         r = mo_session_open(&ps->s, p->bb, &ss);
     if (!r && shared &&
         !(ps->shared_in = malloc(sizeof(float) * 3 * (size_t)p->shared_w * p->shared_h)))
-        r = MO_ENOMEM;
+        r = mo_fail(MO_ENOMEM, "mo_pipeline_session_open: out of memory");
     if (!r && p->cls && !p->set.classify_shared &&
         !(ps->cls_in = malloc(sizeof(float) * 3 * (size_t)p->cls_crop * p->cls_crop)))
-        r = MO_ENOMEM;
+        r = mo_fail(MO_ENOMEM, "mo_pipeline_session_open: out of memory");
     if (r) {
         mo_pipeline_session_close(&ps);
         return r;
@@ -353,7 +349,8 @@ int mo_pipeline_run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_
     if (need > ps->rgb_bytes) {
         uint8_t *b = realloc(ps->rgb, need);
         if (!b)
-            return MO_ENOMEM;
+            return mo_fail(MO_ENOMEM, "mo_pipeline_run: out of memory for a %dx%d frame",
+                           frame->width, frame->height);
         ps->rgb = b;
         ps->rgb_bytes = need;
     }

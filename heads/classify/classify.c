@@ -1,11 +1,11 @@
 /* Classification head: global average pool (computed by the backbone as mo_features.pooled),
  * then a linear layer. Softmax and top-k are small pure functions. */
-#include <json-c/json.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../backbone/errors_internal.h"
+#include "../../backbone/json_internal.h"
 #include "mo/classify.h"
 
 struct mo_cls {
@@ -50,31 +50,17 @@ static int read_names(mo_cls *c, const mo_file *f)
     const char *s = mo_file_meta(f, "cls.classes");
     if (!s)
         return mo_fail(MO_EFORMAT, "metadata cls.classes is missing");
-    json_object *o = json_tokener_parse(s);
-    int ret = MO_OK;
-    if (!o || !json_object_is_type(o, json_type_array) || json_object_array_length(o) == 0 ||
-        json_object_array_length(o) > 1000000) {
-        ret = mo_fail(MO_EFORMAT, "metadata cls.classes is not a non-empty JSON list");
-        goto done;
-    }
-    c->k = (int)json_object_array_length(o);
-    if (!(c->names = calloc((size_t)c->k, sizeof(char *)))) {
-        ret = mo_fail(MO_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < c->k; i++) {
-        json_object *n = json_object_array_get_idx(o, (size_t)i);
-        if (!json_object_is_type(n, json_type_string)) {
-            ret = mo_fail(MO_EFORMAT, "cls.classes[%d] is not a string", i);
-            goto done;
-        }
-        if (!(c->names[i] = strdup(json_object_get_string(n)))) {
-            ret = mo_fail(MO_ENOMEM, "out of memory");
-            goto done;
-        }
-    }
-done:
-    json_object_put(o);
+    int n, bad, ret = mo_json_array_length(s, "cls.classes", &n);
+    if (ret == MO_ENOMEM)
+        return ret;
+    if (ret || n == 0 || n > 1000000)
+        return mo_fail(MO_EFORMAT, "metadata cls.classes is not a non-empty JSON list");
+    if (!(c->names = calloc((size_t)n, sizeof(char *))))
+        return mo_fail(MO_ENOMEM, "out of memory");
+    c->k = n;
+    ret = mo_json_strings(s, "cls.classes", c->names, n, &bad);
+    if (ret == MO_EFORMAT && bad >= 0)
+        return mo_fail(MO_EFORMAT, "cls.classes[%d] is not a string", bad);
     return ret;
 }
 

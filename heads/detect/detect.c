@@ -12,7 +12,6 @@
  * session workspace, laid out by ws_layout() (offsets depend on the model and the
  * open-time topk_candidates only).
  */
-#include <json-c/json.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 
 #include "../../backbone/dsp/conv.h"
 #include "../../backbone/errors_internal.h"
+#include "../../backbone/json_internal.h"
 #include "mo/cpu.h"
 #include "detect_internal.h"
 
@@ -124,14 +124,6 @@ static int meta_number(const mo_file *f, const char *key, double def, double *ou
     return MO_OK;
 }
 
-static int json_number(json_object *o, double *v)
-{
-    if (!json_object_is_type(o, json_type_double) && !json_object_is_type(o, json_type_int))
-        return 0;
-    *v = json_object_get_double(o);
-    return isfinite(*v);
-}
-
 /* JSON list of 1..max numbers; *n = 0 when the key is absent. */
 static int meta_list(const mo_file *f, const char *key, double *v, int max, int *n)
 {
@@ -139,17 +131,50 @@ static int meta_list(const mo_file *f, const char *key, double *v, int max, int 
     const char *s = mo_file_meta(f, key);
     if (!s)
         return MO_OK;
-    json_object *o = json_tokener_parse(s);
-    int ok = o && json_object_is_type(o, json_type_array) &&
-             json_object_array_length(o) >= 1 && (int)json_object_array_length(o) <= max;
-    for (int i = 0; ok && i < (int)json_object_array_length(o); i++)
-        ok = json_number(json_object_array_get_idx(o, (size_t)i), &v[i]);
-    if (ok)
-        *n = (int)json_object_array_length(o);
-    json_object_put(o);
-    return ok ? MO_OK
-              : mo_fail(MO_EFORMAT, "metadata %s=%s is not a JSON list of 1..%d numbers", key,
-                        s, max);
+    const int r = mo_json_numbers(s, key, v, max, n);
+    if (r == MO_ENOMEM)
+        return r;
+    if (r || *n < 1) {
+        *n = 0;
+        return mo_fail(MO_EFORMAT, "metadata %s=%s is not a JSON list of 1..%d numbers", key,
+                       s, max);
+    }
+    return MO_OK;
+}
+
+/* A list of lists of numbers, each read as mo_json_numbers() does. */
+static int read_ratio_lists(const char *s, mo_anchor_config *c)
+{
+    mo_jp j;
+    mo_jp_init(&j, s, strlen(s), "det.aspect_ratios");
+    int count = 0;
+    if (mo_jp_begin(&j, '['))
+        return j.err;
+    while (mo_jp_next(&j, ']', &count)) {
+        const int l = count - 1;
+        int inner = 0;
+        if (l >= MO_DET_MAX_LEVELS || mo_jp_peek(&j) != '[')
+            return mo_jp_fail_at(&j, j.p, "not a list of lists");
+        mo_jp_begin(&j, '[');
+        while (mo_jp_next(&j, ']', &inner)) {
+            const int i = inner - 1, ch = mo_jp_peek(&j);
+            if (i >= MO_DET_MAX_RATIOS || (ch != '-' && (ch < '0' || ch > '9')))
+                return mo_jp_fail_at(&j, j.p, "not a list of numbers");
+            if (mo_jp_number(&j, &c->ratios[l][i]))
+                return j.err;
+            if (!isfinite(c->ratios[l][i]) || !(c->ratios[l][i] > 0.0))
+                return mo_jp_fail_at(&j, j.p, "not a positive number");
+        }
+        if (j.err)
+            return j.err;
+        c->num_ratios[l] = inner;
+    }
+    if (mo_jp_finish(&j))
+        return j.err;
+    if (count < 1)
+        return mo_fail(MO_EFORMAT, "empty list");
+    c->num_levels = count;
+    return MO_OK;
 }
 
 static int read_aspect_ratios(const mo_file *f, mo_anchor_config *c)
@@ -158,26 +183,10 @@ static int read_aspect_ratios(const mo_file *f, mo_anchor_config *c)
     const char *s = mo_file_meta(f, key);
     if (!s)
         return MO_OK; /* SSDLite defaults */
-    json_object *o = json_tokener_parse(s);
-    int ok = o && json_object_is_type(o, json_type_array) &&
-             json_object_array_length(o) >= 1 &&
-             json_object_array_length(o) <= MO_DET_MAX_LEVELS;
-    if (ok) {
-        c->num_levels = (int)json_object_array_length(o);
-        for (int l = 0; ok && l < c->num_levels; l++) {
-            json_object *r = json_object_array_get_idx(o, (size_t)l);
-            ok = json_object_is_type(r, json_type_array) &&
-                 json_object_array_length(r) <= MO_DET_MAX_RATIOS;
-            if (!ok)
-                break;
-            c->num_ratios[l] = (int)json_object_array_length(r);
-            for (int i = 0; ok && i < c->num_ratios[l]; i++)
-                ok = json_number(json_object_array_get_idx(r, (size_t)i), &c->ratios[l][i]) &&
-                     c->ratios[l][i] > 0.0;
-        }
-    }
-    json_object_put(o);
-    if (!ok)
+    const int r = read_ratio_lists(s, c);
+    if (r == MO_ENOMEM)
+        return r;
+    if (r)
         return mo_fail(MO_EFORMAT, "metadata %s=%s is not a list of 1..%d lists of 0..%d "
                        "positive numbers", key, s, MO_DET_MAX_LEVELS, MO_DET_MAX_RATIOS);
     return MO_OK;
@@ -188,39 +197,27 @@ static int read_names(mo_det *d, const mo_file *f)
     const char *s = mo_file_meta(f, "det.classes");
     if (!s)
         return mo_fail(MO_EFORMAT, "metadata det.classes is missing");
-    json_object *o = json_tokener_parse(s);
-    int ret = MO_OK;
-    if (!o || !json_object_is_type(o, json_type_array) || json_object_array_length(o) < 2 ||
-        json_object_array_length(o) > MAX_CLASSES) {
-        ret = mo_fail(MO_EFORMAT, "metadata det.classes is not a JSON list of 2..%d names "
-                      "(background first)", MAX_CLASSES);
-        goto done;
-    }
-    d->k = (int)json_object_array_length(o);
-    if (!(d->names = calloc((size_t)d->k, sizeof(char *)))) {
-        ret = mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
-        goto done;
-    }
-    for (int i = 0; i < d->k; i++) {
-        json_object *n = json_object_array_get_idx(o, (size_t)i);
-        if (!json_object_is_type(n, json_type_string)) {
-            ret = mo_fail(MO_EFORMAT, "det.classes[%d] is not a string", i);
-            goto done;
-        }
-        if (!(d->names[i] = strdup(json_object_get_string(n)))) {
-            ret = mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
-            goto done;
-        }
-    }
+    int n, bad, ret = mo_json_array_length(s, "det.classes", &n);
+    if (ret == MO_ENOMEM)
+        return ret;
+    if (ret || n < 2 || n > MAX_CLASSES)
+        return mo_fail(MO_EFORMAT, "metadata det.classes is not a JSON list of 2..%d names "
+                       "(background first)", MAX_CLASSES);
+    if (!(d->names = calloc((size_t)n, sizeof(char *))))
+        return mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
+    d->k = n;
+    ret = mo_json_strings(s, "det.classes", d->names, n, &bad);
+    if (ret == MO_EFORMAT && bad >= 0)
+        return mo_fail(MO_EFORMAT, "det.classes[%d] is not a string", bad);
+    if (ret)
+        return ret;
     double nc = d->k;
     if ((ret = meta_number(f, "det.num_classes", d->k, &nc)))
-        goto done;
+        return ret;
     if (nc != d->k)
-        ret = mo_fail(MO_EFORMAT, "metadata det.num_classes=%g but det.classes has %d names",
-                      nc, d->k);
-done:
-    json_object_put(o);
-    return ret;
+        return mo_fail(MO_EFORMAT, "metadata det.num_classes=%g but det.classes has %d names",
+                       nc, d->k);
+    return MO_OK;
 }
 
 /* Everything in metadata: classes, input size, normalization, maps, anchors, decoding. */
@@ -338,15 +335,9 @@ static int read_config(mo_det *d, const mo_file *f, const mo_backbone *bb, int *
 static int check_backbone(const mo_file *f, const mo_backbone *bb)
 {
     const char *contents = mo_file_meta(f, "mo.contents");
-    json_object *o = contents ? json_tokener_parse(contents) : NULL;
     int has_det = 0;
-    if (o && json_object_is_type(o, json_type_array))
-        for (size_t i = 0; i < json_object_array_length(o); i++) {
-            json_object *e = json_object_array_get_idx(o, i);
-            has_det |= json_object_is_type(e, json_type_string) &&
-                       !strcmp(json_object_get_string(e), "det");
-        }
-    json_object_put(o);
+    if (contents && mo_json_has_string(contents, "mo.contents", "det", &has_det) == MO_ENOMEM)
+        return MO_ENOMEM;
     if (!has_det)
         return mo_fail(MO_EFORMAT, "model file holds no detection head (mo.contents=%s)",
                        contents ? contents : "(missing)");

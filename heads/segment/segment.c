@@ -3,13 +3,13 @@
  * workspace sizing, the run, and the upsampling + argmax of the logits.
  * The compute of the head itself is in aspp.c, its kernels in seg_kernels.c.
  */
-#include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../backbone/errors_internal.h"
+#include "../../backbone/json_internal.h"
 #include "seg_internal.h"
 
 #define PFX "seg."
@@ -32,32 +32,25 @@ void mo_seg_close(mo_seg **ps)
 
 /* ------------------------------------------------------------- metadata */
 
-/* Does the JSON list in mo.contents name `what`? -1 when the key is malformed. */
+/* Does the JSON list in mo.contents name `what`? -1 when the key is malformed or absent,
+ * MO_ENOMEM. */
 static int contents_has(const mo_file *f, const char *what)
 {
     const char *s = mo_file_meta(f, "mo.contents");
+    int found;
     if (!s)
         return -1;
-    json_object *o = json_tokener_parse(s);
-    int found = -1;
-    if (o && json_object_is_type(o, json_type_array)) {
-        found = 0;
-        for (size_t i = 0; i < json_object_array_length(o); i++) {
-            json_object *e = json_object_array_get_idx(o, i);
-            if (json_object_is_type(e, json_type_string) &&
-                !strcmp(json_object_get_string(e), what))
-                found = 1;
-        }
-    }
-    json_object_put(o);
-    return found;
+    const int r = mo_json_has_string(s, "mo.contents", what, &found);
+    return r == MO_ENOMEM ? r : r ? -1 : found;
 }
 
 /* A head trained on another backbone would give silent garbage: refuse it. A file without
  * the backbone must say which one it belongs to. */
 static int check_backbone(const mo_file *f, const mo_backbone *bb)
 {
-    const int own = contents_has(f, "backbone") == 1;
+    const int has = contents_has(f, "backbone"), own = has == 1;
+    if (has == MO_ENOMEM)
+        return has;
     const char *variant = mo_file_meta(f, "mo.variant");
     const char *digest = mo_file_meta(f, "mo.backbone_digest");
     if (!own && (!variant || !digest))
@@ -78,35 +71,20 @@ static int read_names(mo_seg *s, const mo_file *f)
     const char *txt = mo_file_meta(f, "seg.classes");
     if (!txt)
         return mo_fail(MO_EFORMAT, "metadata seg.classes is missing");
-    json_object *o = json_tokener_parse(txt);
-    int ret = MO_OK;
-    if (!o || !json_object_is_type(o, json_type_array) || json_object_array_length(o) == 0) {
-        ret = mo_fail(MO_EFORMAT, "metadata seg.classes is not a non-empty JSON list");
-        goto done;
-    }
-    if (json_object_array_length(o) > MO_SEG_MAX_CLASSES) {
-        ret = mo_fail(MO_EUNSUPPORTED, "seg.classes lists %zu classes, at most %d are supported",
-                      json_object_array_length(o), MO_SEG_MAX_CLASSES);
-        goto done;
-    }
-    s->k = (int)json_object_array_length(o);
-    if (!(s->names = calloc((size_t)s->k, sizeof(char *)))) {
-        ret = mo_fail(MO_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < s->k; i++) {
-        json_object *n = json_object_array_get_idx(o, (size_t)i);
-        if (!json_object_is_type(n, json_type_string)) {
-            ret = mo_fail(MO_EFORMAT, "seg.classes[%d] is not a string", i);
-            goto done;
-        }
-        if (!(s->names[i] = strdup(json_object_get_string(n)))) {
-            ret = mo_fail(MO_ENOMEM, "out of memory");
-            goto done;
-        }
-    }
-done:
-    json_object_put(o);
+    int n, bad, ret = mo_json_array_length(txt, "seg.classes", &n);
+    if (ret == MO_ENOMEM)
+        return ret;
+    if (ret || n == 0)
+        return mo_fail(MO_EFORMAT, "metadata seg.classes is not a non-empty JSON list");
+    if (n > MO_SEG_MAX_CLASSES)
+        return mo_fail(MO_EUNSUPPORTED, "seg.classes lists %d classes, at most %d are supported",
+                       n, MO_SEG_MAX_CLASSES);
+    if (!(s->names = calloc((size_t)n, sizeof(char *))))
+        return mo_fail(MO_ENOMEM, "out of memory");
+    s->k = n;
+    ret = mo_json_strings(txt, "seg.classes", s->names, n, &bad);
+    if (ret == MO_EFORMAT && bad >= 0)
+        return mo_fail(MO_EFORMAT, "seg.classes[%d] is not a string", bad);
     return ret;
 }
 
@@ -118,32 +96,29 @@ static int read_rates(mo_seg *s, const mo_file *f)
         memcpy(s->rates, default_rates, sizeof(default_rates));
         return MO_OK;
     }
-    json_object *o = json_tokener_parse(txt);
-    int ret = MO_OK;
-    if (!o || !json_object_is_type(o, json_type_array) || json_object_array_length(o) == 0) {
-        ret = mo_fail(MO_EFORMAT, "metadata seg.rates=%s is not a non-empty JSON list", txt);
-        goto done;
+    int n, ret = mo_json_array_length(txt, "seg.rates", &n);
+    if (ret == MO_ENOMEM)
+        return ret;
+    if (ret || n == 0)
+        return mo_fail(MO_EFORMAT, "metadata seg.rates=%s is not a non-empty JSON list", txt);
+    if (n > MO_SEG_MAX_RATES)
+        return mo_fail(MO_EUNSUPPORTED, "seg.rates lists %d rates, at most %d are supported", n,
+                       MO_SEG_MAX_RATES);
+    double v[MO_SEG_MAX_RATES];
+    ret = mo_json_numbers(txt, "seg.rates", v, MO_SEG_MAX_RATES, &n);
+    if (ret == MO_ENOMEM)
+        return ret;
+    if (ret)
+        return mo_fail(MO_EFORMAT, "seg.rates=%s: atrous rates must be integers in 1..%d", txt,
+                       MO_SEG_MAX_RATE);
+    for (int i = 0; i < n; i++) {
+        if (!(v[i] >= 1 && v[i] <= MO_SEG_MAX_RATE && v[i] == (int)v[i]))
+            return mo_fail(MO_EFORMAT, "seg.rates[%d] = %g: an atrous rate must be an integer "
+                           "in 1..%d", i, v[i], MO_SEG_MAX_RATE);
+        s->rates[i] = (int)v[i];
     }
-    if (json_object_array_length(o) > MO_SEG_MAX_RATES) {
-        ret = mo_fail(MO_EUNSUPPORTED, "seg.rates lists %zu rates, at most %d are supported",
-                      json_object_array_length(o), MO_SEG_MAX_RATES);
-        goto done;
-    }
-    s->nr = (int)json_object_array_length(o);
-    for (int i = 0; i < s->nr; i++) {
-        json_object *e = json_object_array_get_idx(o, (size_t)i);
-        const int64_t r = json_object_is_type(e, json_type_int) ? json_object_get_int64(e) : 0;
-        if (!json_object_is_type(e, json_type_int) || r < 1 || r > MO_SEG_MAX_RATE) {
-            ret = mo_fail(MO_EFORMAT, "seg.rates[%d] = %s: an atrous rate must be an integer "
-                                      "in 1..%d", i, json_object_to_json_string(e),
-                          MO_SEG_MAX_RATE);
-            goto done;
-        }
-        s->rates[i] = (int)r;
-    }
-done:
-    json_object_put(o);
-    return ret;
+    s->nr = n;
+    return MO_OK;
 }
 
 static int meta_number(const mo_file *f, const char *key, double def, double *v)
@@ -393,6 +368,8 @@ int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb)
     *out = NULL;
     validate_input_or_ret(f && bb, MO_EINVAL);
     const int has = contents_has(f, "seg");
+    if (has == MO_ENOMEM)
+        return mo_fail(MO_ENOMEM, "out of memory reading mo.contents");
     if (has != 1)
         return mo_fail(MO_EFORMAT, has < 0 ? "metadata mo.contents is missing or not a list"
                                            : "the file holds no segmentation head "
