@@ -32,6 +32,10 @@ static int (*next_posix_memalign)(void **, size_t, size_t);
 static void *(*next_memalign)(size_t, size_t);
 
 static atomic_int armed, hit, trace;
+/* Only the arming thread counts: worker threads and the sanitizer runtime (which
+ * allocates while it sets a new thread up, and aborts when that fails) are not the calls
+ * under test, and their timing would make the count vary. */
+static _Thread_local int this_thread;
 static atomic_long calls, fail_at, live;
 
 /* dlsym may allocate while the pointers above are looked up: those blocks come from here
@@ -73,7 +77,7 @@ static void resolve(void)
 /* Count one allocation call; 1 when it must fail. */
 static int fail_now(void)
 {
-    if (!atomic_load(&armed))
+    if (!this_thread || !atomic_load(&armed))
         return 0;
     const long n = atomic_fetch_add(&calls, 1) + 1;
     if (n != atomic_load(&fail_at))
@@ -90,7 +94,7 @@ static int fail_now(void)
 
 static void *counted(void *p)
 {
-    if (p && atomic_load(&armed))
+    if (p && this_thread && atomic_load(&armed))
         atomic_fetch_add(&live, 1);
     return p;
 }
@@ -119,7 +123,7 @@ void free(void *p)
     if (!p || is_boot(p))
         return;
     resolve();
-    if (atomic_load(&armed))
+    if (this_thread && atomic_load(&armed))
         atomic_fetch_sub(&live, 1);
     next_free(p);
 }
@@ -137,7 +141,7 @@ void *realloc(void *p, size_t n)
     }
     resolve();
     if (!n) {
-        if (atomic_load(&armed))
+        if (this_thread && atomic_load(&armed))
             atomic_fetch_sub(&live, 1);
         return next_realloc(p, n);
     }
@@ -202,12 +206,14 @@ void allocfail_arm(long n)
     atomic_store(&live, 0);
     atomic_store(&hit, 0);
     atomic_store(&fail_at, n);
+    this_thread = 1;
     atomic_store(&armed, 1);
 }
 
 long allocfail_disarm(void)
 {
     atomic_store(&armed, 0);
+    this_thread = 0;
     return atomic_load(&calls);
 }
 

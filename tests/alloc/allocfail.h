@@ -8,7 +8,8 @@
 #ifndef MO_TEST_ALLOCFAIL_H
 #define MO_TEST_ALLOCFAIL_H
 
-/* Start counting allocations; fail_at > 0 makes that one (1-based) return NULL. */
+/* Start counting the allocations of the calling thread; fail_at > 0 makes that one
+ * (1-based) return NULL. */
 void allocfail_arm(long fail_at);
 
 /* Stop counting; returns the number of allocation calls since allocfail_arm(). */
