@@ -202,6 +202,7 @@ static int parse_tensor(mo_file *f, entry *e, mo_jp *j)
         return mo_fail(MO_EFORMAT, "tensor '%s': misaligned data offset", name);
     return MO_OK;
 }
+
 /* After a decoded string or key (r: the reader's result): refuse a NUL inside. */
 static int no_nul(int r, const char *s, size_t len, const char *what)
 {
