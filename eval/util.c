@@ -1,4 +1,4 @@
-/* Helpers shared by the evaluators: files, JSON with positions, sorting, numpy's
+/* Helpers shared by the evaluators: files, sorting, numpy's
  * pairwise sum, and the binary state files of sharded evaluation. */
 #include <errno.h>
 #include <math.h>
