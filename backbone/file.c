@@ -7,11 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <json-c/json.h>
 #include <zlib.h>
 
 #include "errors_internal.h"
 #include "fileio_internal.h"
+#include "json_internal.h"
 #include "mo/file.h"
 
 #define MAX_HEADER_BYTES (64u << 20)
@@ -25,6 +25,7 @@ typedef struct entry {
     int64_t numel;
     uint64_t begin, end; /* relative to the data area */
     uint32_t crc;
+    int crc_listed;
 } entry;
 
 typedef struct meta {
@@ -47,6 +48,11 @@ static int cmp_entry_name(const void *a, const void *b)
     return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
 }
 
+static int cmp_meta_key(const void *a, const void *b)
+{
+    return strcmp(((const meta *)a)->key, ((const meta *)b)->key);
+}
+
 static int cmp_entry_begin(const void *a, const void *b)
 {
     const entry *x = *(const entry *const *)a, *y = *(const entry *const *)b;
@@ -63,15 +69,6 @@ static const char *dtype_name(mo_dtype d)
     return d == MO_DTYPE_F16 ? "F16" : "F32";
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 static const entry *find_entry(const mo_file *f, const char *name)
 {
     entry key = { .name = (char *)name };
@@ -80,55 +77,118 @@ static const entry *find_entry(const mo_file *f, const char *name)
 
 const char *mo_file_meta(const mo_file *f, const char *key)
 {
-    if (!f || !key)
+    if (!f || !key || !f->nm)
         return NULL;
-    for (int i = 0; i < f->nm; i++)
-        if (!strcmp(f->m[i].key, key))
-            return f->m[i].value;
-    return NULL;
+    const meta k = { .key = (char *)key };
+    const meta *m = bsearch(&k, f->m, (size_t)f->nm, sizeof(meta), cmp_meta_key);
+    return m ? m->value : NULL;
 }
 
-static int get_u64(json_object *o, uint64_t *v)
+/* ---------------------------------------------------------------- the header
+ * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+ *  "__metadata__": {"key": "value", ...}} read by the SDK's JSON reader (json_internal.h)
+ * in two passes: the first checks the syntax and counts (no allocation), the second fills
+ * the tables. Out of memory is MO_ENOMEM, never "not valid JSON". */
+
+static int is_number_start(int c)
 {
-    if (!json_object_is_type(o, json_type_int))
-        return 0;
-    errno = 0;
-    int64_t x = json_object_get_int64(o);
-    if (x < 0 || errno)
-        return 0;
-    *v = (uint64_t)x;
-    return 1;
+    return c == '-' || (c >= '0' && c <= '9');
 }
 
-static int parse_tensor(mo_file *f, entry *e, const char *name, json_object *o)
+/* Is the raw (undecoded) key `lit`? Keys of the format have no escapes. */
+static int raw_is(const char *k, size_t len, const char *lit)
 {
-    json_object *jd, *js, *jo;
-    if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "dtype", &jd) ||
-        !json_object_object_get_ex(o, "shape", &js) ||
-        !json_object_object_get_ex(o, "data_offsets", &jo))
-        return mo_fail(MO_EFORMAT, "tensor '%s': needs dtype, shape and data_offsets", name);
-    const char *ds = json_object_get_string(jd);
-    if (!json_object_is_type(jd, json_type_string) || (strcmp(ds, "F32") && strcmp(ds, "F16")))
-        return mo_fail(MO_EFORMAT, "tensor '%s': dtype must be F32 or F16", name);
-    e->dtype = strcmp(ds, "F16") ? MO_DTYPE_F32 : MO_DTYPE_F16;
-    if (!json_object_is_type(js, json_type_array) || json_object_array_length(js) > MO_MAX_DIMS)
-        return mo_fail(MO_EFORMAT, "tensor '%s': shape must be a list of at most %d dims", name,
-                       MO_MAX_DIMS);
-    e->ndim = (int)json_object_array_length(js);
-    e->numel = 1;
-    for (int i = 0; i < e->ndim; i++) {
-        uint64_t d;
-        if (!get_u64(json_object_array_get_idx(js, (size_t)i), &d) || d > (uint64_t)MAX_NUMEL)
-            return mo_fail(MO_EFORMAT, "tensor '%s': dim %d is not a size", name, i);
-        e->shape[i] = (int64_t)d;
-        if (d && e->numel > MAX_NUMEL / (int64_t)d)
-            return mo_fail(MO_EFORMAT, "tensor '%s': too many elements", name);
-        e->numel *= (int64_t)d;
+    return len == strlen(lit) && !memcmp(k, lit, len);
+}
+
+/* A JSON list of at most max non-negative integers into v. 0 when it is one (*n: the
+ * count); else 1 when it is not a list, 2 when it is longer, 3 when element *n is not such
+ * an integer, or j->err (MO_ENOMEM: the reader could not allocate). */
+static int read_sizes(mo_jp *j, uint64_t *v, int max, int *n)
+{
+    int count = 0;
+    *n = 0;
+    if (mo_jp_peek(j) != '[')
+        return 1;
+    if (mo_jp_begin(j, '['))
+        return j->err;
+    while (mo_jp_next(j, ']', &count)) {
+        int64_t x;
+        int is_int;
+        *n = count - 1;
+        if (count > max)
+            return 2;
+        if (!is_number_start(mo_jp_peek(j)))
+            return 3;
+        if (mo_jp_int(j, &x, &is_int))
+            return j->err;
+        if (!is_int || x < 0)
+            return 3;
+        v[count - 1] = (uint64_t)x;
     }
-    if (!json_object_is_type(jo, json_type_array) || json_object_array_length(jo) != 2 ||
-        !get_u64(json_object_array_get_idx(jo, 0), &e->begin) ||
-        !get_u64(json_object_array_get_idx(jo, 1), &e->end))
-        return mo_fail(MO_EFORMAT, "tensor '%s': data_offsets must be [begin, end]", name);
+    *n = count;
+    return j->err;
+}
+
+static int parse_tensor(mo_file *f, entry *e, mo_jp *j)
+{
+    const char *name = e->name;
+    int has_dtype = 0, has_shape = 0, has_offsets = 0, count = 0, n;
+    uint64_t dims[MO_MAX_DIMS], offs[2];
+    if (mo_jp_peek(j) != '{' || mo_jp_begin(j, '{'))
+        return mo_fail(MO_EFORMAT, "tensor '%s': needs dtype, shape and data_offsets", name);
+    while (mo_jp_next(j, '}', &count)) {
+        const char *k;
+        size_t kl;
+        if (mo_jp_key(j, &k, &kl))
+            return j->err;
+        if (raw_is(k, kl, "dtype")) {
+            if (mo_jp_literal(j, "\"F32\"")) {
+                e->dtype = MO_DTYPE_F32;
+            } else if (mo_jp_literal(j, "\"F16\"")) {
+                e->dtype = MO_DTYPE_F16;
+            } else {
+                return mo_fail(MO_EFORMAT, "tensor '%s': dtype must be F32 or F16", name);
+            }
+            has_dtype = 1;
+        } else if (raw_is(k, kl, "shape")) {
+            const int r = read_sizes(j, dims, MO_MAX_DIMS, &n);
+            if (r < 0)
+                return r;
+            if (r == 3)
+                return mo_fail(MO_EFORMAT, "tensor '%s': dim %d is not a size", name, n);
+            if (r)
+                return mo_fail(MO_EFORMAT, "tensor '%s': shape must be a list of at most %d dims",
+                               name, MO_MAX_DIMS);
+            has_shape = 1;
+            e->ndim = n;
+            e->numel = 1;
+            for (int i = 0; i < n; i++) {
+                if (dims[i] > (uint64_t)MAX_NUMEL)
+                    return mo_fail(MO_EFORMAT, "tensor '%s': dim %d is not a size", name, i);
+                e->shape[i] = (int64_t)dims[i];
+                if (dims[i] && e->numel > MAX_NUMEL / (int64_t)dims[i])
+                    return mo_fail(MO_EFORMAT, "tensor '%s': too many elements", name);
+                e->numel *= (int64_t)dims[i];
+            }
+        } else if (raw_is(k, kl, "data_offsets")) {
+            const int r = read_sizes(j, offs, 2, &n);
+            if (r < 0)
+                return r;
+            if (r || n != 2)
+                return mo_fail(MO_EFORMAT, "tensor '%s': data_offsets must be [begin, end]",
+                               name);
+            e->begin = offs[0];
+            e->end = offs[1];
+            has_offsets = 1;
+        } else if (mo_jp_skip(j)) {
+            return j->err;
+        }
+    }
+    if (j->err)
+        return j->err;
+    if (!has_dtype || !has_shape || !has_offsets)
+        return mo_fail(MO_EFORMAT, "tensor '%s': needs dtype, shape and data_offsets", name);
     uint64_t es = dtype_size(e->dtype);
     if (e->end < e->begin || e->end > f->data_size)
         return mo_fail(MO_EFORMAT,
@@ -137,29 +197,128 @@ static int parse_tensor(mo_file *f, entry *e, const char *name, json_object *o)
                        name, e->begin, e->end, f->data_size);
     if (e->end - e->begin != (uint64_t)e->numel * es)
         return mo_fail(MO_EFORMAT, "tensor '%s': %" PRIu64 " bytes for %" PRId64 " %s elements",
-                       name, e->end - e->begin, e->numel, ds);
+                       name, e->end - e->begin, e->numel, dtype_name(e->dtype));
     if (e->begin % es)
         return mo_fail(MO_EFORMAT, "tensor '%s': misaligned data offset", name);
     return MO_OK;
 }
 
-static int parse_metadata(mo_file *f, json_object *o)
+/* After a decoded string or key (r: the reader's result): refuse a NUL inside. */
+static int no_nul(int r, const char *s, size_t len, const char *what)
 {
-    if (!json_object_is_type(o, json_type_object))
+    if (!r && strlen(s) != len)
+        return mo_fail(MO_EFORMAT, "header: %s holds a NUL character", what);
+    return r;
+}
+
+static int parse_metadata(mo_file *f, mo_jp *j, int cap)
+{
+    int count = 0;
+    if (mo_jp_peek(j) != '{' || mo_jp_begin(j, '{'))
         return mo_fail(MO_EFORMAT, "__metadata__ is not an object");
-    f->m = calloc((size_t)json_object_object_length(o) + 1, sizeof(meta));
-    if (!f->m)
-        return mo_fail(MO_ENOMEM, "out of memory reading metadata");
-    json_object_object_foreach(o, key, val) {
-        if (!json_object_is_type(val, json_type_string))
-            return mo_fail(MO_EFORMAT, "metadata '%s' is not a string", key);
+    while (mo_jp_next(j, '}', &count)) {
+        if (f->nm == cap) /* the first pass counted them */
+            return mo_fail(MO_EFORMAT, "header: more metadata than counted");
         meta *m = &f->m[f->nm];
-        m->key = dup_str(key);
-        m->value = dup_str(json_object_get_string(val));
-        f->nm++;
-        if (!m->key || !m->value)
-            return mo_fail(MO_ENOMEM, "out of memory reading metadata");
+        size_t len;
+        int r = mo_jp_key_string(j, &m->key, &len);
+        if (m->key)
+            f->nm++;
+        if ((r = no_nul(r, m->key, len, "a metadata key")))
+            return r;
+        if (mo_jp_peek(j) != '"')
+            return mo_fail(MO_EFORMAT, "metadata '%s' is not a string", m->key);
+        r = mo_jp_string_n(j, &m->value, &len);
+        if ((r = no_nul(r, m->value, len, m->key)))
+            return r;
     }
+    if (j->err)
+        return j->err;
+    qsort(f->m, (size_t)f->nm, sizeof(meta), cmp_meta_key);
+    for (int i = 1; i < f->nm; i++)
+        if (!strcmp(f->m[i - 1].key, f->m[i].key))
+            return mo_fail(MO_EFORMAT, "metadata '%s' appears twice", f->m[i].key);
+    return MO_OK;
+}
+
+/* The tensor named by raw key bytes (no escapes), or NULL. */
+static entry *find_raw(const mo_file *f, const char *k, size_t len)
+{
+    int lo = 0, hi = f->nt - 1;
+    while (lo <= hi) {
+        const int mid = lo + (hi - lo) / 2;
+        const char *name = f->t[mid].name;
+        int c = strncmp(name, k, len);
+        if (!c && name[len])
+            c = 1;
+        if (!c)
+            return &f->t[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return NULL;
+}
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* mo.crc32: {"tensor name": "8 hex digits", ...} for every tensor; no allocation unless a
+ * name has escapes. */
+static int read_checksums(mo_file *f, const char *s)
+{
+    mo_jp j;
+    mo_jp_init(&j, s, strlen(s), "metadata mo.crc32");
+    int count = 0, listed = 0;
+    if (mo_jp_peek(&j) != '{' || mo_jp_begin(&j, '{'))
+        return mo_fail(MO_EFORMAT, "metadata mo.crc32 is not a JSON object");
+    while (mo_jp_next(&j, '}', &count)) {
+        const char *k, *at;
+        size_t kl;
+        entry *e;
+        if (mo_jp_peek(&j) != '"')
+            break; /* mo_jp_key reports it */
+        at = j.p + 1;
+        if (mo_jp_key(&j, &k, &kl))
+            return j.err;
+        if (memchr(k, '\\', kl)) { /* escapes: decode the key again */
+            char *name;
+            j.p = at - 1;
+            if (mo_jp_key_string(&j, &name, &kl))
+                return j.err;
+            e = strlen(name) == kl ? find_raw(f, name, kl) : NULL;
+            free(name);
+        } else {
+            e = find_raw(f, k, kl);
+        }
+        uint32_t v = 0;
+        int ok = e && mo_jp_peek(&j) == '"' && j.end - j.p >= 10 && j.p[9] == '"';
+        for (int i = 1; ok && i <= 8; i++) {
+            const int h = hexval((unsigned char)j.p[i]);
+            ok = h >= 0;
+            v = v << 4 | (uint32_t)(h < 0 ? 0 : h);
+        }
+        if (!ok)
+            return mo_fail(MO_EFORMAT, "mo.crc32: entry '%.*s' names no tensor or is not 8 hex "
+                           "digits", (int)(kl < 200 ? kl : 200), k);
+        j.p += 10;
+        if (e->crc_listed)
+            return mo_fail(MO_EFORMAT, "mo.crc32 lists tensor '%s' twice", e->name);
+        e->crc_listed = 1;
+        e->crc = v;
+        listed++;
+    }
+    if (j.err || mo_jp_finish(&j))
+        return j.err == MO_ENOMEM ? j.err
+                                  : mo_fail(MO_EFORMAT, "metadata mo.crc32 is not a JSON object");
+    if (listed != f->nt)
+        return mo_fail(MO_EFORMAT, "mo.crc32 lists %d of %d tensors", listed, f->nt);
     return MO_OK;
 }
 
@@ -168,30 +327,9 @@ static int check_checksums(mo_file *f)
     const char *s = mo_file_meta(f, "mo.crc32");
     if (!s)
         return mo_fail(MO_EFORMAT, "metadata mo.crc32 is missing");
-    json_object *o = json_tokener_parse(s);
-    int ret = MO_OK;
-    if (!o || !json_object_is_type(o, json_type_object)) {
-        ret = mo_fail(MO_EFORMAT, "metadata mo.crc32 is not a JSON object");
-        goto done;
-    }
-    int listed = 0;
-    json_object_object_foreach(o, name, val) {
-        entry *e = (entry *)find_entry(f, name);
-        const char *hex = json_object_get_string(val);
-        char *end = NULL;
-        unsigned long v = json_object_is_type(val, json_type_string) ? strtoul(hex, &end, 16) : 0;
-        if (!e || !end || end - hex != 8 || *end) {
-            ret = mo_fail(MO_EFORMAT, "mo.crc32: entry '%s' names no tensor or is not 8 hex digits",
-                          name);
-            goto done;
-        }
-        e->crc = (uint32_t)v;
-        listed++;
-    }
-    if (listed != f->nt) {
-        ret = mo_fail(MO_EFORMAT, "mo.crc32 lists %d of %d tensors", listed, f->nt);
-        goto done;
-    }
+    int ret = read_checksums(f, s);
+    if (ret)
+        return ret;
     for (int i = 0; i < f->nt; i++) {
         const entry *e = &f->t[i];
         /* zlib's crc32 takes uInt lengths: feed large tensors in pieces. */
@@ -203,14 +341,53 @@ static int check_checksums(mo_file *f)
             p += n;
             left -= n;
         }
-        if ((uint32_t)c != e->crc) {
-            ret = mo_fail(MO_EFORMAT, "tensor '%s': checksum mismatch (file is corrupt)", e->name);
-            goto done;
-        }
+        if ((uint32_t)c != e->crc)
+            return mo_fail(MO_EFORMAT, "tensor '%s': checksum mismatch (file is corrupt)",
+                           e->name);
     }
-done:
-    json_object_put(o);
-    return ret;
+    return MO_OK;
+}
+
+/* First pass: syntax, only spaces after the object, the number of entries and the
+ * largest number of members of an entry (the metadata's bound). */
+static int count_header(const char *hdr, size_t n, int *entries, int *members)
+{
+    mo_jp j;
+    mo_jp_init(&j, hdr, n, "header");
+    int count = 0;
+    *entries = *members = 0;
+    if (mo_jp_peek(&j) != '{')
+        return mo_fail(MO_EFORMAT, "header is not a JSON object");
+    mo_jp_begin(&j, '{');
+    while (mo_jp_next(&j, '}', &count)) {
+        const char *k;
+        size_t kl;
+        if (mo_jp_key(&j, &k, &kl))
+            break;
+        if (mo_jp_peek(&j) != '{') {
+            mo_jp_skip(&j);
+            continue;
+        }
+        int inner = 0;
+        mo_jp_begin(&j, '{');
+        while (mo_jp_next(&j, '}', &inner))
+            if (mo_jp_key(&j, &k, &kl) || mo_jp_skip(&j))
+                break;
+        if (inner > *members)
+            *members = inner;
+    }
+    if (j.err == MO_ENOMEM)
+        return j.err;
+    if (j.err) {
+        char detail[300];
+        snprintf(detail, sizeof(detail), "%s", mo_last_error());
+        return mo_fail(MO_EFORMAT, "header is not valid JSON (%s)", detail);
+    }
+    for (const char *p = j.p; p < j.end; p++)
+        if (*p != ' ')
+            return mo_fail(MO_EFORMAT, "header has trailing bytes after the JSON object");
+    *entries = count;
+    return MO_OK;
 }
 
 static int parse(mo_file *f)
@@ -225,73 +402,62 @@ static int parse(mo_file *f)
                        f->size);
     f->data = f->bytes + 8 + n;
     f->data_size = f->size - 8 - n;
+    const char *hdr = (const char *)f->bytes + 8;
+    int entries, members, ret = count_header(hdr, (size_t)n, &entries, &members);
+    if (ret)
+        return ret;
+    f->t = calloc((size_t)entries + 1, sizeof(entry));
+    f->m = calloc((size_t)members + 1, sizeof(meta));
+    if (!f->t || !f->m)
+        return mo_fail(MO_ENOMEM, "out of memory for a header of %d entries", entries);
 
-    json_tokener *tok = json_tokener_new();
-    if (!tok)
-        return mo_fail(MO_ENOMEM, "out of memory");
-    json_object *root = json_tokener_parse_ex(tok, (const char *)f->bytes + 8, (int)n);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    size_t used = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
-    int ret = MO_OK;
-    if (!root || jerr != json_tokener_success) {
-        ret = mo_fail(MO_EFORMAT, "header is not valid JSON (%s)",
-                      root ? "trailing data" : json_tokener_error_desc(jerr));
-        goto done;
-    }
-    for (size_t i = used; i < n; i++)
-        if (f->bytes[8 + i] != ' ') {
-            ret = mo_fail(MO_EFORMAT, "header has trailing bytes after the JSON object");
-            goto done;
+    mo_jp j;
+    mo_jp_init(&j, hdr, (size_t)n, "header");
+    int count = 0, seen_meta = 0;
+    mo_jp_begin(&j, '{');
+    while (mo_jp_next(&j, '}', &count)) {
+        char *key;
+        size_t len;
+        ret = mo_jp_key_string(&j, &key, &len);
+        if ((ret = no_nul(ret, key, len, "a tensor name"))) {
+            free(key);
+            return ret;
         }
-    if (!json_object_is_type(root, json_type_object)) {
-        ret = mo_fail(MO_EFORMAT, "header is not a JSON object");
-        goto done;
-    }
-    f->t = calloc((size_t)json_object_object_length(root) + 1, sizeof(entry));
-    if (!f->t) {
-        ret = mo_fail(MO_ENOMEM, "out of memory");
-        goto done;
-    }
-    json_object_object_foreach(root, key, val) {
         if (!strcmp(key, "__metadata__")) {
-            if ((ret = parse_metadata(f, val)))
-                goto done;
+            free(key);
+            if (seen_meta++)
+                return mo_fail(MO_EFORMAT, "__metadata__ appears twice");
+            if ((ret = parse_metadata(f, &j, members)))
+                return ret;
             continue;
         }
-        entry *e = &f->t[f->nt];
-        if (!(e->name = dup_str(key))) {
-            ret = mo_fail(MO_ENOMEM, "out of memory");
-            goto done;
+        if (f->nt == entries) {
+            free(key);
+            return mo_fail(MO_EFORMAT, "header: more entries than counted");
         }
-        f->nt++;
-        if ((ret = parse_tensor(f, e, key, val)))
-            goto done;
+        entry *e = &f->t[f->nt++];
+        e->name = key;
+        if ((ret = parse_tensor(f, e, &j)))
+            return ret;
     }
+    if (j.err)
+        return j.err;
     const char *fmt = mo_file_meta(f, "mo.format");
     const char *ver = mo_file_meta(f, "mo.format_version");
-    if (!fmt || strcmp(fmt, "mobileone-sdk")) {
-        ret = mo_fail(MO_EFORMAT, "not a MobileOne SDK model file (metadata mo.format is %s)",
-                      fmt ? fmt : "absent");
-        goto done;
-    }
-    if (!ver || strcmp(ver, "1")) {
-        ret = mo_fail(MO_EFORMAT, "model file version %s is not supported (this SDK reads 1)",
-                      ver ? ver : "(absent)");
-        goto done;
-    }
+    if (!fmt || strcmp(fmt, "mobileone-sdk"))
+        return mo_fail(MO_EFORMAT, "not a MobileOne SDK model file (metadata mo.format is %s)",
+                       fmt ? fmt : "absent");
+    if (!ver || strcmp(ver, "1"))
+        return mo_fail(MO_EFORMAT, "model file version %s is not supported (this SDK reads 1)",
+                       ver ? ver : "(absent)");
     qsort(f->t, (size_t)f->nt, sizeof(entry), cmp_entry_name);
     for (int i = 1; i < f->nt; i++)
-        if (!strcmp(f->t[i - 1].name, f->t[i].name)) {
-            ret = mo_fail(MO_EFORMAT, "tensor '%s' appears twice", f->t[i].name);
-            goto done;
-        }
+        if (!strcmp(f->t[i - 1].name, f->t[i].name))
+            return mo_fail(MO_EFORMAT, "tensor '%s' appears twice", f->t[i].name);
     if (f->nt > 1) {
         const entry **order = malloc(sizeof(*order) * (size_t)f->nt);
-        if (!order) {
-            ret = mo_fail(MO_ENOMEM, "out of memory");
-            goto done;
-        }
+        if (!order)
+            return mo_fail(MO_ENOMEM, "out of memory");
         for (int i = 0; i < f->nt; i++)
             order[i] = &f->t[i];
         qsort(order, (size_t)f->nt, sizeof(*order), cmp_entry_begin);
@@ -301,12 +467,9 @@ static int parse(mo_file *f)
                               order[i]->name);
         free(order);
         if (ret)
-            goto done;
+            return ret;
     }
-    ret = check_checksums(f);
-done:
-    json_object_put(root);
-    return ret;
+    return check_checksums(f);
 }
 
 void mo_file_close(mo_file **pf)

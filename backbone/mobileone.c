@@ -51,7 +51,7 @@ int mo_reparam(const mo_branches *br, float *w, float *b)
     const int kk = br->k * br->k, per = br->cin_g * kk, centre = (br->k / 2) * br->k + br->k / 2;
     double *acc = malloc(sizeof(double) * (size_t)per);
     if (!acc)
-        return MO_ENOMEM;
+        return mo_fail(MO_ENOMEM, "out of memory for the reparameterisation");
     int ret = MO_OK;
     for (int co = 0; co < br->cout && ret == MO_OK; co++) {
         double t, shift, bias = 0.0;

@@ -250,7 +250,8 @@ int mo_session_open(mo_session **out, const mo_backbone *bb, const mo_session_se
     }
     if (threads > 1 && mo_pool_create(&ss->pool, threads) != MO_OK) {
         mo_session_close(&ss);
-        return mo_fail(MO_ENOMEM, "mo_session_open: could not start %d threads", threads - 1);
+        return mo_fail(MO_ENOMEM, "mo_session_open: could not start %d worker threads (out "
+                                  "of memory or over the thread limit)", threads - 1);
     }
     ss->threads = threads;
     ss->bb = bb;

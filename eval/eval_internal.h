@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "errors_internal.h"
+#include "json_internal.h"
 #include "mo/eval.h"
 
 /* Whole regular file into memory, NUL-terminated (size excludes the NUL), at most
@@ -24,39 +25,6 @@ enum {
     MO_EVAL_LIMIT_BOXES = 3 /* ground truth boxes: also max_detections */
 };
 int mo_eval_check_limit(const char *name, uint64_t n, int which);
-
-/* ------------------------------------------------ a strict streaming JSON reader */
-
-typedef struct mo_jp {
-    const char *data, *p, *end;
-    const char *name;
-    int err, depth;
-} mo_jp;
-
-void mo_jp_init(mo_jp *j, const char *data, size_t size, const char *name);
-/* Record "name:line:col: message" for position `at` (first error sticks); returns it. */
-int mo_jp_fail_at(mo_jp *j, const char *at, const char *fmt, ...) MO_PRINTF(3, 4);
-/* Next character after white space, or -1 at the end. */
-int mo_jp_peek(mo_jp *j);
-/* '[' or '{' */
-int mo_jp_begin(mo_jp *j, char open);
-/* 1 when another element follows (after its comma), 0 at the close (consumed) or error. */
-int mo_jp_next(mo_jp *j, char close, int *count);
-/* An object key (raw bytes, escapes not decoded) and its ':'. */
-int mo_jp_key(mo_jp *j, const char **key, size_t *len);
-int mo_jp_number(mo_jp *j, double *v);
-/* An integer (or an integral number): *is_int 0 when it is not one. */
-int mo_jp_int(mo_jp *j, int64_t *v, int *is_int);
-/* A string, decoded, malloc'ed. */
-int mo_jp_string(mo_jp *j, char **out);
-/* Consume `lit` (true/false/null) when it is next: 1, else 0. */
-int mo_jp_literal(mo_jp *j, const char *lit);
-int mo_jp_skip(mo_jp *j);
-/* Only white space left. */
-int mo_jp_finish(mo_jp *j);
-
-/* Line and column (1-based) of byte `offset` of `data`. */
-void mo_eval_line_col(const char *data, size_t offset, int *line, int *col);
 
 /* Stable argsort by decreasing key (NaN last, as numpy's argsort of -key), of
  * idx[0..n). tmp has room for n entries. */

@@ -1,4 +1,4 @@
-/* Helpers shared by the evaluators: files, JSON with positions, sorting, numpy's
+/* Helpers shared by the evaluators: files, sorting, numpy's
  * pairwise sum, and the binary state files of sharded evaluation. */
 #include <errno.h>
 #include <math.h>
@@ -34,21 +34,6 @@ int mo_eval_check_limit(const char *name, uint64_t n, int which)
         return MO_OK;
     return mo_fail(MO_EUNSUPPORTED, "%s: %llu %s is over the limit %s (%lld)", name,
                    (unsigned long long)n, what[which], limit[which], (long long)max);
-}
-
-void mo_eval_line_col(const char *data, size_t offset, int *line, int *col)
-{
-    int l = 1, c = 1;
-    for (size_t i = 0; i < offset; i++) {
-        if (data[i] == '\n') {
-            l++;
-            c = 1;
-        } else {
-            c++;
-        }
-    }
-    *line = l;
-    *col = c;
 }
 
 /* a before b when key[a] > key[b], NaN after every number. */

@@ -156,7 +156,7 @@ int mo_pipeline_open(mo_pipeline **out, const char *backbone_file,
                                   "seg_output_stride or threads out of range");
     mo_pipeline *p = calloc(1, sizeof(*p));
     if (!p)
-        return MO_ENOMEM;
+        return mo_fail(MO_ENOMEM, "mo_pipeline_open: out of memory");
     p->set = set;
     int r = mo_file_open(&p->bb_file, backbone_file);
     if (!r)
@@ -283,7 +283,7 @@ int mo_pipeline_session_open(mo_pipeline_session **out, const mo_pipeline *p)
     *out = NULL;
     mo_pipeline_session *ps = calloc(1, sizeof(*ps));
     if (!ps)
-        return MO_ENOMEM;
+        return mo_fail(MO_ENOMEM, "mo_pipeline_session_open: out of memory");
     ps->p = p;
     mo_session_settings ss;
     size_t inputs;
@@ -293,10 +293,10 @@ int mo_pipeline_session_open(mo_pipeline_session **out, const mo_pipeline *p)
         r = mo_session_open(&ps->s, p->bb, &ss);
     if (!r && shared &&
         !(ps->shared_in = malloc(sizeof(float) * 3 * (size_t)p->shared_w * p->shared_h)))
-        r = MO_ENOMEM;
+        r = mo_fail(MO_ENOMEM, "mo_pipeline_session_open: out of memory");
     if (!r && p->cls && !p->set.classify_shared &&
         !(ps->cls_in = malloc(sizeof(float) * 3 * (size_t)p->cls_crop * p->cls_crop)))
-        r = MO_ENOMEM;
+        r = mo_fail(MO_ENOMEM, "mo_pipeline_session_open: out of memory");
     if (r) {
         mo_pipeline_session_close(&ps);
         return r;
@@ -372,7 +372,8 @@ int mo_pipeline_run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_
     if (!in_place && need > ps->rgb_bytes) {
         uint8_t *b = realloc(ps->rgb, need);
         if (!b)
-            return MO_ENOMEM;
+            return mo_fail(MO_ENOMEM, "mo_pipeline_run: out of memory for a %dx%d frame",
+                           frame->width, frame->height);
         ps->rgb = b;
         ps->rgb_bytes = need;
     }

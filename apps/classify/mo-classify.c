@@ -95,6 +95,24 @@ static int classify_one(classifier *c, const char *image)
     return r;
 }
 
+/* json-c's adds leave the value with the caller when they fail (out of memory): these
+ * free it then. 1 when the value was added. */
+static int obj_add(json_object *o, const char *key, json_object *v)
+{
+    if (o && v && !json_object_object_add(o, key, v))
+        return 1;
+    json_object_put(v);
+    return 0;
+}
+
+static int arr_add(json_object *a, json_object *v)
+{
+    if (a && v && !json_object_array_add(a, v))
+        return 1;
+    json_object_put(v);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *model = NULL;
@@ -143,45 +161,59 @@ int main(int argc, char **argv)
         fprintf(stderr, "mo-classify: out of memory\n");
         return 2;
     }
-    int failed = 0;
-    for (int i = first; i < argc; i++) {
+    int failed = 0, oom = 0;
+    for (int i = first; i < argc && !oom; i++) {
         int r = classify_one(&c, argv[i]);
         json_object *item = json ? json_object_new_object() : NULL;
-        if (item)
-            json_object_object_add(item, "image", json_object_new_string(argv[i]));
+        int ok = !json || obj_add(item, "image", json_object_new_string(argv[i]));
         if (r) {
             failed++;
             fprintf(stderr, "mo-classify: %s: %s (%s)\n", argv[i], mo_strerror(r), mo_last_error());
-            if (item)
-                json_object_object_add(item, "error", json_object_new_string(mo_last_error()));
+            if (json)
+                ok = ok && obj_add(item, "error", json_object_new_string(mo_last_error()));
         } else {
             int n = mo_topk(c.probs, mo_cls_num_classes(c.cls), k, best);
-            json_object *list = item ? json_object_new_array() : NULL;
+            json_object *list = json ? json_object_new_array() : NULL;
             if (!json)
                 printf("%s\n", argv[i]);
             for (int j = 0; j < n; j++) {
                 const char *name = mo_cls_class_name(c.cls, best[j].index);
-                if (list) {
+                if (json) {
                     json_object *e = json_object_new_object();
-                    json_object_object_add(e, "class", json_object_new_int(best[j].index));
-                    json_object_object_add(e, "name", json_object_new_string(name));
-                    json_object_object_add(e, "prob", json_object_new_double(best[j].prob));
-                    json_object_array_add(list, e);
+                    if (obj_add(e, "class", json_object_new_int(best[j].index)) &&
+                        obj_add(e, "name", json_object_new_string(name)) &&
+                        obj_add(e, "prob", json_object_new_double(best[j].prob))) {
+                        ok &= arr_add(list, e);
+                    } else {
+                        ok = 0;
+                        json_object_put(e);
+                    }
                 } else {
                     printf("  %d. %6.4f  %4d  %s\n", j + 1, best[j].prob, best[j].index, name);
                 }
             }
-            if (item)
-                json_object_object_add(item, "top", list);
+            if (json)
+                ok = obj_add(item, "top", list) && ok;
         }
-        if (item)
-            json_object_array_add(results, item);
+        if (json && ok)
+            ok = arr_add(results, item);
+        else if (json)
+            json_object_put(item);
+        oom = json && !ok;
     }
-    if (json)
-        printf("%s\n", json_object_to_json_string_ext(results, JSON_C_TO_STRING_SPACED |
-                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+    /* json-c returns NULL when it runs out of memory while serialising */
+    const char *text = json && !oom ? json_object_to_json_string_ext(
+                                          results, JSON_C_TO_STRING_SPACED |
+                                                       JSON_C_TO_STRING_NOSLASHESCAPE)
+                                    : NULL;
+    if (json && !text) {
+        fprintf(stderr, "mo-classify: out of memory for the JSON output\n");
+        failed = -1;
+    } else if (json) {
+        printf("%s\n", text);
+    }
     json_object_put(results);
     free(best);
     classifier_close(&c);
-    return failed ? 1 : 0;
+    return failed < 0 ? 2 : failed ? 1 : 0;
 }

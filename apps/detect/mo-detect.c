@@ -371,6 +371,44 @@ static int out_path(char *buf, size_t size, const char *dir, const char *stem, c
     return -1;
 }
 
+/* json-c's adds leave the value with the caller when they fail (out of memory): these
+ * free it then. 1 when the value was added. */
+static int obj_add(json_object *o, const char *key, json_object *v)
+{
+    if (o && v && !json_object_object_add(o, key, v))
+        return 1;
+    json_object_put(v);
+    return 0;
+}
+
+static int arr_add(json_object *a, json_object *v)
+{
+    if (a && v && !json_object_array_add(a, v))
+        return 1;
+    json_object_put(v);
+    return 0;
+}
+
+/* One COCO result {"image_id", "category_id", "bbox": [x, y, w, h], "score"} appended to
+ * results; 0 when json-c runs out of memory (nothing is added then). */
+static int add_result(json_object *results, long long id, const mo_detection *e)
+{
+    json_object *o = json_object_new_object(), *bbox = json_object_new_array();
+    int ok = arr_add(bbox, json_object_new_double(e->x1));
+    ok &= arr_add(bbox, json_object_new_double(e->y1));
+    ok &= arr_add(bbox, json_object_new_double(e->x2 - e->x1));
+    ok &= arr_add(bbox, json_object_new_double(e->y2 - e->y1));
+    ok &= obj_add(o, "image_id", json_object_new_int64(id));
+    ok &= obj_add(o, "category_id", json_object_new_int(e->label));
+    ok &= obj_add(o, "bbox", bbox);
+    ok &= obj_add(o, "score", json_object_new_double(e->score));
+    if (!ok) {
+        json_object_put(o);
+        return 0;
+    }
+    return arr_add(results, o);
+}
+
 int main(int argc, char **argv)
 {
     const char *model = NULL, *head = NULL, *out_dir = ".", *json_path = NULL, *ann = NULL;
@@ -464,6 +502,10 @@ int main(int argc, char **argv)
         goto done;
     json_c_set_serialization_double_format("%.6g", JSON_C_OPTION_GLOBAL);
     results = json_path ? json_object_new_array() : NULL;
+    if (json_path && !results) {
+        fprintf(stderr, "mo-detect: out of memory\n");
+        goto done;
+    }
     int failed = 0, unnamed = 0;
     for (int i = 0; i < inputs.n; i++) {
         const char *path = inputs.s[i];
@@ -496,18 +538,14 @@ int main(int argc, char **argv)
                     fprintf(stderr, "mo-detect: %s: no image id (not in --annotations, or not "
                             "a numeric name); using its position, %lld\n", path, id);
             }
-            for (int j = 0; j < n; j++) {
-                const mo_detection *e = &d.dets[j];
-                json_object *o = json_object_new_object(), *bbox = json_object_new_array();
-                json_object_object_add(o, "image_id", json_object_new_int64(id));
-                json_object_object_add(o, "category_id", json_object_new_int(e->label));
-                json_object_array_add(bbox, json_object_new_double(e->x1));
-                json_object_array_add(bbox, json_object_new_double(e->y1));
-                json_object_array_add(bbox, json_object_new_double(e->x2 - e->x1));
-                json_object_array_add(bbox, json_object_new_double(e->y2 - e->y1));
-                json_object_object_add(o, "bbox", bbox);
-                json_object_object_add(o, "score", json_object_new_double(e->score));
-                json_object_array_add(results, o);
+            int ok = 1;
+            for (int j = 0; j < n && ok; j++)
+                ok = add_result(results, id, &d.dets[j]);
+            if (!ok) {
+                fprintf(stderr, "mo-detect: out of memory for the detections of %s\n", path);
+                mo_image_free(&img);
+                ret = 2;
+                goto done;
             }
         }
         if (images) {
@@ -536,13 +574,15 @@ int main(int argc, char **argv)
     }
     ret = failed ? 1 : 0;
     if (results) {
+        /* NULL when json-c runs out of memory while serialising */
         const char *text = json_object_to_json_string_ext(results, JSON_C_TO_STRING_PLAIN);
-        FILE *f = strcmp(json_path, "-") ? fopen(json_path, "w") : stdout;
+        FILE *f = !text ? NULL : strcmp(json_path, "-") ? fopen(json_path, "w") : stdout;
         int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
         if (f && f != stdout)
             ok &= fclose(f) == 0;
         if (!ok) {
-            fprintf(stderr, "mo-detect: cannot write %s\n", json_path);
+            fprintf(stderr, "mo-detect: cannot write %s: %s\n", json_path,
+                    text ? strerror(errno) : "out of memory");
             ret = 2;
         }
     }

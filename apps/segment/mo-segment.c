@@ -651,33 +651,62 @@ static void print_result(const segmenter *s, const char *path, const result *res
            res->labels[0] ? ", " : "", res->labels);
 }
 
+/* json-c's adds leave the value with the caller when they fail (out of memory): these
+ * free it then. 1 when the value was added. */
+static int obj_add(json_object *o, const char *key, json_object *v)
+{
+    if (o && v && !json_object_object_add(o, key, v))
+        return 1;
+    json_object_put(v);
+    return 0;
+}
+
+static int arr_add(json_object *a, json_object *v)
+{
+    if (a && v && !json_object_array_add(a, v))
+        return 1;
+    json_object_put(v);
+    return 0;
+}
+
+/* The JSON record of one image, or NULL when json-c runs out of memory. */
 static json_object *json_result(const segmenter *s, const char *path, const result *res, int r)
 {
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "image", json_object_new_string(path));
+    int ok = obj_add(o, "image", json_object_new_string(path));
     if (r) {
-        json_object_object_add(o, "error", json_object_new_string(res->err));
-        return o;
+        ok &= obj_add(o, "error", json_object_new_string(res->err));
+    } else {
+        ok &= obj_add(o, "width", json_object_new_int(res->w));
+        ok &= obj_add(o, "height", json_object_new_int(res->h));
+        ok &= obj_add(o, "mask", json_object_new_string(res->mask));
+        /* a null value: json-c adds NULL as JSON null */
+        ok &= res->overlay[0] ? obj_add(o, "overlay", json_object_new_string(res->overlay))
+                              : o && !json_object_object_add(o, "overlay", NULL);
+        ok &= res->labels[0] ? obj_add(o, "labels", json_object_new_string(res->labels))
+                             : o && !json_object_object_add(o, "labels", NULL);
+        json_object *list = json_object_new_array();
+        for (int i = 0; i < res->nsh; i++) {
+            char buf[32];
+            json_object *e = json_object_new_object();
+            int eok = obj_add(e, "class", json_object_new_int(res->sh[i].label));
+            eok &= obj_add(e, "name", json_object_new_string(
+                                          display_name(s, res->sh[i].label, buf, sizeof(buf))));
+            eok &= obj_add(e, "fraction", json_object_new_double(
+                                              (double)res->sh[i].pixels / ((double)res->w * res->h)));
+            if (eok) {
+                ok &= arr_add(list, e);
+            } else {
+                ok = 0;
+                json_object_put(e);
+            }
+        }
+        ok &= obj_add(o, "classes", list);
     }
-    json_object_object_add(o, "width", json_object_new_int(res->w));
-    json_object_object_add(o, "height", json_object_new_int(res->h));
-    json_object_object_add(o, "mask", json_object_new_string(res->mask));
-    json_object_object_add(o, "overlay", res->overlay[0] ? json_object_new_string(res->overlay)
-                                                         : NULL);
-    json_object_object_add(o, "labels", res->labels[0] ? json_object_new_string(res->labels)
-                                                       : NULL);
-    json_object *list = json_object_new_array();
-    for (int i = 0; i < res->nsh; i++) {
-        char buf[32];
-        json_object *e = json_object_new_object();
-        json_object_object_add(e, "class", json_object_new_int(res->sh[i].label));
-        json_object_object_add(e, "name", json_object_new_string(
-                                              display_name(s, res->sh[i].label, buf, sizeof(buf))));
-        json_object_object_add(e, "fraction", json_object_new_double(
-                                                  (double)res->sh[i].pixels / ((double)res->w * res->h)));
-        json_object_array_add(list, e);
+    if (!ok) {
+        json_object_put(o);
+        return NULL;
     }
-    json_object_object_add(o, "classes", list);
     return o;
 }
 
@@ -790,18 +819,30 @@ int main(int argc, char **argv)
         } else if (!o.json) {
             print_result(&s, path, res);
         }
-        if (results)
-            json_object_array_add(results, json_result(&s, path, res, r));
+        if (results && !arr_add(results, json_result(&s, path, res, r))) {
+            fprintf(stderr, "mo-segment: out of memory for the JSON output\n");
+            json_object_put(results);
+            results = NULL;
+            failed = -1;
+            break;
+        }
         fflush(stdout);
     }
     if (results) {
-        printf("%s\n", json_object_to_json_string_ext(results, JSON_C_TO_STRING_SPACED |
-                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+        /* NULL when json-c runs out of memory while serialising */
+        const char *text = json_object_to_json_string_ext(
+            results, JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (text) {
+            printf("%s\n", text);
+        } else {
+            fprintf(stderr, "mo-segment: out of memory for the JSON output\n");
+            failed = -1;
+        }
         json_object_put(results);
     }
     free(res);
     strlist_free(&stems);
     strlist_free(&inputs);
     segmenter_close(&s);
-    return failed ? 1 : 0;
+    return failed < 0 ? 2 : failed ? 1 : 0;
 }

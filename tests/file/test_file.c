@@ -136,6 +136,71 @@ static void test_offsets_and_sizes(void **state)
     expect_refused(build("mobileone-sdk", "1", "[2]", 28, 1, NULL), MO_EFORMAT, "checksum");
 }
 
+/* A header given whole; CRC_A / CRC_B in it are replaced by the checksums of a and b. */
+static blob build_raw(const char *tmpl)
+{
+    uint8_t data[28];
+    memcpy(data, a_vals, 24);
+    memcpy(data + 24, b_vals, 4);
+    char ca[9], cb[9], hdr[2048];
+    snprintf(ca, sizeof(ca), "%08x", (unsigned)crc32(0, data, 24));
+    snprintf(cb, sizeof(cb), "%08x", (unsigned)crc32(0, data + 24, 4));
+    size_t hn = 0;
+    for (const char *t = tmpl; *t && hn + 9 < sizeof(hdr);) {
+        const int is_a = !strncmp(t, "CRC_A", 5), is_b = !strncmp(t, "CRC_B", 5);
+        if (is_a || is_b) {
+            memcpy(hdr + hn, is_a ? ca : cb, 8);
+            hn += 8;
+            t += 5;
+        } else {
+            hdr[hn++] = *t++;
+        }
+    }
+    blob r;
+    r.n = 8 + hn + sizeof(data);
+    r.p = malloc(r.n);
+    for (int i = 0; i < 8; i++)
+        r.p[i] = (uint8_t)((uint64_t)hn >> (8 * i));
+    memcpy(r.p + 8, hdr, hn);
+    memcpy(r.p + 8 + hn, data, sizeof(data));
+    return r;
+}
+
+#define META_ "\"__metadata__\": {\"mo.format\": \"mobileone-sdk\", \"mo.format_version\": \"1\""
+#define CRC_ ", \"mo.crc32\": \"{\\\"a\\\": \\\"CRC_A\\\", \\\"b\\\": \\\"CRC_B\\\"}\""
+#define A_ "\"a\": {\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [0, 24]}"
+#define B_ "\"b\": {\"dtype\": \"F16\", \"shape\": [2], \"data_offsets\": [24, 28]}"
+
+/* The header is read strictly: what json-c's tree silently merged or cut (a repeated key,
+ * a NUL inside a string) is refused, escapes are decoded the same way everywhere. */
+static void test_header_strictness(void **state)
+{
+    (void)state;
+    mo_file *f = NULL;
+    assert_int_equal(open_blob(build_raw("{" META_ CRC_ "}, " A_ ", " B_ "}"), &f), MO_OK);
+    mo_file_close(&f);
+    /* "\u0061" is "a": the tensor and its mo.crc32 entry name it differently */
+    assert_int_equal(open_blob(build_raw("{" META_ CRC_ "}, \"\\u0061\": {\"dtype\": \"F32\", "
+                                         "\"shape\": [2, 3], \"data_offsets\": [0, 24]}, " B_
+                                         "}"), &f), MO_OK);
+    assert_int_equal(mo_file_tensor(f, "a", NULL), MO_OK);
+    mo_file_close(&f);
+    expect_refused(build_raw("{" META_ CRC_ ", \"mo.format\": \"mobileone-sdk\"}, " A_ ", " B_
+                             "}"), MO_EFORMAT, "'mo.format' appears twice");
+    expect_refused(build_raw("{" META_ CRC_ "}, " A_ ", " B_ ", " META_ CRC_ "}}"), MO_EFORMAT,
+                   "__metadata__ appears twice");
+    expect_refused(build_raw("{" META_ CRC_ "}, " A_ ", " B_ ", " A_ "}"), MO_EFORMAT,
+                   "'a' appears twice");
+    expect_refused(build_raw("{" META_ ", \"mo.crc32\": \"{\\\"a\\\": \\\"CRC_A\\\", \\\"a\\\": "
+                             "\\\"CRC_A\\\"}\"}, " A_ ", " B_ "}"), MO_EFORMAT, "twice");
+    expect_refused(build_raw("{" META_ CRC_ ", \"mo.variant\": \"s0\\u0000x\"}, " A_ ", " B_
+                             "}"), MO_EFORMAT, "NUL");
+    expect_refused(build_raw("{" META_ CRC_ "}, " A_ ", " B_ "}\n"), MO_EFORMAT, "trailing");
+    expect_refused(build_raw("{" META_ CRC_ "}, " A_ ", " B_ ",}"), MO_EFORMAT, "not valid JSON");
+    expect_refused(build_raw("{" META_ CRC_ ", \"x\": 1}, " A_ ", " B_ "}"), MO_EFORMAT,
+                   "'x' is not a string");
+}
+
 static void test_truncated_everywhere(void **state)
 {
     (void)state;
@@ -282,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_shape_and_missing),
         cmocka_unit_test(test_wrong_magic_and_version),
         cmocka_unit_test(test_offsets_and_sizes),
+        cmocka_unit_test(test_header_strictness),
         cmocka_unit_test(test_truncated_everywhere),
         cmocka_unit_test(test_garbled),
         cmocka_unit_test(test_io_errors),

@@ -1,11 +1,15 @@
 /*
- * A small strict JSON reader (RFC 8259) for the large inputs of evaluation (COCO ground
- * truth and results files): no tree, the caller walks the text, values it does not need
- * are skipped without allocation. Why not json-c (used elsewhere in the SDK): on a 77 MB,
+ * The SDK's JSON reader: small, strict (RFC 8259), no tree; the caller walks the text,
+ * values it does not need are skipped without allocation. It reads the model file header
+ * and the JSON metadata values of the heads (see json_internal.h), and the large inputs of
+ * evaluation (COCO ground truth and results files). Why not json-c: on a 77 MB,
  * 500k-detection results file json-c's tree takes 1.1-1.5 s and 900 MB of memory, and a
  * tree has lost the positions, so a missing key or an unknown image id could not be
- * reported with its line and column as the evaluation tools must. Every error here gives
- * the file, line and column. Fuzzed by fuzz/fuzz_eval_json.c.
+ * reported with its line and column as the evaluation tools must; and json-c 0.16's parser
+ * does not survive a failed allocation (an object key whose strdup fails is inserted as
+ * NULL and hashed: a crash), where a model open must report MO_ENOMEM. Every error here
+ * gives the name, line and column; an allocation failure is MO_ENOMEM. Fuzzed by
+ * fuzz/fuzz_eval_json.c and fuzz/fuzz_model_file.c.
  *
  * Numbers: JSON grammar checked, then converted exactly: decimal mantissas below 2^53 with
  * a power of ten up to 22 by one correctly rounded multiplication or division (both
@@ -13,12 +17,29 @@
  * those Python's json module gives.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval_internal.h"
+#include "json_internal.h"
+
+/* Line and column (1-based) of byte `offset` of `data`. */
+static void line_col(const char *data, size_t offset, int *line, int *col)
+{
+    int l = 1, c = 1;
+    for (size_t i = 0; i < offset; i++) {
+        if (data[i] == '\n') {
+            l++;
+            c = 1;
+        } else {
+            c++;
+        }
+    }
+    *line = l;
+    *col = c;
+}
 
 void mo_jp_init(mo_jp *j, const char *data, size_t size, const char *name)
 {
@@ -39,7 +60,7 @@ int mo_jp_fail_at(mo_jp *j, const char *at, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     int line, col;
-    mo_eval_line_col(j->data, (size_t)(at - j->data), &line, &col);
+    line_col(j->data, (size_t)(at - j->data), &line, &col);
     j->err = mo_fail(MO_EFORMAT, "%s:%d:%d: %s", j->name, line, col, msg);
     return j->err;
 }
@@ -211,7 +232,7 @@ int mo_jp_key(mo_jp *j, const char **key, size_t *len)
     return expect(j, ':', "':'");
 }
 
-int mo_jp_string(mo_jp *j, char **out)
+int mo_jp_string_n(mo_jp *j, char **out, size_t *len)
 {
     *out = NULL;
     ws(j);
@@ -223,8 +244,24 @@ int mo_jp_string(mo_jp *j, char **out)
     if (!s)
         return j->err = mo_fail(MO_ENOMEM, "%s: out of memory", j->name);
     j->p = save;
-    string_scan(j, NULL, NULL, s, NULL);
+    string_scan(j, NULL, NULL, s, len);
     *out = s;
+    return j->err;
+}
+
+int mo_jp_string(mo_jp *j, char **out)
+{
+    return mo_jp_string_n(j, out, NULL);
+}
+
+int mo_jp_key_string(mo_jp *j, char **key, size_t *len)
+{
+    if (mo_jp_string_n(j, key, len))
+        return j->err;
+    if (expect(j, ':', "':'")) {
+        free(*key);
+        *key = NULL;
+    }
     return j->err;
 }
 
@@ -402,4 +439,120 @@ int mo_jp_finish(mo_jp *j)
     if (j->p != j->end)
         return mo_jp_fail_at(j, j->p, "invalid JSON: text after the value");
     return 0;
+}
+
+/* ------------------------------------------------------------ metadata values */
+
+static int is_number_start(int c)
+{
+    return c == '-' || (c >= '0' && c <= '9');
+}
+
+int mo_json_array_length(const char *s, const char *what, int *n)
+{
+    mo_jp j;
+    mo_jp_init(&j, s, strlen(s), what);
+    int count = 0;
+    *n = 0;
+    if (mo_jp_begin(&j, '['))
+        return j.err;
+    while (mo_jp_next(&j, ']', &count))
+        if (count > 1000000000 || mo_jp_skip(&j))
+            return j.err ? j.err : mo_jp_fail_at(&j, j.p, "too many elements");
+    if (mo_jp_finish(&j))
+        return j.err;
+    *n = count;
+    return MO_OK;
+}
+
+int mo_json_strings(const char *s, const char *what, char **names, int n, int *bad)
+{
+    mo_jp j;
+    mo_jp_init(&j, s, strlen(s), what);
+    int count = 0, i = 0;
+    *bad = -1;
+    if (mo_jp_begin(&j, '['))
+        return j.err;
+    while (mo_jp_next(&j, ']', &count)) {
+        size_t len;
+        if (i == n) {
+            mo_jp_fail_at(&j, j.p, "more than %d elements", n);
+            break;
+        }
+        if (mo_jp_peek(&j) != '"') {
+            *bad = i;
+            mo_jp_fail_at(&j, j.p, "element %d is not a string", i);
+            break;
+        }
+        if (mo_jp_string_n(&j, &names[i], &len))
+            break;
+        if (len != strlen(names[i])) {
+            *bad = i;
+            mo_jp_fail_at(&j, j.p, "element %d holds a NUL character", i);
+            break;
+        }
+        i++;
+    }
+    if (!j.err && i != n)
+        mo_jp_fail_at(&j, j.p, "%d elements where %d were counted", i, n);
+    if (!j.err)
+        mo_jp_finish(&j);
+    if (j.err) {
+        for (int k = 0; k <= i && k < n; k++) {
+            free(names[k]);
+            names[k] = NULL;
+        }
+    }
+    return j.err;
+}
+
+int mo_json_numbers(const char *s, const char *what, double *v, int max, int *n)
+{
+    mo_jp j;
+    mo_jp_init(&j, s, strlen(s), what);
+    int count = 0;
+    *n = 0;
+    if (mo_jp_begin(&j, '['))
+        return j.err;
+    while (mo_jp_next(&j, ']', &count)) {
+        if (count > max)
+            return mo_jp_fail_at(&j, j.p, "more than %d numbers", max);
+        if (!is_number_start(mo_jp_peek(&j)))
+            return mo_jp_fail_at(&j, j.p, "element %d is not a number", count - 1);
+        const char *at = j.p;
+        if (mo_jp_number(&j, &v[count - 1]))
+            return j.err;
+        if (!isfinite(v[count - 1]))
+            return mo_jp_fail_at(&j, at, "element %d is out of range", count - 1);
+    }
+    if (mo_jp_finish(&j))
+        return j.err;
+    *n = count;
+    return MO_OK;
+}
+
+int mo_json_has_string(const char *s, const char *what, const char *str, int *found)
+{
+    mo_jp j;
+    mo_jp_init(&j, s, strlen(s), what);
+    int count = 0;
+    const size_t want = strlen(str);
+    *found = 0;
+    if (mo_jp_begin(&j, '['))
+        return j.err;
+    while (mo_jp_next(&j, ']', &count)) {
+        char *e;
+        size_t len;
+        if (mo_jp_peek(&j) != '"')
+            return mo_jp_fail_at(&j, j.p, "element %d is not a string", count - 1);
+        if (mo_jp_string_n(&j, &e, &len))
+            return j.err;
+        *found |= len == want && !memcmp(e, str, want);
+        free(e);
+    }
+    if (mo_jp_finish(&j)) {
+        *found = 0;
+        return j.err;
+    }
+    return MO_OK;
 }
