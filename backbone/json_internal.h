@@ -46,24 +46,4 @@ MO_API int mo_jp_skip(mo_jp *j);
 /* Only white space left. */
 MO_API int mo_jp_finish(mo_jp *j);
 
-/* ------------------------------- metadata values: one JSON value in a C string
- * `what` names the value in messages (e.g. the metadata key). */
-
-/* Number of elements of the JSON array s (elements of any type); no allocation.
- * MO_EFORMAT when s is not exactly one JSON array. */
-MO_API int mo_json_array_length(const char *s, const char *what, int *n);
-
-/* The n strings of the JSON array s (n from mo_json_array_length()) into names[0..n),
- * each malloc'ed; on failure none is left allocated. MO_EFORMAT when element *bad is not
- * a string or holds a NUL, MO_ENOMEM. */
-MO_API int mo_json_strings(const char *s, const char *what, char **names, int n, int *bad);
-
-/* The JSON array s of at most max finite numbers into v; *n receives the count.
- * MO_EFORMAT otherwise (also for numbers that overflow a double), MO_ENOMEM. */
-MO_API int mo_json_numbers(const char *s, const char *what, double *v, int max, int *n);
-
-/* Whether the JSON array of strings s holds `str`. MO_EFORMAT when s is not an array of
- * strings, MO_ENOMEM. */
-MO_API int mo_json_has_string(const char *s, const char *what, const char *str, int *found);
-
 #endif
