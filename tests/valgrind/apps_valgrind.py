@@ -102,7 +102,10 @@ def main():
                        missing], 1)
     vrun("mo-segment", [app("mo-segment"), "--model", m["backbone"], "--head", m["seg"],
                         "--out", out("seg"), "--raw", "--json", imgs, bad], 1)
-    vrun("mo-demo", [app("mo-demo"), "--model", m["backbone"], "--det", m["det"], "--seg",
+    # mo-demo-images: mo-demo built without FFmpeg when the video feature is on (valgrind 3.19
+    # dies on an instruction in a constructor of a library FFmpeg pulls in; apps/demo)
+    demo = app("mo-demo-images") if os.path.exists(app("mo-demo-images")) else app("mo-demo")
+    vrun("mo-demo", [demo, "--model", m["backbone"], "--det", m["det"], "--seg",
                      m["seg"], "--out", out("demo"), one, os.path.join(imgs, "c.jpg"),
                      missing], 1)
 
