@@ -3,8 +3,8 @@
  * @brief CPU features the SDK's kernels use, and a mask to force lower instruction sets.
  *
  * The convolution kernels exist as a portable C reference and as SIMD variants (x86:
- * AVX2 + FMA, then AVX-512F for the convolutions; AArch64: NEON with FMA). Which ones run is decided once per
- * ::mo_backbone, when mo_backbone_open() is called: it takes the best variants allowed by
+ * AVX2 + FMA, then AVX-512F for the convolutions; AArch64: NEON with FMA). Which ones run
+ * is decided once per ::mo_backbone, when mo_backbone_open() is called: it takes the best variants allowed by
  * mo_get_cpu_flags(), that is by the features the running CPU (and OS) support,
  * restricted by the mask of mo_set_cpu_flags_mask(). Every variant gives the result of the C reference up to float
  * rounding (tests/checkdsp).
@@ -44,8 +44,7 @@ enum mo_cpu_flag {
  * Only features the library was built with kernels for are reported (none when it was
  * configured with `-Dsimd=disabled`); on AArch64, ::MO_CPU_FLAG_DOTPROD and
  * ::MO_CPU_FLAG_FP16 are reported with ::MO_CPU_FLAG_NEON for later kernels (Linux and
- * Android only). Detection runs once; the call is cheap and
- * thread-safe.
+ * Android only). Detection runs once; the call is cheap and thread-safe.
  * @return a combination of ::mo_cpu_flag bits (0: the portable C kernels only)
  */
 MO_API unsigned mo_get_cpu_flags(void);
