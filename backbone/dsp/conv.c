@@ -13,6 +13,9 @@
 #if defined(MO_HAVE_AVX2)
 #include "x86/conv_x86.h" /* built with -mavx2 -mfma: backbone/dsp/x86/meson.build */
 #endif
+#if defined(MO_HAVE_NEON)
+#include "arm/conv_arm.h" /* AArch64 AdvSIMD: backbone/dsp/arm/meson.build */
+#endif
 
 /* ---------------------------------------------------------------- packing */
 
@@ -385,5 +388,15 @@ void mo_conv_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags)
     dsp->dw3x3 = mo_dw3x3_avx512;
     dsp->pw = mo_pw_avx512;
     dsp->pw_acc = mo_pw_acc_avx512;
+#endif
+#if defined(MO_HAVE_NEON)
+    if (!(cpu_flags & MO_CPU_NEON))
+        return;
+    dsp->stem3x3 = mo_stem3x3_neon;
+    dsp->dw3x3 = mo_dw3x3_neon;
+    dsp->pw = mo_pw_neon;
+    dsp->pw_acc = mo_pw_acc_neon;
+    dsp->se = mo_se_neon;
+    dsp->gap = mo_gap_neon;
 #endif
 }

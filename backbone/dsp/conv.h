@@ -141,6 +141,8 @@ enum {
     MO_CPU_AVX2 = 1u << 1, /* with FMA */
     MO_CPU_AVX512 = 1u << 2,
     MO_CPU_NEON = 1u << 8,
+    MO_CPU_DOTPROD = 1u << 9, /* detected, no kernel yet */
+    MO_CPU_FP16 = 1u << 10,   /* detected, no kernel yet */
 };
 
 /** Fill @p dsp with the best kernels allowed by @p cpu_flags (0: the C reference). */

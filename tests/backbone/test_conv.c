@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "dsp/conv.h"
+#include "mo/cpu.h"
 #include "naive.h"
 
 #define TOL 1e-5
@@ -294,10 +295,44 @@ static void test_dsp_init(void **state)
     assert_non_null(d.gap);
 }
 
+/*
+ * AArch64 builds with the NEON kernels (option simd; MO_HAVE_NEON comes from
+ * backbone/meson.build): NEON is detected, replaces every entry of the table, and a mask
+ * without it gives the C reference back.
+ */
+static void test_dsp_init_neon(void **state)
+{
+    (void)state;
+#if defined(MO_HAVE_NEON)
+    assert_true(mo_get_cpu_flags() & MO_CPU_FLAG_NEON);
+    mo_conv_dsp d;
+    mo_conv_dsp_init(&d, mo_get_cpu_flags());
+    assert_ptr_not_equal(d.stem3x3, mo_stem3x3_c);
+    assert_ptr_not_equal(d.dw3x3, mo_dw3x3_c);
+    assert_ptr_not_equal(d.pw, mo_pw_c);
+    assert_ptr_not_equal(d.pw_acc, mo_pw_acc_c);
+    assert_ptr_not_equal(d.se, mo_se_c);
+    assert_ptr_not_equal(d.gap, mo_gap_c);
+    mo_set_cpu_flags_mask(~(unsigned)MO_CPU_FLAG_NEON);
+    assert_int_equal(mo_get_cpu_flags() & MO_CPU_FLAG_NEON, 0);
+    mo_conv_dsp_init(&d, mo_get_cpu_flags());
+    mo_set_cpu_flags_mask(~0u);
+    assert_ptr_equal(d.stem3x3, mo_stem3x3_c);
+    assert_ptr_equal(d.dw3x3, mo_dw3x3_c);
+    assert_ptr_equal(d.pw, mo_pw_c);
+    assert_ptr_equal(d.pw_acc, mo_pw_acc_c);
+    assert_ptr_equal(d.se, mo_se_c);
+    assert_ptr_equal(d.gap, mo_gap_c);
+#else
+    skip(); /* not an AArch64 build with the NEON kernels */
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dsp_init),
+        cmocka_unit_test(test_dsp_init_neon),
         cmocka_unit_test(test_stem),
         cmocka_unit_test(test_dw),
         cmocka_unit_test(test_pw),

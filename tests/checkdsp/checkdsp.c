@@ -44,12 +44,15 @@
 typedef struct isa_level {
     const char *name;
     unsigned flags; /* cumulative: what mo_conv_dsp_init() gets for this level */
+    unsigned below; /* the flags of the level it builds on (0: the C reference) */
 } isa_level;
 
+/* One ladder per architecture; a build and CPU has the levels of its own only. */
 static const isa_level levels[] = {
-    {"c", 0},
-    {"avx2", MO_CPU_AVX2},
-    {"avx512", MO_CPU_AVX2 | MO_CPU_AVX512},
+    {"c", 0, 0},
+    {"avx2", MO_CPU_AVX2, 0},
+    {"avx512", MO_CPU_AVX2 | MO_CPU_AVX512, MO_CPU_AVX2},
+    {"neon", MO_CPU_NEON, 0},
 };
 #define NLEVELS ((int)(sizeof(levels) / sizeof(levels[0])))
 
@@ -851,7 +854,7 @@ int main(int argc, char **argv)
             continue;
         }
         mo_conv_dsp lower, dut;
-        mo_conv_dsp_init(&lower, levels[l - 1].flags);
+        mo_conv_dsp_init(&lower, levels[l].below);
         mo_conv_dsp_init(&dut, levels[l].flags);
         for (int k = 0; k < NKERNELS; k++) {
             if (only && strcmp(only, kernels[k].name))
