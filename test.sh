@@ -92,18 +92,18 @@ arm_t0=$(date +%s)
 [ -d build-arm ] || meson setup build-arm --cross-file cross/aarch64-linux-gnu.ini \
     --buildtype=release -Dvideo=disabled -Dshared_dir="$SHARED" -Dgolden_dir="$(pwd)/build/golden"
 ninja -C build-arm
-meson test -C build-arm --print-errorlogs --num-processes 2 --suite unit --suite dsp \
+meson test -C build-arm --print-errorlogs --timeout-multiplier 3 --num-processes 2 --suite unit --suite dsp \
     --no-suite threads
 no_skips build-arm
-meson test -C build-arm --print-errorlogs golden
+meson test -C build-arm --print-errorlogs --timeout-multiplier 3 golden
 no_skips build-arm
 # The shipped heads against PyTorch on fewer images than x86 (the same tolerances): the 3 VOC
-# samples (segmentation, output stride 16), 4 COCO images (detection).
-meson test -C build-arm --print-errorlogs seg-parity-shipped --test-args "--limit-coco 0"
+# samples (segmentation, output stride 16), 4 COCO images (detection). Timeouts x3: emulated.
+meson test -C build-arm --print-errorlogs --timeout-multiplier 3 seg-parity-shipped --test-args "--limit-coco 0"
 no_skips build-arm
-meson test -C build-arm --print-errorlogs coco-parity-shipped --test-args "--images 4"
+meson test -C build-arm --print-errorlogs --timeout-multiplier 3 coco-parity-shipped --test-args "--images 4"
 no_skips build-arm
-meson test -C build-arm --print-errorlogs imagenet-parity \
+meson test -C build-arm --print-errorlogs --timeout-multiplier 3 imagenet-parity \
     --test-args "--sets imagenet-samples --limit 200 --min-agreement 1 --jobs 2"
 no_skips build-arm
 cat build-arm/tests/classify/parity/report.json
