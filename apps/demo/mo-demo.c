@@ -587,6 +587,7 @@ int main(int argc, char **argv)
         return 2;
     }
 #ifndef MO_DEMO_VIDEO
+    (void)json_score; /* accepted without video support; only --video reads it */
     if (video) {
         fprintf(stderr, "mo-demo: built without video support (FFmpeg's libavformat, "
                         "libavcodec, libswscale, libavutil: meson setup -Dvideo=enabled)\n");

@@ -4,6 +4,7 @@ batch, exit codes. Uses a seeded random-weight s0 model and images written here.
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,8 @@ TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "to
 
 
 def main():
-    exe = sys.argv[1]
+    # meson sets MESON_EXE_WRAPPER (e.g. qemu-aarch64) when the app is cross-built
+    exe = shlex.split(os.environ.get("MESON_EXE_WRAPPER", "")) + [sys.argv[1]]
     with tempfile.TemporaryDirectory() as d:
         model = os.path.join(d, "s0.mo.safetensors")
         subprocess.run([sys.executable, os.path.join(TOOLS, "convert_mobileone.py"), "--random",
@@ -43,7 +45,7 @@ def main():
         open(empty, "w").close()
         missing = os.path.join(d, "missing.png")
         images = [good, missing, gray, trunc, text, empty, tiny, "a \"quoted\" name.png"]
-        p = subprocess.run([exe, "--model", model, "--json", "--top", "3"] + images,
+        p = subprocess.run(exe + ["--model", model, "--json", "--top", "3"] + images,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert p.returncode == 1, p.returncode
         out = json.loads(p.stdout)
@@ -59,12 +61,12 @@ def main():
                 assert set(x) == {"image", "error"} and x["error"], x
         assert p.stderr.count("mo-classify:") == len(images) - len(ok), p.stderr
         # Text output, and the exit code when everything works.
-        p = subprocess.run([exe, "--model", model, good], stdout=subprocess.PIPE, text=True)
+        p = subprocess.run(exe + ["--model", model, good], stdout=subprocess.PIPE, text=True)
         assert p.returncode == 0 and p.stdout.count("\n") == 6, p.stdout
         # Usage and model errors: exit 2 with a message.
         for args in ([], ["--model", model], ["--model", text, good], ["--model", missing, good],
                      ["--model", model, "--top", "0", good], ["--bogus", good]):
-            p = subprocess.run([exe] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            p = subprocess.run(exe + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
             assert p.returncode == 2 and p.stderr, (args, p.returncode, p.stderr)
         # Metadata that makes no sense is refused at open (exit 2, the field named), the
@@ -80,7 +82,7 @@ def main():
                                  ("cls.crop", "4096", "model_memory_bytes")):
             bad = os.path.join(d, "bad.mo.safetensors")
             mofile.write(bad, tensors, dict(meta, **{key: value}))
-            p = subprocess.run([exe, "--model", bad, good], stdout=subprocess.PIPE,
+            p = subprocess.run(exe + ["--model", bad, good], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
             assert p.returncode == 2 and word in p.stderr and not p.stdout, (
                 key, value, p.returncode, p.stderr)

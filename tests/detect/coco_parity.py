@@ -27,10 +27,13 @@ with a message when ../shared or torch is absent.
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
 
+# meson sets MESON_EXE_WRAPPER (e.g. qemu-aarch64) when the C side is cross-built
+WRAPPER = shlex.split(os.environ.get("MESON_EXE_WRAPPER", ""))
 TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools")
 RAW_TOL = 5e-5
 ANCHOR_TOL = 1e-4
@@ -170,12 +173,12 @@ def main():
 
     # C
     t0 = time.time()
-    base = [a.dump, "--backbone", bfile, "--head", hfile, "--out", a.work, "--score",
+    base = WRAPPER + [a.dump, "--backbone", bfile, "--head", hfile, "--out", a.work, "--score",
             repr(a.score)]
     c_all = {x["image"]: x for x in run(base + ["--raw"] + images)}
     t_c = time.time() - t0
     c_post = {x["image"]: x for x in run(base + ["--post-raw"] + images)}
-    c_comb = run([a.dump, "--backbone", cfile, "--out", a.work, "--score", repr(a.score)]
+    c_comb = run(WRAPPER + [a.dump, "--backbone", cfile, "--out", a.work, "--score", repr(a.score)]
                  + images[:3])
 
     failures = []

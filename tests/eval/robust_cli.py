@@ -13,6 +13,7 @@
 import argparse
 import json
 import os
+import shlex
 import shutil
 import struct
 import subprocess
@@ -22,9 +23,13 @@ import zlib
 TIMEOUT = 20  # seconds per run: a blocking open or an endless read fails the test
 
 
+# meson sets MESON_EXE_WRAPPER (e.g. qemu-aarch64) when mo-eval is cross-built
+WRAPPER = shlex.split(os.environ.get("MESON_EXE_WRAPPER", ""))
+
+
 def run(cmd, **kw):
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, **kw)
+        return subprocess.run(WRAPPER + cmd, capture_output=True, text=True, timeout=TIMEOUT, **kw)
     except subprocess.TimeoutExpired:
         return None
 

@@ -5,6 +5,7 @@ BT.601 limited range in OpenCV's 20-bit fixed point (include/mo/pipeline.h):
     B = (c + 2116026 d + 2^19) >> 20; clamped to 0..255.
 Usage: yuv_ref.py FRAME_DUMP. Exits 77 (skip) without NumPy."""
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,8 @@ def i420_ref(y, c, w, h):
 
 
 def main():
-    exe = sys.argv[1]
+    # meson sets MESON_EXE_WRAPPER (e.g. qemu-aarch64) when frame_dump is cross-built
+    exe = shlex.split(os.environ.get("MESON_EXE_WRAPPER", "")) + [sys.argv[1]]
     rng = np.random.default_rng(6)
     bad = 0
     with tempfile.TemporaryDirectory() as d:
@@ -55,7 +57,7 @@ def main():
                     ref = px[..., ::-1] if fmt in (1, 3) else px
                 src, dst = os.path.join(d, "in"), os.path.join(d, "out")
                 raw.tofile(src)
-                subprocess.run([exe, str(fmt), str(w), str(h), src, dst], check=True)
+                subprocess.run(exe + [str(fmt), str(w), str(h), src, dst], check=True)
                 got = np.fromfile(dst, np.uint8).reshape(h, w, 3)
                 n = int((got != ref).sum())
                 if n:

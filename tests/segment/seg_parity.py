@@ -26,10 +26,13 @@ import argparse
 import glob
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
 
+# meson sets MESON_EXE_WRAPPER (e.g. qemu-aarch64) when the C side is cross-built
+WRAPPER = shlex.split(os.environ.get("MESON_EXE_WRAPPER", ""))
 TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools")
 sys.path.insert(0, TOOLS)
 
@@ -46,7 +49,7 @@ def image_list(shared, limit_coco):
 
 def run_c(dump, model, head, os_, out, images, resize):
     os.makedirs(out, exist_ok=True)
-    cmd = [dump, "--model", model, "--head", head, "--os", str(os_), "--out", out]
+    cmd = WRAPPER + [dump, "--model", model, "--head", head, "--os", str(os_), "--out", out]
     if resize:
         cmd += ["--resize", str(resize)]
     p = subprocess.run(cmd + images, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

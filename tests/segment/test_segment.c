@@ -500,9 +500,16 @@ static void check_head(const head_spec *hs, int h, int w, int os)
     assert_int_equal(lg.c, hs->k);
     double *ref = ref_head(f, hs, x);
     double maxref = 0, maxd = 0;
+    /* Compares, not fmax(): aarch64-linux-gnu-gcc 12.2 (Debian 12.2.0-14) stops with an
+     * internal compiler error (vect_transform_reduction, tree-vect-loop.cc:7457) vectorising
+     * an fmax() reduction of a float - double difference at -O3; and fmax() would drop a
+     * NaN logit, which must fail. */
     for (size_t i = 0; i < (size_t)lg.h * lg.w * lg.c; i++) {
-        maxref = fmax(maxref, fabs(ref[i]));
-        maxd = fmax(maxd, fabs(lg.data[i] - ref[i]));
+        const double r = fabs(ref[i]), d = fabs(lg.data[i] - ref[i]);
+        if (r > maxref)
+            maxref = r;
+        if (d > maxd || isnan(d))
+            maxd = d;
     }
     printf("  %dx%d os %d (features %dx%d), rates", h, w, os, x->h, x->w);
     for (int i = 0; i < hs->nr; i++)
