@@ -14,6 +14,7 @@
 #include "mo/detect.h"
 #include "mo/draw.h"
 #include "mo/image.h"
+#include "mo/limits.h"
 
 static void usage(FILE *to)
 {
@@ -150,6 +151,18 @@ typedef struct id_map {
 
 static int id_map_load(id_map *m, const char *path)
 {
+    /* Checked before json-c opens it: a FIFO would block that open, /dev/zero be read without
+     * bound, a huge file be parsed into a larger tree (the SDK's limit json_file_bytes). */
+    struct stat st;
+    mo_limits lim;
+    mo_limits_get(&lim);
+    if (stat(path, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > lim.json_file_bytes) {
+        fprintf(stderr, "mo-detect: %s: %s\n", path,
+                stat(path, &st) ? strerror(errno)
+                : !S_ISREG(st.st_mode) ? "not a regular file (a FIFO, device or directory)"
+                                       : "over the limit json_file_bytes");
+        return -1;
+    }
     json_object *root = json_object_from_file(path), *images;
     if (!root || !json_object_object_get_ex(root, "images", &images) ||
         !json_object_is_type(images, json_type_array)) {

@@ -127,6 +127,8 @@ def fifo_tests(a, m, w):
         ("mo-demo --model", [a.demo, "--model", fmodel, "--out", out("demo2"), img]),
         ("mo-demo --seg", [a.demo, "--model", m["backbone"], "--seg", fmodel, "--out",
                            out("demo2"), img]),
+        ("mo-detect --annotations", [a.detect, "--model", m["backbone"], "--head", m["det"],
+                                     "--annotations", fmodel, "--json", "-", img]),
     ]
     for name, cmd in cases:
         code, text, _, dt = run(cmd)
