@@ -4,7 +4,7 @@
 # suites again under AddressSanitizer + UndefinedBehaviorSanitizer; a clang build (unit, dsp,
 # headers), a build with the C kernels only (-Dsimd=disabled: unit, dsp, and the kernels
 # against PyTorch), an AArch64 cross-build tested under qemu-aarch64 (unit, dsp, golden
-# vectors, ImageNet parity on 200 images), the threads suite under ThreadSanitizer; fuzzing; then installs the SDK
+# vectors, ImageNet parity on 100 images), the threads suite under ThreadSanitizer; fuzzing; then installs the SDK
 # to a temporary prefix and builds and runs programs against it with pkg-config alone.
 # Each extra build runs only what it adds (see the comments); the whole run stays well
 # under 25 minutes on 2 cores.
@@ -89,7 +89,8 @@ log "AArch64: cross-build (cross/aarch64-linux-gnu.ini), tests under qemu-aarch6
 # for 4 thread counts: over 5 minutes emulated; and qemu on x86 gives the guest x86's
 # stronger memory order, so it adds nothing to x86 + ThreadSanitizer), the backbone
 # against the PyTorch vectors (build/golden), the shipped heads on a few images, and the
-# real S0 on the 200 images of imagenet-samples with a top-1 agreement of 100%.
+# real S0 on 100 images of imagenet-samples with a top-1 agreement of 100% (all 200 by hand:
+# the same command with --limit 200; CI time is the bound).
 tools/install-cross-deps.sh
 arm_t0=$(date +%s)
 [ -d build-arm ] || meson setup build-arm --cross-file cross/aarch64-linux-gnu.ini \
@@ -105,13 +106,14 @@ no_skips build-arm
 meson test -C build-arm --print-errorlogs --timeout-multiplier 3 golden
 no_skips build-arm
 # The shipped heads against PyTorch on fewer images than x86 (the same tolerances): the 3 VOC
-# samples (segmentation, output stride 16), 4 COCO images (detection). Timeouts x3: emulated.
-meson test -C build-arm --print-errorlogs --timeout-multiplier 3 seg-parity-shipped --test-args "--limit-coco 0"
+# samples resized to 256 (segmentation, output stride 16), 4 COCO images (detection).
+# Timeouts x3: emulated.
+meson test -C build-arm --print-errorlogs --timeout-multiplier 3 seg-parity-shipped --test-args "--limit-coco 0 --resize 256"
 no_skips build-arm
 meson test -C build-arm --print-errorlogs --timeout-multiplier 3 coco-parity-shipped --test-args "--images 4"
 no_skips build-arm
 meson test -C build-arm --print-errorlogs --timeout-multiplier 3 imagenet-parity \
-    --test-args "--sets imagenet-samples --limit 200 --min-agreement 1 --jobs 2"
+    --test-args "--sets imagenet-samples --limit 100 --min-agreement 1 --jobs 2"
 no_skips build-arm
 cat build-arm/tests/classify/parity/report.json
 echo "AArch64 step: $(( $(date +%s) - arm_t0 )) s after the packages"
@@ -126,7 +128,7 @@ ninja -C build-tsan tests/backbone/test_threads tests/pipeline/test_shared_threa
 meson test -C build-tsan --no-rebuild --print-errorlogs --num-processes 2 --suite threads
 no_skips build-tsan
 
-log "fuzzing: libFuzzer + ASan/UBSan, 20 s per target (fuzz/run_long.sh: longer runs)"
+log "fuzzing: libFuzzer + ASan/UBSan, 10 s per target (fuzz/run_long.sh: longer runs)"
 [ -d build-fuzz ] || CC=clang meson setup build-fuzz --buildtype=debugoptimized -Dtests=disabled \
     -Dapps=false -Dfuzzing_engine=libfuzzer -Db_sanitize=address,undefined -Db_lundef=false \
     -Dc_args=-fno-sanitize-recover=all
@@ -135,7 +137,7 @@ for t in model_file image eval_json head_meta voc_xml voc_det eval_state top1 la
     mkdir -p build-fuzz/corpus/$t
     seeds=build-fuzz/fuzz/seeds/$t  # generated; committed seeds under fuzz/corpus/
     [ -d fuzz/corpus/$t ] && seeds=fuzz/corpus/$t
-    build-fuzz/fuzz/fuzz_$t -max_total_time=20 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ -print_final_stats=1 \
+    build-fuzz/fuzz/fuzz_$t -max_total_time=10 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ -print_final_stats=1 \
         build-fuzz/corpus/$t $seeds 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|SUMMARY" || true
     [ -z "$(ls build-fuzz/crash-* build-fuzz/leak-* build-fuzz/oom-* build-fuzz/timeout-* 2>/dev/null)" ] || { echo "FAIL: fuzzer found a problem" >&2; exit 1; }
 done
