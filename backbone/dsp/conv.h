@@ -43,6 +43,21 @@ enum mo_act {
 /* Output size of a 3x3 conv with padding == dilation, or of a 1x1 conv, at this stride. */
 #define MO_CONV_OUT(n, stride) (((n) - 1) / (stride) + 1)
 
+/* Output columns [*x_lo, *x_hi) of a 3x3 depthwise conv whose taps all fall inside the row
+ * (x*stride - dil >= 0 and x*stride + dil <= iw - 1): the kernels' unchecked interior. */
+static inline void mo_dw_interior(int iw, int stride, int dil, int *x_lo, int *x_hi)
+{
+    const int ow = MO_CONV_OUT(iw, stride);
+    int lo = (dil + stride - 1) / stride;
+    int hi = iw - 1 - dil >= 0 ? (iw - 1 - dil) / stride + 1 : 0;
+    if (lo > ow)
+        lo = ow;
+    if (hi > ow)
+        hi = ow;
+    *x_lo = lo;
+    *x_hi = hi < lo ? lo : hi;
+}
+
 /**
  * Stem: 3x3 conv on a 3-channel image, stride 2, padding 1, + bias, + optional ReLU.
  * @param dst    output, MO_CONV_OUT(ih, 2) x MO_CONV_OUT(iw, 2) x cout

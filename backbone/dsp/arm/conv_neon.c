@@ -333,15 +333,8 @@ static void dw_interior_tail(float *restrict orow, const float *const rows[3], i
 decl_dw3x3_fn(mo_dw3x3_neon)
 {
     const int ow = MO_CONV_OUT(iw, stride);
-    /* interior: x*stride - dil >= 0 and x*stride + dil <= iw - 1 */
-    int x_lo = (dil + stride - 1) / stride;
-    int x_hi = iw - 1 - dil >= 0 ? (iw - 1 - dil) / stride + 1 : 0;
-    if (x_lo > ow)
-        x_lo = ow;
-    if (x_hi > ow)
-        x_hi = ow;
-    if (x_hi < x_lo)
-        x_hi = x_lo;
+    int x_lo, x_hi;
+    mo_dw_interior(iw, stride, dil, &x_lo, &x_hi);
     const int c8 = c & ~7, c4 = c & ~3;
 
     for (int y = y0; y < y1; y++) {

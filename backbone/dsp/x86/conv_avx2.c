@@ -300,15 +300,8 @@ static void dw_interior_px(float *restrict orow, const float *const rows[3], int
 decl_dw3x3_fn(mo_dw3x3_avx2)
 {
     const int ow = MO_CONV_OUT(iw, stride);
-    /* interior: x*stride - dil >= 0 and x*stride + dil <= iw - 1 */
-    int x_lo = (dil + stride - 1) / stride;
-    int x_hi = iw - 1 - dil >= 0 ? (iw - 1 - dil) / stride + 1 : 0;
-    if (x_lo > ow)
-        x_lo = ow;
-    if (x_hi > ow)
-        x_hi = ow;
-    if (x_hi < x_lo)
-        x_hi = x_lo;
+    int x_lo, x_hi;
+    mo_dw_interior(iw, stride, dil, &x_lo, &x_hi);
     const int cfull = c & ~7;
 
     for (int y = y0; y < y1; y++) {
