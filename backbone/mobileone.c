@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors_internal.h"
+#include "mo_internal/errors.h"
 #include "mo/cpu.h"
 
 /* ------------------------------------------------------------------ tables */

@@ -6,7 +6,7 @@
 #define MO_MOBILEONE_INTERNAL_H
 
 #include "mo/backbone.h"
-#include "dsp/conv.h"
+#include "mo_internal/conv.h"
 
 enum mo_module_type {
     MO_MOD_STEM = 0, /* 3x3 stride 2 on the 3-channel input */

@@ -7,8 +7,8 @@
 
 #include <json-c/json.h>
 
-#include "errors_internal.h"
-#include "json_internal.h"
+#include "mo_internal/errors.h"
+#include "mo_internal/json.h"
 #include "mo/eval.h"
 
 /* Whole regular file into memory, NUL-terminated (size excludes the NUL), at most

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "eval_internal.h"
-#include "fileio_internal.h"
+#include "mo_internal/fileio.h"
 #include "parsers_internal.h"
 
 void mo_eval_free_ids(char **ids, size_t n)

@@ -9,7 +9,7 @@
 #include <zlib.h>
 
 #include "eval_internal.h"
-#include "fileio_internal.h"
+#include "mo_internal/fileio.h"
 
 int mo_eval_read_file(const char *path, int json, char **data, size_t *size)
 {

@@ -20,9 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../pipeline/pipeline_internal.h"
-#include "../tests/detect/detgen.h"
-#include "../tests/segment/seggen.h"
+#include "pipeline_internal.h"
+#include "detect/detgen.h"
+#include "segment/seggen.h"
 #include "mo/classify.h"
 #include "mo/detect.h"
 #include "mo/pipeline.h"

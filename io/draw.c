@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "errors_internal.h"
+#include "mo_internal/errors.h"
 #include "mo/draw.h"
 
 #if defined(__GNUC__)

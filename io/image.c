@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors_internal.h"
-#include "fileio_internal.h"
+#include "mo_internal/errors.h"
+#include "mo_internal/fileio.h"
 #include "io_internal.h"
 
 int mo_io_check_size(const char *name, long long w, long long h)

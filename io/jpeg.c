@@ -34,7 +34,7 @@
 #include <jpeglib.h>
 #include <jerror.h>
 
-#include "errors_internal.h"
+#include "mo_internal/errors.h"
 #include "io_internal.h"
 #include "mo/limits.h"
 

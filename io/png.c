@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors_internal.h"
+#include "mo_internal/errors.h"
 #include "png_internal.h"
 
 static void on_error(png_structp png, png_const_charp msg)

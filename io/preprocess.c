@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors_internal.h"
+#include "mo_internal/errors.h"
 #include "io_internal.h"
 
 MO_API int mo_resize_short_size(int w, int h, int short_side, int *out_w, int *out_h)

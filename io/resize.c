@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors_internal.h"
+#include "mo_internal/errors.h"
 #include "io_internal.h"
 
 #define PRECISION_BITS 22

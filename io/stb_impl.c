@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors_internal.h"
+#include "mo_internal/errors.h"
 #include "io_internal.h"
 
 #define STBI_NO_STDIO

@@ -7,7 +7,7 @@
 
 #include <stdlib.h>
 
-#include "../backbone/errors_internal.h"
+#include "mo_internal/errors.h"
 
 enum { CY = 1220542, CVR = 1673527, CVG = -852492, CUG = -409993, CUB = 2116026 };
 

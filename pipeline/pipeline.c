@@ -13,8 +13,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../backbone/errors_internal.h"
-#include "../backbone/meta_internal.h"
+#include "mo_internal/backbone.h"
+#include "mo_internal/errors.h"
+#include "mo_internal/meta.h"
 #include "pipeline_internal.h"
 #ifdef MO_PIPELINE_HAVE_SEG
 #include "mo/segment.h"

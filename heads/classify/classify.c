@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../backbone/errors_internal.h"
-#include "../../backbone/meta_internal.h"
+#include "mo_internal/backbone.h"
+#include "mo_internal/errors.h"
+#include "mo_internal/meta.h"
 #include "mo/classify.h"
 
 struct mo_cls {

@@ -8,7 +8,7 @@
  */
 #include <math.h>
 
-#include "../../backbone/errors_internal.h"
+#include "mo_internal/errors.h"
 #include "detect_internal.h"
 
 MO_API void mo_anchor_config_default(mo_anchor_config *c)

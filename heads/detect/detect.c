@@ -18,9 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../backbone/dsp/conv.h"
-#include "../../backbone/errors_internal.h"
-#include "../../backbone/meta_internal.h"
+#include "mo_internal/backbone.h"
+#include "mo_internal/conv.h"
+#include "mo_internal/errors.h"
+#include "mo_internal/meta.h"
 #include "mo/cpu.h"
 #include "detect_internal.h"
 

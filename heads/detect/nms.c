@@ -9,7 +9,7 @@
  */
 #include <math.h>
 
-#include "../../backbone/errors_internal.h"
+#include "mo_internal/errors.h"
 #include "detect_internal.h"
 
 /* a before b: higher key first, NaN last, then lower index. A total order, so an

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../backbone/dsp/conv.h"
+#include "mo_internal/conv.h"
 #include "mo/segment.h"
 
 /* ------------------------------------------------------------------ kernels */

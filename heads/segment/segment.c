@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../backbone/errors_internal.h"
-#include "../../backbone/meta_internal.h"
+#include "mo_internal/errors.h"
+#include "mo_internal/meta.h"
 #include "mo/cpu.h"
 #include "seg_internal.h"
 

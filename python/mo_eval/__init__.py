@@ -132,7 +132,7 @@ def _load():
             # An installed library has no RUNPATH: its SDK dependencies are loaded from
             # its own folder first (a prefix the dynamic linker does not search).
             folder = os.path.dirname(cand)
-            for dep in ("libmobileone.so.0", "libmo_io.so.0"):
+            for dep in ("libmo_core.so.0", "libmo_io.so.0"):
                 if folder and os.path.exists(os.path.join(folder, dep)):
                     ctypes.CDLL(os.path.join(folder, dep), mode=ctypes.RTLD_GLOBAL)
             lib = ctypes.CDLL(cand)

@@ -25,10 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../detect/detgen.h"
-#include "../segment/seggen.h"
+#include "detect/detgen.h"
+#include "segment/seggen.h"
 #include "allocfail.h"
-#include "errors_internal.h"
+#include "mo_internal/errors.h"
 #include "mo/pipeline.h"
 
 #define IN 64

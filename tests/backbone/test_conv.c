@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "dsp/conv.h"
+#include "mo_internal/conv.h"
 #include "mo/cpu.h"
 #include "naive.h"
 

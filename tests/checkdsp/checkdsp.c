@@ -36,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dsp/conv.h"
+#include "mo_internal/conv.h"
 #include "mo/cpu.h"
 
 /* ------------------------------------------------------------------ setup */

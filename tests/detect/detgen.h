@@ -7,7 +7,7 @@
 #ifndef MO_TEST_DETGEN_H
 #define MO_TEST_DETGEN_H
 
-#include "../backbone/modelgen.h"
+#include "backbone/modelgen.h"
 
 typedef struct dg_head {
     int c3, c4;          /* backbone stage3 / stage4 channels the head is built for */

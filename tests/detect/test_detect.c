@@ -15,7 +15,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
-#include "../../backbone/dsp/conv.h"
+#include "mo_internal/conv.h"
 #include "detgen.h"
 #include "mo/detect.h"
 #include "mo/image.h"

@@ -18,9 +18,9 @@
 
 #include <cmocka.h>
 
-#include "../../backbone/errors_internal.h"
-#include "../detect/detgen.h"
-#include "../segment/seggen.h"
+#include "mo_internal/errors.h"
+#include "detect/detgen.h"
+#include "segment/seggen.h"
 #include "mo/classify.h"
 #include "mo/detect.h"
 #include "mo/limits.h"

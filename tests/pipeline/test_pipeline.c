@@ -17,8 +17,8 @@
 #include <cmocka.h>
 #include <pthread.h>
 
-#include "../detect/detgen.h"
-#include "../segment/seggen.h"
+#include "detect/detgen.h"
+#include "segment/seggen.h"
 #include "mo/pipeline.h"
 
 #define IN 64

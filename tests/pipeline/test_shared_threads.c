@@ -22,8 +22,8 @@
 
 #include <cmocka.h>
 
-#include "../detect/detgen.h"
-#include "../segment/seggen.h"
+#include "detect/detgen.h"
+#include "segment/seggen.h"
 #include "mo/pipeline.h"
 
 #define NT 8       /* threads */

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json_internal.h"
+#include "mo_internal/json.h"
 
 /* Line and column (1-based) of byte `offset` of `data`. */
 static void line_col(const char *data, size_t offset, int *line, int *col)

@@ -173,7 +173,7 @@ decl_gap_fn(mo_gap_c);
 /* Weight packing from PyTorch layouts; done once when a model is opened. */
 
 /** [cout][3][3][3] -> [3][3][3][cout]. dst holds 27 * cout floats. */
-void mo_stem_pack(float *dst, const float *w, int cout);
+MO_API void mo_stem_pack(float *dst, const float *w, int cout);
 /** [c][1][3][3] -> [3][3][c]. dst holds 9 * c floats. */
 MO_API void mo_dw_pack(float *dst, const float *w, int c);
 /** Floats of packed pointwise weights: ceil(cout / MO_PW_NR) * MO_PW_NR * cin. */

@@ -14,7 +14,7 @@
 #ifndef MO_DSP_CONV_X86_H
 #define MO_DSP_CONV_X86_H
 
-#include "../conv.h"
+#include "mo_internal/conv.h"
 
 /* AVX2 + FMA (MO_CPU_AVX2), conv_avx2.c */
 decl_stem3x3_fn(mo_stem3x3_avx2);

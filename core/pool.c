@@ -16,7 +16,7 @@
  * one of the two sees the other's write, so no wake-up is lost, and while everyone spins
  * no mutex or system call is involved.
  */
-#include "pool.h"
+#include "mo_internal/pool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

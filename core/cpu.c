@@ -27,7 +27,7 @@
 #endif
 #endif
 
-#include "dsp/conv.h"
+#include "mo_internal/conv.h"
 
 /* The public bits and the ones mo_conv_dsp_init() takes are the same numbers. */
 _Static_assert((unsigned)MO_CPU_FLAG_SSE41 == MO_CPU_SSE41 &&

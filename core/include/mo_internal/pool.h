@@ -1,5 +1,6 @@
 /*
- * A small pool of worker threads owned by a session (internal).
+ * A small pool of worker threads owned by a session (internal; exported from libmo_core
+ * for libmobileone's sessions, not in the public headers).
  *
  * mo_pool_run(p, fn, ctx, n) calls fn(ctx, i, n) once for every chunk i in 0 .. n-1 and
  * returns when all have returned. The chunks are dealt in contiguous ranges, one per
@@ -17,6 +18,8 @@
 #ifndef MO_POOL_H
 #define MO_POOL_H
 
+#include "mo/common.h"
+
 typedef struct mo_pool mo_pool;
 
 typedef void mo_pool_fn(void *ctx, int chunk, int nchunks);
@@ -28,16 +31,16 @@ typedef void mo_pool_fn(void *ctx, int chunk, int nchunks);
  * Start nthreads - 1 workers (nthreads >= 2).
  * @return MO_OK, MO_ENOMEM (memory or threads could not be created)
  */
-int mo_pool_create(mo_pool **out, int nthreads);
+MO_API int mo_pool_create(mo_pool **out, int nthreads);
 
 /** Stop and join the workers, free the pool, set *p = NULL. NULL-safe. */
-void mo_pool_destroy(mo_pool **p);
+MO_API void mo_pool_destroy(mo_pool **p);
 
 /** Threads that take part in a job, the caller included. */
-int mo_pool_threads(const mo_pool *p);
+MO_API int mo_pool_threads(const mo_pool *p);
 
 /** Run fn(ctx, i, nchunks) for every i in 0 .. nchunks-1 (1..MO_POOL_MAX_CHUNKS) on the
  *  caller and the workers, and wait for all. */
-void mo_pool_run(mo_pool *p, mo_pool_fn *fn, void *ctx, int nchunks);
+MO_API void mo_pool_run(mo_pool *p, mo_pool_fn *fn, void *ctx, int nchunks);
 
 #endif

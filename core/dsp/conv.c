@@ -5,7 +5,7 @@
  * loop runs over contiguous channels with restrict pointers, and borders (padding) are
  * resolved once per pixel or per row, never per element.
  */
-#include "conv.h"
+#include "mo_internal/conv.h"
 
 #include <math.h>
 #include <string.h>

@@ -9,9 +9,9 @@
 
 #include <zlib.h>
 
-#include "errors_internal.h"
-#include "fileio_internal.h"
-#include "json_internal.h"
+#include "mo_internal/errors.h"
+#include "mo_internal/fileio.h"
+#include "mo_internal/json.h"
 #include "mo/file.h"
 
 #define MAX_HEADER_BYTES (64u << 20)

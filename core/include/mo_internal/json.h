@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "errors_internal.h"
+#include "mo_internal/errors.h"
 
 /* ------------------------------------------------ a strict streaming JSON reader */
 

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors_internal.h"
-#include "meta_internal.h"
+#include "mo_internal/errors.h"
+#include "mo_internal/meta.h"
 #include "mo/detect.h"
 #include "mo/limits.h"
 #include "mo/segment.h"
@@ -545,24 +545,5 @@ int mo_file_preprocess(const mo_file *f, float mean[3], float std[3])
         return ret;
     memcpy(mean, m, sizeof(m));
     memcpy(std, s, sizeof(s));
-    return MO_OK;
-}
-
-/* ------------------------------------------------------------------ memory */
-
-int mo_meta_check_memory(const mo_backbone *bb, int h, int w, int os, size_t head_bytes,
-                         const char *what)
-{
-    validate_input_or_ret(bb && what, MO_EINVAL);
-    mo_limits lim;
-    mo_limits_get(&lim);
-    size_t session = 0;
-    int ret = mo_session_bytes(bb, h, w, os, &session);
-    const double total = (double)session + 12.0 * h * w + (double)head_bytes;
-    if (ret || total > (double)lim.model_memory_bytes)
-        return mo_fail(MO_EUNSUPPORTED, "metadata %s: a %dx%d input needs %.0f MiB (backbone "
-                       "session, input and head buffers), over the limit model_memory_bytes "
-                       "(%.0f MiB)", what, w, h, total / 1048576.0,
-                       (double)lim.model_memory_bytes / 1048576.0);
     return MO_OK;
 }

@@ -1,5 +1,5 @@
 /*
- * Internal: model metadata, read and validated in one place (backbone/meta.c).
+ * Internal: model metadata, read and validated in one place (core/meta.c).
  *
  * Every metadata field the SDK reads has one entry in meta.c's table: its kind, its accepted
  * range and its default. The heads, the pipeline and (through the public mo_file_meta_number,
@@ -7,7 +7,9 @@
  * these functions, so a value is accepted or refused the same way everywhere: a value that
  * makes no sense is MO_EFORMAT with a message naming the field, e.g.
  * "metadata mo.std[1] = -1 must be positive". Exported (heads and the pipeline are separate
- * libraries) but not in the public headers.
+ * libraries) but not in the public headers. The memory check of a model's metadata
+ * (mo_meta_check_memory) sizes a backbone session: it is in libmobileone
+ * (mo_internal/backbone.h).
  */
 #ifndef MO_META_INTERNAL_H
 #define MO_META_INTERNAL_H
@@ -43,17 +45,5 @@ MO_API int mo_meta_names(const mo_file *f, const char *key, char ***names, int *
 /* Does the list mo.contents name `what`? *found 1 or 0; MO_EFORMAT when mo.contents is
  * missing or malformed (its message names it), MO_ENOMEM. */
 MO_API int mo_meta_contains(const mo_file *f, const char *what, int *found);
-
-/* Bytes of the buffers of a session of bb for inputs up to h x w, output stride os. */
-MO_API int mo_session_bytes(const mo_backbone *bb, int h, int w, int os, size_t *bytes);
-
-/*
- * Refuse (MO_EUNSUPPORTED, naming `field` and the limit) when what a model's metadata asks
- * for exceeds mo_limits.model_memory_bytes: a session of bb for an h x w input at output
- * stride os, the float input tensor of that size, and `head_bytes` more (head workspace and
- * buffers sized by the metadata). Called at open, before anything of that size is allocated.
- */
-MO_API int mo_meta_check_memory(const mo_backbone *bb, int h, int w, int os, size_t head_bytes,
-                                const char *field);
 
 #endif

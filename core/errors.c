@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "errors_internal.h"
+#include "mo_internal/errors.h"
 
 /* Thread-local so concurrent sessions do not overwrite each other's detail. */
 static _Thread_local char last_error[512];

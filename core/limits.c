@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "errors_internal.h"
-#include "fileio_internal.h"
+#include "mo_internal/errors.h"
+#include "mo_internal/fileio.h"
 #include "mo/limits.h"
 
 /* A macro, not a copy of `defaults`: C (and clang) wants constant initializers. */

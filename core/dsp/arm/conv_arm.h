@@ -14,7 +14,7 @@
 #ifndef MO_DSP_CONV_ARM_H
 #define MO_DSP_CONV_ARM_H
 
-#include "../conv.h"
+#include "mo_internal/conv.h"
 
 /* AdvSIMD fp32 with FMA (MO_CPU_NEON), conv_neon.c */
 decl_stem3x3_fn(mo_stem3x3_neon);
