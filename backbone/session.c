@@ -8,10 +8,10 @@
  * larger output stride.
  *
  * Threads (settings.threads > 1): the session owns a pool of threads - 1 workers, created
- * at open (pool.h). Each layer is cut into chunks of output rows (pixels, for the
+ * at open (mo_internal/pool.h). Each layer is cut into chunks of output rows (pixels, for the
  * pointwise GEMM), CHUNKS_PER_THREAD per thread, dealt so that every thread works on the
  * same part of the image layer after layer; the kernels compute any range with the same
- * operations per element (backbone/dsp/conv.h), so the result does not depend on the
+ * operations per element (core/include/mo_internal/conv.h), so the result does not depend on the
  * number of threads. Squeeze-excite and the final pooling stay on the calling thread.
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
@@ -38,8 +38,9 @@
  * workers would cost more than it saves. */
 #define MIN_PARALLEL_MACS 200000.0
 /* Chunks per thread a layer is cut into: more than one, so that a thread the OS does not
- * run for a while delays the layer by one small chunk at most (pool.h). Pointwise chunks
- * keep at least PW_MIN_CHUNK pixels: each chunk streams the layer's weights once. */
+ * run for a while delays the layer by one small chunk at most (mo_internal/pool.h).
+ * Pointwise chunks keep at least PW_MIN_CHUNK pixels: each chunk streams the layer's
+ * weights once. */
 #define CHUNKS_PER_THREAD 4
 #define PW_MIN_CHUNK 24
 

@@ -2,11 +2,11 @@
  * CPU feature detection and the process-wide mask (include/mo/cpu.h).
  *
  * Only features the build has kernels for are reported: MO_HAVE_AVX2 and MO_HAVE_AVX512
- * are defined by backbone/meson.build when backbone/dsp/x86 is compiled (option simd).
+ * are defined by core/meson.build when core/dsp/x86 is compiled (option simd).
  * AVX-512 is reported only together with AVX2 (the kernels form a ladder). GCC's and clang's
  * __builtin_cpu_supports() check the OS's XSAVE support of YMM state as well as CPUID.
  *
- * AArch64 (MO_HAVE_NEON, backbone/dsp/arm): AdvSIMD is part of the base architecture, so
+ * AArch64 (MO_HAVE_NEON, core/dsp/arm): AdvSIMD is part of the base architecture, so
  * NEON is always reported. Dot product and fp16 arithmetic are optional; on Linux and
  * Android the kernel reports them in the AT_HWCAP auxiliary vector (getauxval), which is
  * read without executing any of those instructions. Elsewhere (e.g. Apple) they are not
@@ -36,7 +36,7 @@ _Static_assert((unsigned)MO_CPU_FLAG_SSE41 == MO_CPU_SSE41 &&
                    (unsigned)MO_CPU_FLAG_NEON == MO_CPU_NEON &&
                    (unsigned)MO_CPU_FLAG_DOTPROD == MO_CPU_DOTPROD &&
                    (unsigned)MO_CPU_FLAG_FP16 == MO_CPU_FP16,
-               "mo/cpu.h and dsp/conv.h disagree on CPU flag bits");
+               "mo/cpu.h and mo_internal/conv.h disagree on CPU flag bits");
 
 static atomic_uint cpu_mask = ~0u;
 

@@ -86,7 +86,7 @@ const char *mo_file_meta(const mo_file *f, const char *key)
 
 /* ---------------------------------------------------------------- the header
  * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
- *  "__metadata__": {"key": "value", ...}} read by the SDK's JSON reader (json_internal.h)
+ *  "__metadata__": {"key": "value", ...}} read by the SDK's JSON reader (mo_internal/json.h)
  * in two passes: the first checks the syntax and counts (no allocation), the second fills
  * the tables. Out of memory is MO_ENOMEM, never "not valid JSON". */
 

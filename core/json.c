@@ -1,7 +1,7 @@
 /*
  * The SDK's JSON reader: small, strict (RFC 8259), no tree; the caller walks the text,
  * values it does not need are skipped without allocation. It reads the model file header
- * and the JSON metadata values of the heads (see json_internal.h), and the large inputs of
+ * and the JSON metadata values of the heads (see mo_internal/json.h), and the large inputs of
  * evaluation (COCO ground truth and results files). Why not json-c: on a 77 MB,
  * 500k-detection results file json-c's tree takes 1.1-1.5 s and 900 MB of memory, and a
  * tree has lost the positions, so a missing key or an unknown image id could not be

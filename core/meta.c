@@ -1,6 +1,6 @@
 /*
  * Model metadata: every field the SDK reads, its accepted range and default, in one table,
- * and the only parser of its values (meta_internal.h). Values are JSON text stored as
+ * and the only parser of its values (mo_internal/meta.h). Values are JSON text stored as
  * strings (weights/FORMAT.md): a number ("0.2"), a list of numbers ("[10,10,5,5]"), a list
  * of lists ("[[2,3],[2]]") or a list of strings (class names).
  *

@@ -1,5 +1,5 @@
 /*
- * Worker pool of pool.h.
+ * Worker pool of mo_internal/pool.h.
  *
  * A job is announced by bumping `gen`. Its chunks are cut into one contiguous range per
  * thread; thread t claims from range t first, then from t + 1, t + 2, ... Each range is

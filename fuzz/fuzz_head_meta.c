@@ -8,7 +8,7 @@
  * put first in the object, mo.backbone_digest too unless the input has its own, and the
  * tensors of a small head of each kind for the backbone follow (random weights, built once).
  * So the checksums always match and every input reaches the metadata readers
- * (backbone/meta.c) and the heads' checks of how the fields fit the tensors; with whole files
+ * (core/meta.c) and the heads' checks of how the fields fit the tensors; with whole files
  * as inputs nearly every mutation would stop at the checksums or the digest. The loader's
  * own parsing of whole files is fuzz_model_file's job. Seeds: fuzz/corpus/head_meta/.
  */

@@ -54,7 +54,7 @@ void mo_pipeline_default_settings(mo_pipeline_settings *s)
                                 .threads = 1};
 }
 
-/* A crop or resize size (validated by the shared metadata table, backbone/meta.c); absent:
+/* A crop or resize size (validated by the shared metadata table, core/meta.c); absent:
  * keep *v. */
 static int meta_side(const mo_file *f, const char *key, int *v)
 {

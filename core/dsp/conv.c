@@ -1,5 +1,5 @@
 /*
- * Portable C reference of the backbone kernels (see conv.h for the contracts).
+ * Portable C reference of the backbone kernels (see mo_internal/conv.h for the contracts).
  *
  * Written so that a compiler vectorizes them at -O3 without intrinsics: every inner
  * loop runs over contiguous channels with restrict pointers, and borders (padding) are
@@ -11,10 +11,10 @@
 #include <string.h>
 
 #if defined(MO_HAVE_AVX2)
-#include "x86/conv_x86.h" /* built with -mavx2 -mfma: backbone/dsp/x86/meson.build */
+#include "x86/conv_x86.h" /* built with -mavx2 -mfma: core/dsp/x86/meson.build */
 #endif
 #if defined(MO_HAVE_NEON)
-#include "arm/conv_arm.h" /* AArch64 AdvSIMD: backbone/dsp/arm/meson.build */
+#include "arm/conv_arm.h" /* AArch64 AdvSIMD: core/dsp/arm/meson.build */
 #endif
 
 /* ---------------------------------------------------------------- packing */

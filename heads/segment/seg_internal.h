@@ -2,7 +2,7 @@
  * Internal to libmo_segment (not installed): the loaded head, the workspace layout and
  * the head's convolutions (seg_kernels.c).
  *
- * Every product runs on the backbone's pointwise kernels (backbone/dsp/conv.h, reached
+ * Every product runs on the backbone's pointwise kernels (core/include/mo_internal/conv.h, reached
  * through ::mo_conv_dsp, so the SIMD variant follows the CPU flags and
  * mo_set_cpu_flags_mask() like the backbone's): ::mo_pw_fn where a layer writes packed
  * rows from its bias, ::mo_pw_acc_fn where it adds into strided rows (ASPP branch outputs

@@ -1,7 +1,7 @@
 /*
  * Kernels of the segmentation head (contracts in seg_internal.h): weight packing for the
  * backbone's accumulating pointwise kernel (::mo_pw_acc_fn, dispatched by CPU flags in
- * backbone/dsp, compared with its C reference in tests/checkdsp), and a dense 3x3
+ * core/dsp, compared with its C reference in tests/checkdsp), and a dense 3x3
  * convolution with dilation as one such product per tap, run only where the tap reads
  * the image.
  */

@@ -51,7 +51,7 @@ static int check_backbone(const mo_file *f, const mo_backbone *bb)
     return MO_OK;
 }
 
-/* Fields are read and range-checked by the shared table (backbone/meta.c). */
+/* Fields are read and range-checked by the shared table (core/meta.c). */
 static int read_meta(mo_seg *s, const mo_file *f, double *eps)
 {
     double v[MO_SEG_MAX_RATES], os;

@@ -1,5 +1,5 @@
 /*
- * Kernel tests: every kernel of backbone/dsp/conv.c (through mo_conv_dsp) against a naive
+ * Kernel tests: every kernel of core/dsp/conv.c (through mo_conv_dsp) against a naive
  * direct convolution written here in double precision.
  *
  * Tolerance: each output element must be within 1e-5 * (1 + sum_i |w_i x_i|) of the naive

@@ -1,5 +1,5 @@
 /*
- * checkdsp: every kernel of backbone/dsp/conv.h, for every instruction set that both
+ * checkdsp: every kernel of core/include/mo_internal/conv.h, for every instruction set that both
  * this build and the running CPU have, against the C reference (the `_c` kernels are the
  * specification). The idea is dav1d's checkasm: for each ISA level, the kernels that
  * mo_conv_dsp_init() replaces at that level (function pointer differs from the level

@@ -70,7 +70,7 @@ def main():
                                text=True)
             assert p.returncode == 2 and p.stderr, (args, p.returncode, p.stderr)
         # Metadata that makes no sense is refused at open (exit 2, the field named), the
-        # same way the library refuses it everywhere (backbone/meta.c); it used to run.
+        # same way the library refuses it everywhere (core/meta.c); it used to run.
         sys.path.insert(0, TOOLS)
         import mofile
         tensors, meta = mofile.read(model)

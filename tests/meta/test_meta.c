@@ -1,5 +1,5 @@
 /*
- * Model metadata validated once (backbone/meta.c), the same way by every reader: each bad
+ * Model metadata validated once (core/meta.c), the same way by every reader: each bad
  * field of a classification, detection and segmentation head and of a backbone file is
  * refused at open with its code and a message naming the field, through the head's own
  * open and through the pipeline's head detection (which probes mo.contents). Also: the

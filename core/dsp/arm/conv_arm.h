@@ -1,5 +1,5 @@
 /*
- * AArch64 SIMD variants of the kernels of ../conv.h (internal). Each has the signature of
+ * AArch64 SIMD variants of the kernels of mo_internal/conv.h (internal). Each has the signature of
  * its C reference and gives the same result up to float rounding (the variants use FMA,
  * and sum in their own order); tests/checkdsp holds them to that.
  *

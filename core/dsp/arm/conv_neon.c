@@ -1,6 +1,6 @@
 /*
  * AdvSIMD (NEON) fp32 versions of the backbone kernels for AArch64 (contracts in
- * ../conv.h, the C reference in ../conv.c). AArch64 always has AdvSIMD with a fused
+ * mo_internal/conv.h, the C reference in ../conv.c). AArch64 always has AdvSIMD with a fused
  * multiply-add (vfmaq_f32), and 32 vector registers of 4 floats.
  *
  * All maps are NHWC, so every kernel vectorizes over channels, 4 floats per register.

@@ -1,5 +1,5 @@
 /*
- * AVX2 + FMA versions of the backbone kernels (contracts in ../conv.h, the C reference in
+ * AVX2 + FMA versions of the backbone kernels (contracts in mo_internal/conv.h, the C reference in
  * ../conv.c). Built with -mavx2 -mfma; only called when the CPU has both.
  *
  * All maps are NHWC, so every kernel vectorizes over channels, 8 floats per register.

@@ -1,6 +1,6 @@
 /*
  * AVX-512 (F) versions of the convolutions: pointwise GEMM (~85% of a forward pass),
- * depthwise and stem (contracts in ../conv.h, C reference in ../conv.c). Built with
+ * depthwise and stem (contracts in mo_internal/conv.h, C reference in ../conv.c). Built with
  * -mavx512f; only called when the CPU and OS support it (MO_CPU_AVX512, on top of
  * MO_CPU_AVX2). The pooling and squeeze-excite stay with AVX2.
  *

@@ -11,7 +11,7 @@
  * the specification: an optimized version must give the same result up to float
  * rounding (tests/backbone/test_conv.c and later checkdsp compare them).
  *
- * Adding a SIMD version: write backbone/dsp/<arch>/conv_<isa>.c defining e.g.
+ * Adding a SIMD version: write core/dsp/<arch>/conv_<isa>.c defining e.g.
  * mo_pw_avx2 with the same signature, declare it below, and add two lines to
  * mo_conv_dsp_init() guarded by the matching cpu flag.
  *

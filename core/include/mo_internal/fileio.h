@@ -1,4 +1,4 @@
-/* Internal: the one way SDK libraries read input files (backbone/limits.c). Regular files
+/* Internal: the one way SDK libraries read input files (core/limits.c). Regular files
  * only (a FIFO, device or directory is refused without blocking), size checked against a
  * limit of include/mo/limits.h before anything is allocated. Exported for io, eval, heads. */
 #ifndef MO_FILEIO_INTERNAL_H

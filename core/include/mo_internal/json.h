@@ -1,4 +1,4 @@
-/* Internal: the SDK's one JSON reader (backbone/json.c), strict RFC 8259, no tree. Reads
+/* Internal: the SDK's one JSON reader (core/json.c), strict RFC 8259, no tree. Reads
  * the model file header and metadata (backbone, heads, pipeline) and the evaluation
  * inputs (eval/). Exported for those libraries, not installed.
  *
