@@ -40,7 +40,8 @@ size_t mo_pw_packed_size(int cin, int cout)
     return (size_t)((cout + MO_PW_NR - 1) / MO_PW_NR) * MO_PW_NR * (size_t)cin;
 }
 
-void mo_pw_pack(float *dst, const float *w, int cin, int cout)
+void mo_pw_pack_strided(float *dst, const float *w, int cin, int cout, ptrdiff_t sn,
+                        ptrdiff_t sk)
 {
     const int np = (cout + MO_PW_NR - 1) / MO_PW_NR;
     for (int p = 0; p < np; p++) {
@@ -48,9 +49,14 @@ void mo_pw_pack(float *dst, const float *w, int cin, int cout)
         for (int ci = 0; ci < cin; ci++)
             for (int j = 0; j < MO_PW_NR; j++) {
                 const int co = p * MO_PW_NR + j;
-                panel[(size_t)ci * MO_PW_NR + j] = co < cout ? w[(size_t)co * cin + ci] : 0.0f;
+                panel[(size_t)ci * MO_PW_NR + j] = co < cout ? w[co * sn + ci * sk] : 0.0f;
             }
     }
+}
+
+void mo_pw_pack(float *dst, const float *w, int cin, int cout)
+{
+    mo_pw_pack_strided(dst, w, cin, cout, cin, 1);
 }
 
 /* ------------------------------------------------------------------- stem */

@@ -180,5 +180,10 @@ MO_API void mo_dw_pack(float *dst, const float *w, int c);
 MO_API size_t mo_pw_packed_size(int cin, int cout);
 /** [cout][cin] (a [cout][cin][1][1] conv weight) -> panels, see decl_pw_fn. */
 MO_API void mo_pw_pack(float *dst, const float *w, int cin, int cout);
+/** As mo_pw_pack() from a strided source: element (input i, output j) is w[j * sn + i * sk]
+ *  (mo_pw_pack is sn = cin, sk = 1; tap t of a [cout][cin][3][3] conv: w + t, sn = 9 cin,
+ *  sk = 9). Panels past cout are zero. */
+MO_API void mo_pw_pack_strided(float *dst, const float *w, int cin, int cout, ptrdiff_t sn,
+                               ptrdiff_t sk);
 
 #endif
