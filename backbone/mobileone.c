@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "mo_internal/errors.h"
+#include "mo_internal/loader.h"
 #include "mo/cpu.h"
 
 /* ------------------------------------------------------------------ tables */
@@ -36,14 +37,10 @@ static const struct mo_arch {
 
 /* ---------------------------------------------------------- reparameterize */
 
+/* The toolkit's BatchNorm fold (core/loader.c), the one the heads use. */
 static int bn_scale(const mo_bn *bn, int co, double eps, double *t, double *shift)
 {
-    const double v = (double)bn->var[co] + eps;
-    if (!(v > 0.0) || !isfinite(v))
-        return MO_EFORMAT;
-    *t = (double)bn->gamma[co] / sqrt(v);
-    *shift = (double)bn->beta[co] - (double)bn->mean[co] * *t;
-    return MO_OK;
+    return mo_bn_scale(bn->gamma, bn->beta, bn->mean, bn->var, co, eps, t, shift);
 }
 
 int mo_reparam(const mo_branches *br, float *w, float *b)
@@ -84,8 +81,8 @@ int mo_reparam(const mo_branches *br, float *w, float *b)
                 w[(size_t)co * per + j] = (float)acc[j];
             b[co] = (float)bias;
         } else {
-            mo_set_error("BatchNorm running_var + eps is not positive at channel %d (eps %g)",
-                         co, br->eps);
+            mo_set_error("BatchNorm running_var + eps is not positive, or a BatchNorm value "
+                         "is not finite, at channel %d (eps %g)", co, br->eps);
         }
     }
     free(acc);
@@ -173,6 +170,7 @@ typedef struct loader {
     const char *prefix;
     double eps;
     char name[256];
+    mo_loader tk; /* the loader toolkit: reads, shape checks, what was read */
 } loader;
 
 static const char *tname(loader *L, const mod_spec *sp, const char *suffix)
@@ -186,7 +184,7 @@ static int read_t(loader *L, const mod_spec *sp, const char *suffix, int64_t a, 
                   int k, float *dst)
 {
     const int64_t shape[4] = {a, b, k, k};
-    return mo_file_read_f32(L->f, tname(L, sp, suffix), k ? 4 : 1, shape, dst);
+    return mo_load_tensor(&L->tk, tname(L, sp, suffix), k ? 4 : 1, shape, dst, NULL);
 }
 
 static int read_bn(loader *L, const mod_spec *sp, const char *bn_prefix, int c, float *dst,
@@ -349,27 +347,6 @@ static int load_module(loader *L, const mod_spec *sp, mo_module *m)
     return MO_OK;
 }
 
-/* Every tensor under the prefix must belong to a module of the architecture. */
-static int check_stray(const loader *L, const mod_spec *spec, int nmod, const char *variant)
-{
-    const size_t lp = strlen(L->prefix);
-    const int nt = mo_file_num_tensors(L->f);
-    for (int i = 0; i < nt; i++) {
-        mo_tensor_info info;
-        if (mo_file_tensor_at(L->f, i, &info) < 0)
-            return MO_EINVAL;
-        if (strncmp(info.name, L->prefix, lp))
-            continue;
-        int found = 0;
-        for (int j = 0; j < nmod && !found; j++)
-            found = !strncmp(info.name + lp, spec[j].name, strlen(spec[j].name));
-        if (!found)
-            return mo_fail(MO_EFORMAT, "backbone tensor %s is not part of MobileOne-%s",
-                           info.name, variant);
-    }
-    return MO_OK;
-}
-
 /* mo.bn_eps, and the normalization the apps will read (checked here so that a model with a
  * senseless mo.mean or mo.std is refused at open, whoever opens it). */
 static int parse_meta(const mo_file *f, double *eps)
@@ -421,6 +398,7 @@ int mo_backbone_open(mo_backbone **out, const mo_file *f, const mo_backbone_sett
     int ret = parse_meta(f, &L.eps);
     if (ret < 0)
         return ret;
+    mo_loader_init(&L.tk, f, "backbone", def.prefix, L.eps);
 
     mo_backbone *bb = calloc(1, sizeof(*bb));
     mod_spec *spec = calloc(MO_MAX_MODULES, sizeof(*spec));
@@ -457,16 +435,20 @@ int mo_backbone_open(mo_backbone **out, const mo_file *f, const mo_backbone_sett
     for (int i = 0; i < bb->nmod; i++)
         if ((ret = load_module(&L, &spec[i], &bb->mod[i])) < 0)
             goto fail;
-    if ((ret = check_stray(&L, spec, bb->nmod, bb->variant)) < 0)
+    char hint[64];
+    snprintf(hint, sizeof(hint), "it is not part of MobileOne-%s", bb->variant);
+    if ((ret = mo_loader_check_all(&L.tk, MO_EFORMAT, hint)) < 0)
         goto fail;
     if ((ret = mo_file_digest(f, L.prefix, bb->digest)) < 0)
         goto fail;
     mo_conv_dsp_init(&bb->dsp, mo_get_cpu_flags()); /* SIMD kernels: include/mo/cpu.h */
     free(spec);
+    mo_loader_release(&L.tk);
     *out = bb;
     return MO_OK;
 fail:
     free(spec);
+    mo_loader_release(&L.tk);
     mo_backbone_close(&bb);
     return ret;
 }
