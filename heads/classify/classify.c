@@ -1,12 +1,13 @@
 /* Classification head: global average pool (computed by the backbone as mo_features.pooled),
  * then a linear layer. Softmax and top-k are small pure functions. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mo_internal/backbone.h"
 #include "mo_internal/errors.h"
-#include "mo_internal/meta.h"
+#include "mo_internal/loader.h"
 #include "mo/classify.h"
 
 struct mo_cls {
@@ -28,75 +29,52 @@ void mo_cls_close(mo_cls **pc)
     *pc = NULL;
 }
 
-/* A head trained on another backbone would give silent garbage: refuse it. */
-static int check_backbone(const mo_file *f, const mo_backbone *bb)
-{
-    const char *variant = mo_file_meta(f, "mo.variant");
-    if (variant && strcmp(variant, mo_backbone_variant(bb)))
-        return mo_fail(MO_EMISMATCH, "classification head was trained on MobileOne-%s, not %s",
-                       variant, mo_backbone_variant(bb));
-    const char *digest = mo_file_meta(f, "mo.backbone_digest");
-    if (digest && strcmp(digest, mo_backbone_digest(bb)))
-        return mo_fail(MO_EMISMATCH,
-                       "classification head names backbone %s, but the backbone is %s", digest,
-                       mo_backbone_digest(bb));
-    return MO_OK;
-}
-
-/* Names, and the preprocessing the file asks for: a crop whose session would exceed
- * mo_limits.model_memory_bytes is refused here, before anyone allocates it. */
-static int read_meta(mo_cls *c, const mo_file *f, const mo_backbone *bb)
-{
-    double resize, crop;
-    float mean[3], std[3];
-    int ret = mo_meta_names(f, "cls.classes", &c->names, &c->k);
-    if (!ret)
-        ret = mo_file_meta_number(f, "cls.resize", &resize);
-    if (!ret)
-        ret = mo_file_meta_number(f, "cls.crop", &crop);
-    if (!ret)
-        ret = mo_file_preprocess(f, mean, std);
-    if (!ret)
-        ret = mo_meta_check_memory(bb, (int)crop, (int)crop, 32, sizeof(float) * (size_t)c->k,
-                                   "cls.crop");
-    return ret;
-}
-
+/* Pairing, metadata and the linear layer, through the loader toolkit (core/loader.c). A
+ * crop whose session would exceed mo_limits.model_memory_bytes is refused here, before
+ * anyone allocates it. */
 int mo_cls_open(mo_cls **out, const mo_file *f, const mo_backbone *bb)
 {
     validate_input_or_ret(out, MO_EINVAL);
     *out = NULL;
     validate_input_or_ret(f && bb, MO_EINVAL);
-    int ret = check_backbone(f, bb);
+    int ret = mo_pair_check(f, "classification head", mo_backbone_variant(bb),
+                            mo_backbone_digest(bb));
     if (ret)
         return ret;
     mo_cls *c = calloc(1, sizeof(*c));
     if (!c)
         return mo_fail(MO_ENOMEM, "out of memory");
-    if ((ret = read_meta(c, f, bb)))
+    mo_model_info info;
+    mo_loader L;
+    mo_loader_init(&L, f, "classification head", "cls.", 0.0);
+    if ((ret = mo_model_info_read(f, "cls", &info)))
         goto fail;
+    c->names = info.classes;
+    c->k = info.num_classes;
     c->c = mo_backbone_channels(bb, MO_NUM_LEVELS - 1);
-    mo_tensor_info info;
-    if ((ret = mo_file_tensor(f, "cls.linear.weight", &info)))
+    if ((ret = mo_meta_check_memory(bb, info.cls_crop, info.cls_crop, 32,
+                                    sizeof(float) * (size_t)c->k, "cls.crop")))
         goto fail;
-    if (info.ndim != 2 || info.shape[0] != c->k || info.shape[1] != c->c) {
-        ret = mo_fail(MO_EMISMATCH,
-                      "cls.linear.weight must be [%d classes, %d backbone channels]", c->k, c->c);
-        goto fail;
-    }
     c->weight = malloc(sizeof(float) * (size_t)c->k * (size_t)c->c);
     c->bias = malloc(sizeof(float) * (size_t)c->k);
     if (!c->weight || !c->bias) {
         ret = mo_fail(MO_ENOMEM, "out of memory");
         goto fail;
     }
-    int64_t ws[2] = { c->k, c->c }, bs[1] = { c->k };
-    if ((ret = mo_file_read_f32(f, "cls.linear.weight", 2, ws, c->weight)) ||
-        (ret = mo_file_read_f32(f, "cls.linear.bias", 1, bs, c->bias)))
+    char why[128];
+    snprintf(why, sizeof(why), "%d classes (cls.classes) x MobileOne-%s stage4's %d channels",
+             c->k, mo_backbone_variant(bb), c->c);
+    const int64_t ws[2] = {c->k, c->c}, bs[1] = {c->k};
+    if ((ret = mo_load_tensor(&L, "cls.linear.weight", 2, ws, c->weight, why)) ||
+        (ret = mo_load_tensor(&L, "cls.linear.bias", 1, bs, c->bias, why)) ||
+        (ret = mo_loader_check_all(&L, MO_EMISMATCH, "the head is one linear layer "
+                                   "(cls.linear.weight, cls.linear.bias)")))
         goto fail;
+    mo_loader_release(&L);
     *out = c;
     return MO_OK;
 fail:
+    mo_loader_release(&L);
     mo_cls_close(&c);
     return ret;
 }
