@@ -21,6 +21,7 @@
 #include "mo_internal/backbone.h"
 #include "mo_internal/conv.h"
 #include "mo_internal/errors.h"
+#include "mo_internal/loader.h"
 #include "mo_internal/meta.h"
 #include "mo/cpu.h"
 #include "detect_internal.h"
@@ -111,11 +112,12 @@ static int check_settings(const mo_det_settings *s, const char *fn)
 
 /* Every field is read and range-checked by the shared table (backbone/meta.c); what is
  * left here is how the fields fit together and with the backbone. */
-static int read_names(mo_det *d, const mo_file *f)
+static int read_names(mo_det *d, const mo_file *f, mo_model_info *info)
 {
-    int ret = mo_meta_names(f, "det.classes", &d->names, &d->k);
-    if (ret)
-        return ret;
+    d->names = info->classes; /* taken: freed by mo_det_close */
+    d->k = info->num_classes;
+    info->classes = NULL;
+    int ret;
     double nc = d->k;
     if ((ret = mo_file_meta_number(f, "det.num_classes", &nc)))
         return ret;
@@ -130,15 +132,16 @@ static int read_config(mo_det *d, const mo_file *f, const mo_backbone *bb, int *
 {
     int ret, n;
     double v[MO_DET_MAX_LEVELS + 1];
-    if ((ret = read_names(d, f)))
+    mo_model_info info; /* classes, det.input_size, mo.mean, mo.std (core/loader.c) */
+    if ((ret = mo_model_info_read(f, "det", &info)))
         return ret;
-
-    if ((ret = mo_meta_list(f, "det.input_size", v, MO_DET_MAX_LEVELS + 1, &n)))
+    ret = read_names(d, f, &info);
+    if (ret)
         return ret;
-    d->in_h = (int)v[0];
-    d->in_w = (int)v[1];
-    if ((ret = mo_file_preprocess(f, d->mean, d->std)))
-        return ret;
+    d->in_h = info.input_h;
+    d->in_w = info.input_w;
+    memcpy(d->mean, info.mean, sizeof(d->mean));
+    memcpy(d->std, info.std, sizeof(d->std));
 
     /* extra blocks after stage4 */
     if ((ret = mo_meta_list(f, "det.extra_channels", v, MO_DET_MAX_LEVELS + 1, &n)))
@@ -201,97 +204,18 @@ static int read_config(mo_det *d, const mo_file *f, const mo_backbone *bb, int *
     return MO_OK;
 }
 
-/* A head names the backbone it was trained with; any other gives silent garbage. */
-static int check_backbone(const mo_file *f, const mo_backbone *bb)
-{
-    int has_det;
-    int ret = mo_meta_contains(f, "det", &has_det);
-    if (ret && ret != MO_EFORMAT)
-        return ret;
-    if (ret || !has_det)
-        return mo_fail(MO_EFORMAT, "model file holds no detection head (mo.contents=%s)",
-                       mo_file_meta(f, "mo.contents") ? mo_file_meta(f, "mo.contents")
-                                                      : "(missing)");
-    const char *variant = mo_file_meta(f, "mo.variant");
-    if (!variant)
-        return mo_fail(MO_EFORMAT, "detection head: metadata mo.variant is missing");
-    if (strcmp(variant, mo_backbone_variant(bb)))
-        return mo_fail(MO_EMISMATCH, "detection head was trained on MobileOne-%s, not on this "
-                       "MobileOne-%s", variant, mo_backbone_variant(bb));
-    const char *digest = mo_file_meta(f, "mo.backbone_digest");
-    if (!digest)
-        return mo_fail(MO_EFORMAT, "detection head: metadata mo.backbone_digest is missing");
-    if (strcmp(digest, mo_backbone_digest(bb)))
-        return mo_fail(MO_EMISMATCH, "detection head names backbone %s, but this backbone is %s "
-                       "(other weights, or the same stored differently, e.g. F16 or unfused)",
-                       digest, mo_backbone_digest(bb));
-    return MO_OK;
-}
-
 /* ------------------------------------------------------------------ tensors */
 
-/* Names of the det.* tensors the head has read, to refuse any other. */
-typedef struct name_set {
-    char (*name)[128];
-    int n, cap;
-} name_set;
-
-static void fmt_shape(char *buf, size_t size, int ndim, const int64_t *shape)
-{
-    size_t o = 0;
-    o += (size_t)snprintf(buf + o, size - o, "[");
-    for (int i = 0; i < ndim && o < size; i++)
-        o += (size_t)snprintf(buf + o, size - o, "%s%lld", i ? "," : "", (long long)shape[i]);
-    if (o < size)
-        snprintf(buf + o, size - o, "]");
-}
-
-/* Read tensor `name` of the given shape; `why` explains the expected shape. */
-static int read_tensor(const mo_file *f, name_set *seen, const char *name, int ndim,
-                       const int64_t *shape, float *dst, const char *why)
-{
-    mo_tensor_info info;
-    if (mo_file_tensor(f, name, &info))
-        return mo_fail(MO_EFORMAT, "detection head: tensor %s is missing", name);
-    int same = info.ndim == ndim;
-    for (int i = 0; same && i < ndim; i++)
-        same = info.shape[i] == shape[i];
-    if (!same) {
-        char got[96], exp[96];
-        fmt_shape(got, sizeof(got), info.ndim, info.shape);
-        fmt_shape(exp, sizeof(exp), ndim, shape);
-        return mo_fail(MO_EMISMATCH, "detection head does not fit: %s is %s, expected %s (%s)",
-                       name, got, exp, why);
-    }
-    int ret = mo_file_read_f32(f, name, ndim, shape, dst);
-    if (ret)
-        return ret;
-    if (seen->n == seen->cap) {
-        const int cap = seen->cap ? 2 * seen->cap : 256;
-        void *p = realloc(seen->name, sizeof(*seen->name) * (size_t)cap);
-        if (!p)
-            return mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
-        seen->name = p;
-        seen->cap = cap;
-    }
-    snprintf(seen->name[seen->n++], sizeof(seen->name[0]), "%s", name);
-    return MO_OK;
-}
-
 /*
- * Load conv `prefix` (weight "<prefix>.weight" or, with BatchNorm, "<conv>.weight" +
- * "<bn>.{weight,bias,running_mean,running_var}") into c: fold BN in double, pack.
+ * Load conv `conv_name` (BatchNorm `bn_name` folded in, or its own bias when NULL) with the
+ * loader toolkit (core/loader.c) and pack it with the kernel table's packers.
  */
-static int load_conv(mo_det *d, const mo_file *f, name_set *seen, det_conv *c,
-                     const char *conv_name, const char *bn_name, int cin, int cout, int depthwise,
-                     int stride, int act, const char *why)
+static int load_conv(mo_loader *L, det_conv *c, const char *conv_name, const char *bn_name,
+                     int cin, int cout, int depthwise, int stride, int act, const char *why)
 {
-    char name[256], why2[512];
-    const int kk = depthwise ? 9 : 1;
-    const int cin_g = depthwise ? 1 : cin;
-    const size_t nw = (size_t)cout * (size_t)cin_g * (size_t)kk;
+    const int cin_g = depthwise ? 1 : cin, k = depthwise ? 3 : 1;
+    const size_t nw = (size_t)cout * (size_t)cin_g * (size_t)(k * k);
     float *w = malloc(sizeof(float) * nw);
-    float *bn = malloc(sizeof(float) * 4 * (size_t)cout);
     c->cin = cin;
     c->cout = cout;
     c->depthwise = depthwise;
@@ -300,49 +224,15 @@ static int load_conv(mo_det *d, const mo_file *f, name_set *seen, det_conv *c,
     c->b = malloc(sizeof(float) * (size_t)cout);
     c->w = malloc(sizeof(float) * (depthwise ? nw : mo_pw_packed_size(cin, cout)));
     int ret = MO_OK;
-    if (!w || !bn || !c->b || !c->w) {
+    if (!w || !c->b || !c->w)
         ret = mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
-        goto done;
+    else if (!(ret = mo_load_conv(L, conv_name, bn_name, cout, cin_g, k, w, c->b, why))) {
+        if (depthwise)
+            mo_dw_pack(c->w, w, cout);
+        else
+            mo_pw_pack(c->w, w, cin, cout);
     }
-    const int64_t ws[4] = { cout, cin_g, depthwise ? 3 : 1, depthwise ? 3 : 1 };
-    snprintf(name, sizeof(name), "%s.weight", conv_name);
-    if ((ret = read_tensor(f, seen, name, 4, ws, w, why)))
-        goto done;
-    if (bn_name) {
-        static const char *const part[4] = { "weight", "bias", "running_mean", "running_var" };
-        const int64_t bs[1] = { cout };
-        snprintf(why2, sizeof(why2), "BatchNorm of %s: %s", conv_name, why);
-        for (int i = 0; i < 4; i++) {
-            snprintf(name, sizeof(name), "%s.%s", bn_name, part[i]);
-            if ((ret = read_tensor(f, seen, name, 1, bs, bn + (size_t)i * cout, why2)))
-                goto done;
-        }
-        const float *gamma = bn, *beta = bn + cout, *mean = bn + 2 * cout, *var = bn + 3 * cout;
-        for (int o = 0; o < cout; o++) {
-            const double ve = (double)var[o] + d->bn_eps;
-            if (!(ve > 0.0) || !isfinite(ve)) {
-                ret = mo_fail(MO_EFORMAT, "%s.running_var[%d] + eps = %g is not positive",
-                              bn_name, o, ve);
-                goto done;
-            }
-            const double t = (double)gamma[o] / sqrt(ve);
-            for (size_t i = 0; i < (size_t)cin_g * kk; i++)
-                w[(size_t)o * cin_g * kk + i] = (float)(w[(size_t)o * cin_g * kk + i] * t);
-            c->b[o] = (float)((double)beta[o] - (double)mean[o] * t);
-        }
-    } else {
-        const int64_t bs[1] = { cout };
-        snprintf(name, sizeof(name), "%s.bias", conv_name);
-        if ((ret = read_tensor(f, seen, name, 1, bs, c->b, why)))
-            goto done;
-    }
-    if (depthwise)
-        mo_dw_pack(c->w, w, cout);
-    else
-        mo_pw_pack(c->w, w, cin, cout);
-done:
     free(w);
-    free(bn);
     return ret;
 }
 
@@ -367,7 +257,8 @@ static const char *level_desc(const mo_det *d, int l, char *buf, size_t size)
 static int load_weights(mo_det *d, const mo_file *f, const mo_backbone *bb,
                         const int *extra_ch)
 {
-    name_set seen = { 0 };
+    mo_loader Ld;
+    mo_loader_init(&Ld, f, "detection head", "det.", d->bn_eps);
     char conv[128], bn[128], why[256], lv[96];
     int ret = MO_OK;
     for (int i = 0; i < d->num_extras && !ret; i++) {
@@ -384,7 +275,7 @@ static int load_weights(mo_det *d, const mo_file *f, const mo_backbone *bb,
                          "(det.extra_channels)", i, what[j], ci, co);
             snprintf(conv, sizeof(conv), "det.extra.%d.%d.0", i, j);
             snprintf(bn, sizeof(bn), "det.extra.%d.%d.1", i, j);
-            ret = load_conv(d, f, &seen, &d->extra[i].conv[j], conv, bn, ci, co, j == 1,
+            ret = load_conv(&Ld, &d->extra[i].conv[j], conv, bn, ci, co, j == 1,
                             j == 1 ? 2 : 1, MO_ACT_RELU6, why);
         }
     }
@@ -398,7 +289,7 @@ static int load_weights(mo_det *d, const mo_file *f, const mo_backbone *bb,
             snprintf(conv, sizeof(conv), "det.head.%s.module_list.%d.0.0", head_name[hd], l);
             snprintf(bn, sizeof(bn), "det.head.%s.module_list.%d.0.1", head_name[hd], l);
             snprintf(why, sizeof(why), "depthwise 3x3 on %s", lv);
-            if ((ret = load_conv(d, f, &seen, dw, conv, bn, L->c, L->c, 1, 1, MO_ACT_RELU6,
+            if ((ret = load_conv(&Ld, dw, conv, bn, L->c, L->c, 1, 1, MO_ACT_RELU6,
                                  why)))
                 break;
             snprintf(conv, sizeof(conv), "det.head.%s.module_list.%d.1", head_name[hd], l);
@@ -408,25 +299,18 @@ static int load_weights(mo_det *d, const mo_file *f, const mo_backbone *bb,
             else
                 snprintf(why, sizeof(why), "%s; %d default boxes per location (det.aspect_ratios)"
                          " x %d classes (det.classes)", lv, L->a, d->k);
-            ret = load_conv(d, f, &seen, pw, conv, NULL, L->c, L->a * cols, 0, 1, MO_ACT_NONE,
+            ret = load_conv(&Ld, pw, conv, NULL, L->c, L->a * cols, 0, 1, MO_ACT_NONE,
                             why);
         }
     }
     /* any other det.* tensor means the file describes another head */
-    for (int t = 0; t < mo_file_num_tensors(f) && !ret; t++) {
-        mo_tensor_info info;
-        if (mo_file_tensor_at(f, t, &info) || strncmp(info.name, "det.", 4))
-            continue;
-        int known = 0;
-        for (int i = 0; i < seen.n && !known; i++)
-            known = !strcmp(seen.name[i], info.name);
-        if (!known)
-            ret = mo_fail(MO_EMISMATCH, "detection head does not fit: the file has tensor %s, "
-                          "but the head has %d maps (backbone stage3, stage4 and %d extra blocks "
-                          "from det.extra_channels; det.aspect_ratios) and no such tensor",
-                          info.name, d->num_levels, d->num_extras);
+    if (!ret) {
+        snprintf(why, sizeof(why), "the head has %d maps (backbone stage3, stage4 and %d extra "
+                 "blocks from det.extra_channels; det.aspect_ratios) and no such tensor",
+                 d->num_levels, d->num_extras);
+        ret = mo_loader_check_all(&Ld, MO_EMISMATCH, why);
     }
-    free(seen.name);
+    mo_loader_release(&Ld);
     return ret;
 }
 
@@ -463,7 +347,8 @@ MO_API int mo_det_open(mo_det **out, const mo_file *f, const mo_backbone *bb,
     if (s)
         set = *s;
     int ret = check_settings(&set, "mo_det_open");
-    if (ret || (ret = check_backbone(f, bb)))
+    if (ret || (ret = mo_pair_check(f, "detection head", mo_backbone_variant(bb),
+                                    mo_backbone_digest(bb))))
         return ret;
     mo_det *d = calloc(1, sizeof(*d));
     if (!d)
