@@ -20,21 +20,15 @@
 
 /* ------------------------------------------------------------------ kernels */
 
-/*
- * Pack weights for ::mo_pw_acc_fn / ::mo_pw_fn (the layout of mo_pw_pack(), which is the
- * case sn = k, sk = 1): element (input i, output j) is w[j * sn + i * sk] (a PyTorch
- * [n][k] 1x1 conv: sn = k, sk = 1; tap t of a [n][k][3][3] conv: w + t, sn = 9k, sk = 9).
- * dst holds mo_pw_packed_size(k, n) floats: panel p holds k rows of MO_PW_NR outputs
- * (zero past n).
- */
-void seg_pack(float *dst, const float *w, int k, int n, ptrdiff_t sn, ptrdiff_t sk);
+/* Weights are packed for ::mo_pw_acc_fn / ::mo_pw_fn by the kernel table's
+ * mo_pw_pack_strided() (mo_internal/conv.h), the backbone's packer. */
 
 /*
  * dst += 3x3 convolution of src, stride 1, dilation = padding = rate, no bias, computed
  * with gemm (the dispatched ::mo_pw_acc_fn).
  * src: h x w x cin, pixel (y, x) at src + y * src_row + x * cin.
  * dst: h x w x cout, pixel (y, x) at dst + (y * w + x) * ldd.
- * bp9: the 9 taps (ky, kx row-major) packed by seg_pack(), mo_pw_packed_size(cin, cout)
+ * bp9: the 9 taps (ky, kx row-major) packed by mo_pw_pack_strided(), mo_pw_packed_size(cin, cout)
  * floats each.
  * clip = 1: each tap runs only over the output pixels where it reads the image; a tap
  * that reads only padding (rate >= h or w) is skipped entirely.

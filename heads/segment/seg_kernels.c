@@ -1,26 +1,14 @@
 /*
- * Kernels of the segmentation head (contracts in seg_internal.h): weight packing for the
- * backbone's accumulating pointwise kernel (::mo_pw_acc_fn, dispatched by CPU flags in
- * core/dsp, compared with its C reference in tests/checkdsp), and a dense 3x3
+ * Kernels of the segmentation head (contracts in seg_internal.h), on the backbone's
+ * accumulating pointwise kernel (::mo_pw_acc_fn, dispatched by CPU flags in core/dsp,
+ * compared with its C reference in tests/checkdsp; weights packed by its
+ * mo_pw_pack_strided()): a dense 3x3
  * convolution with dilation as one such product per tap, run only where the tap reads
  * the image.
  */
 #include "seg_internal.h"
 
 #include <string.h>
-
-void seg_pack(float *dst, const float *w, int k, int n, ptrdiff_t sn, ptrdiff_t sk)
-{
-    const int np = (n + MO_PW_NR - 1) / MO_PW_NR;
-    for (int p = 0; p < np; p++) {
-        float *panel = dst + (size_t)p * k * MO_PW_NR;
-        for (int i = 0; i < k; i++)
-            for (int jj = 0; jj < MO_PW_NR; jj++) {
-                const int j = p * MO_PW_NR + jj;
-                panel[(size_t)i * MO_PW_NR + jj] = j < n ? w[j * sn + i * sk] : 0.0f;
-            }
-    }
-}
 
 /* Range [lo, hi) of output positions o in 0..n-1 with 0 <= o + d < n. */
 static void valid_range(int n, int d, int *lo, int *hi)

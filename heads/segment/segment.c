@@ -1,5 +1,6 @@
 /*
- * DeepLabV3 segmentation head: loading (metadata, shapes, BatchNorm folding, packing),
+ * DeepLabV3 segmentation head: loading (metadata, shapes and packing; tensors, BatchNorm
+ * folding, pairing and model info through the loader toolkit, core/loader.c),
  * workspace sizing, the run, and the upsampling + argmax of the logits.
  * The compute of the head itself is in aspp.c, its kernels in seg_kernels.c.
  */
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "mo_internal/errors.h"
+#include "mo_internal/loader.h"
 #include "mo_internal/meta.h"
 #include "mo/cpu.h"
 #include "seg_internal.h"
@@ -28,136 +30,37 @@ void mo_seg_close(mo_seg **ps)
 
 /* ------------------------------------------------------------- metadata */
 
-/* A head trained on another backbone would give silent garbage: refuse it. A file without
- * the backbone must say which one it belongs to. */
-static int check_backbone(const mo_file *f, const mo_backbone *bb)
-{
-    int own;
-    int ret = mo_meta_contains(f, "backbone", &own);
-    if (ret)
-        return ret;
-    const char *variant = mo_file_meta(f, "mo.variant");
-    const char *digest = mo_file_meta(f, "mo.backbone_digest");
-    if (!own && (!variant || !digest))
-        return mo_fail(MO_EFORMAT, "segmentation head file without a backbone must name one "
-                                   "(metadata mo.variant and mo.backbone_digest)");
-    if (variant && strcmp(variant, mo_backbone_variant(bb)))
-        return mo_fail(MO_EMISMATCH, "segmentation head was trained on MobileOne-%s, not %s",
-                       variant, mo_backbone_variant(bb));
-    if (digest && strcmp(digest, mo_backbone_digest(bb)))
-        return mo_fail(MO_EMISMATCH,
-                       "segmentation head names backbone %s, but the backbone is %s", digest,
-                       mo_backbone_digest(bb));
-    return MO_OK;
-}
-
-/* Fields are read and range-checked by the shared table (core/meta.c). */
+/* Classes, rates, BatchNorm epsilon, output stride: the model info and the metadata table
+ * (core/loader.c, core/meta.c). */
 static int read_meta(mo_seg *s, const mo_file *f, double *eps)
 {
-    double v[MO_SEG_MAX_RATES], os;
-    float mean[3], std[3];
-    int ret = mo_meta_names(f, "seg.classes", &s->names, &s->k);
+    double v[MO_SEG_MAX_RATES];
+    mo_model_info info;
+    int ret = mo_model_info_read(f, "seg", &info);
     if (ret)
         return ret;
+    s->names = info.classes; /* taken: freed by mo_seg_close */
+    s->k = info.num_classes;
+    s->os = info.seg_output_stride;
     if (s->k > MO_SEG_MAX_CLASSES)
         return mo_fail(MO_EUNSUPPORTED, "seg.classes lists %d classes, at most %d are supported",
                        s->k, MO_SEG_MAX_CLASSES);
     if ((ret = mo_meta_list(f, "seg.rates", v, MO_SEG_MAX_RATES, &s->nr)) ||
-        (ret = mo_file_meta_number(f, "seg.bn_eps", eps)) ||
-        (ret = mo_file_meta_number(f, "seg.output_stride", &os)) ||
-        (ret = mo_file_preprocess(f, mean, std)))
+        (ret = mo_file_meta_number(f, "seg.bn_eps", eps)))
         return ret;
     for (int i = 0; i < s->nr; i++)
         s->rates[i] = (int)v[i];
-    s->os = (int)os;
     return MO_OK;
 }
 
 /* --------------------------------------------------------------- tensors */
-
-static int tensor_shape(const mo_file *f, const char *name, int ndim, mo_tensor_info *info)
-{
-    int ret = mo_file_tensor(f, name, info);
-    if (ret)
-        return ret == MO_EFORMAT ? mo_fail(MO_EFORMAT, "segmentation head: tensor %s is missing",
-                                           name)
-                                 : ret;
-    if (info->ndim != ndim)
-        return mo_fail(MO_EMISMATCH, "segmentation head: tensor %s has %d dims, expected %d",
-                       name, info->ndim, ndim);
-    for (int i = 0; i < ndim; i++)
-        if (info->shape[i] < 1 || info->shape[i] > 65536)
-            return mo_fail(MO_EMISMATCH, "segmentation head: tensor %s has dimension %lld",
-                           name, (long long)info->shape[i]);
-    return MO_OK;
-}
-
-/* Scratch for reading one conv (raw weights, then folded in place) and its BatchNorm. */
-typedef struct reader {
-    const mo_file *f;
-    double eps;
-    float *w;  /* largest conv weight */
-    float *bn; /* 4 x largest cout */
-    int nread; /* seg. tensors read, to find stray ones */
-} reader;
-
-/*
- * Read conv weight `wname` [cout][cin][ks][ks] and, if bn is not NULL, the BatchNorm under
- * prefix `bn` (weight, bias, running_mean, running_var); fold it: w *= t,
- * bias = beta - mean t, t = gamma / sqrt(var + eps), computed in double and rounded once.
- * Without BN the bias is the tensor `bname`. Result in r->w (PyTorch layout) and bias.
- */
-static int read_conv(reader *r, const char *wname, const char *bn, const char *bname, int cout,
-                     int cin, int ks, float *bias)
-{
-    const int64_t shape[4] = {cout, cin, ks, ks};
-    int ret = mo_file_read_f32(r->f, wname, 4, shape, r->w);
-    if (ret)
-        return ret;
-    r->nread++;
-    const size_t per = (size_t)cin * ks * ks;
-    if (!bn) {
-        const int64_t bs[1] = {cout};
-        if ((ret = mo_file_read_f32(r->f, bname, 1, bs, bias)))
-            return ret;
-        r->nread++;
-        return MO_OK;
-    }
-    static const char *const fields[4] = {"weight", "bias", "running_mean", "running_var"};
-    for (int i = 0; i < 4; i++) {
-        char name[256];
-        snprintf(name, sizeof(name), "%s%s", bn, fields[i]);
-        const int64_t bs[1] = {cout};
-        if ((ret = mo_file_read_f32(r->f, name, 1, bs, r->bn + (size_t)i * cout)))
-            return ret == MO_EFORMAT ? mo_fail(MO_EFORMAT, "segmentation head: BatchNorm "
-                                                           "tensor %s is missing", name)
-                                     : ret;
-        r->nread++;
-    }
-    const float *gamma = r->bn, *beta = r->bn + cout, *mean = r->bn + 2 * (size_t)cout,
-                *var = r->bn + 3 * (size_t)cout;
-    for (int co = 0; co < cout; co++) {
-        const double v = (double)var[co] + r->eps;
-        if (!(v > 0.0) || !isfinite(v) || !isfinite(gamma[co]) || !isfinite(beta[co]) ||
-            !isfinite(mean[co]))
-            return mo_fail(MO_EFORMAT, "segmentation head: BatchNorm %s channel %d: variance "
-                                       "%g + eps is not positive, or a value is not finite",
-                           bn, co, (double)var[co]);
-        const double t = (double)gamma[co] / sqrt(v);
-        float *wr = r->w + (size_t)co * per;
-        for (size_t j = 0; j < per; j++)
-            wr[j] = (float)((double)wr[j] * t);
-        bias[co] = (float)((double)beta[co] - (double)mean[co] * t);
-    }
-    return MO_OK;
-}
 
 /* Pack the 9 taps of a folded [cout][cin][3][3] weight. */
 static void pack3x3(float *dst, const float *w, int cin, int cout)
 {
     const size_t ts = mo_pw_packed_size(cin, cout);
     for (int t = 0; t < 9; t++)
-        seg_pack(dst + (size_t)t * ts, w + t, cin, cout, (ptrdiff_t)9 * cin, 9);
+        mo_pw_pack_strided(dst + (size_t)t * ts, w + t, cin, cout, (ptrdiff_t)9 * cin, 9);
 }
 
 static size_t up16(size_t n)
@@ -190,37 +93,7 @@ static size_t carve(mo_seg *s, float *mem)
     return off;
 }
 
-/* Is `n` (without the seg. prefix) a tensor of a head with nb ASPP branches? */
-static int expected_name(const char *n, int nb)
-{
-    static const char *const bnf[4] = {"weight", "bias", "running_mean", "running_var"};
-    char e[96];
-    for (int b = 0; b < nb; b++) {
-        const int conv = b == nb - 1; /* the pooling branch starts with the pool */
-        snprintf(e, sizeof(e), "0.convs.%d.%d.weight", b, conv);
-        if (!strcmp(n, e))
-            return 1;
-        for (int i = 0; i < 4; i++) {
-            snprintf(e, sizeof(e), "0.convs.%d.%d.%s", b, conv + 1, bnf[i]);
-            if (!strcmp(n, e))
-                return 1;
-        }
-    }
-    if (!strcmp(n, "0.project.0.weight") || !strcmp(n, "1.weight") || !strcmp(n, "4.weight") ||
-        !strcmp(n, "4.bias"))
-        return 1;
-    for (int i = 0; i < 4; i++) {
-        snprintf(e, sizeof(e), "0.project.1.%s", bnf[i]);
-        if (!strcmp(n, e))
-            return 1;
-        snprintf(e, sizeof(e), "2.%s", bnf[i]);
-        if (!strcmp(n, e))
-            return 1;
-    }
-    return 0;
-}
-
-static int load_weights(mo_seg *s, const mo_file *f, double eps)
+static int load_weights(mo_seg *s, mo_loader *L)
 {
     char wn[128], bn[128];
     const int nb = s->nr + 2; /* ASPP branches: 1x1, dilated, pooling */
@@ -231,73 +104,58 @@ static int load_weights(mo_seg *s, const mo_file *f, double eps)
         wmax = (size_t)s->hc * s->a * 9;
     if ((size_t)s->k * s->hc > wmax)
         wmax = (size_t)s->k * s->hc;
-    int cmax = s->a > s->hc ? s->a : s->hc;
-    cmax = cmax > s->k ? cmax : s->k;
     const size_t total = carve(s, NULL);
-    reader r = {.f = f, .eps = eps};
-    r.w = malloc(wmax * sizeof(float));
-    r.bn = malloc((size_t)4 * cmax * sizeof(float));
+    float *w = malloc(wmax * sizeof(float)); /* one conv, PyTorch layout, BatchNorm folded */
     s->mem = aligned_alloc(64, total * sizeof(float));
     int ret = MO_OK;
-    if (!r.w || !r.bn || !s->mem) {
+    if (!w || !s->mem) {
         ret = mo_fail(MO_ENOMEM, "segmentation head: out of memory");
         goto done;
     }
     carve(s, s->mem);
 
     /* ASPP 1x1 branch */
-    if ((ret = read_conv(&r, PFX "0.convs.0.0.weight", PFX "0.convs.0.1.", NULL, s->a, s->cin,
-                         1, s->b0_b)))
+    if ((ret = mo_load_conv(L, PFX "0.convs.0.0", PFX "0.convs.0.1", s->a, s->cin, 1, w,
+                            s->b0_b, NULL)))
         goto done;
-    seg_pack(s->b0_w, r.w, s->cin, s->a, s->cin, 1);
+    mo_pw_pack(s->b0_w, w, s->cin, s->a);
     /* dilated 3x3 branches */
     for (int i = 0; i < s->nr; i++) {
-        snprintf(wn, sizeof(wn), PFX "0.convs.%d.0.weight", i + 1);
-        snprintf(bn, sizeof(bn), PFX "0.convs.%d.1.", i + 1);
-        if ((ret = read_conv(&r, wn, bn, NULL, s->a, s->cin, 3, s->r_b[i])))
+        snprintf(wn, sizeof(wn), PFX "0.convs.%d.0", i + 1);
+        snprintf(bn, sizeof(bn), PFX "0.convs.%d.1", i + 1);
+        if ((ret = mo_load_conv(L, wn, bn, s->a, s->cin, 3, w, s->r_b[i], NULL)))
             goto done;
-        pack3x3(s->r_w[i], r.w, s->cin, s->a);
+        pack3x3(s->r_w[i], w, s->cin, s->a);
     }
     /* pooling branch (module 0 is the average pool) */
-    snprintf(wn, sizeof(wn), PFX "0.convs.%d.1.weight", nb - 1);
-    snprintf(bn, sizeof(bn), PFX "0.convs.%d.2.", nb - 1);
-    if ((ret = read_conv(&r, wn, bn, NULL, s->a, s->cin, 1, s->pool_b)))
+    snprintf(wn, sizeof(wn), PFX "0.convs.%d.1", nb - 1);
+    snprintf(bn, sizeof(bn), PFX "0.convs.%d.2", nb - 1);
+    if ((ret = mo_load_conv(L, wn, bn, s->a, s->cin, 1, w, s->pool_b, NULL)))
         goto done;
-    memcpy(s->pool_w, r.w, sizeof(float) * (size_t)s->a * s->cin);
+    memcpy(s->pool_w, w, sizeof(float) * (size_t)s->a * s->cin);
     /* projection: the first nr+1 branches packed, the pooling branch's columns plain */
-    if ((ret = read_conv(&r, PFX "0.project.0.weight", PFX "0.project.1.", NULL, s->a,
-                         nb * s->a, 1, s->proj_b)))
+    if ((ret = mo_load_conv(L, PFX "0.project.0", PFX "0.project.1", s->a, nb * s->a, 1, w,
+                            s->proj_b, NULL)))
         goto done;
-    seg_pack(s->proj_w, r.w, (s->nr + 1) * s->a, s->a, (ptrdiff_t)nb * s->a, 1);
+    mo_pw_pack_strided(s->proj_w, w, (s->nr + 1) * s->a, s->a, (ptrdiff_t)nb * s->a, 1);
     for (int j = 0; j < s->a; j++)
-        memcpy(s->projp_w + (size_t)j * s->a, r.w + (size_t)j * nb * s->a + (size_t)(nb - 1) * s->a,
+        memcpy(s->projp_w + (size_t)j * s->a, w + (size_t)j * nb * s->a + (size_t)(nb - 1) * s->a,
                sizeof(float) * (size_t)s->a);
     /* 3x3 conv + BN, classifier */
-    if ((ret = read_conv(&r, PFX "1.weight", PFX "2.", NULL, s->hc, s->a, 3, s->head_b)))
+    if ((ret = mo_load_conv(L, PFX "1", PFX "2", s->hc, s->a, 3, w, s->head_b, NULL)))
         goto done;
-    pack3x3(s->head_w, r.w, s->a, s->hc);
-    if ((ret = read_conv(&r, PFX "4.weight", NULL, PFX "4.bias", s->k, s->hc, 1, s->cls_b)))
+    pack3x3(s->head_w, w, s->a, s->hc);
+    if ((ret = mo_load_conv(L, PFX "4", NULL, s->k, s->hc, 1, w, s->cls_b, NULL)))
         goto done;
-    seg_pack(s->cls_w, r.w, s->hc, s->k, s->hc, 1);
+    mo_pw_pack(s->cls_w, w, s->hc, s->k);
 
     /* every seg. tensor must have been used */
-    int nseg = 0;
-    const char *stray = NULL;
-    for (int i = 0; i < mo_file_num_tensors(f); i++) {
-        mo_tensor_info info;
-        if (mo_file_tensor_at(f, i, &info) || strncmp(info.name, PFX, strlen(PFX)))
-            continue;
-        nseg++;
-        if (!stray && !expected_name(info.name + strlen(PFX), nb))
-            stray = info.name;
-    }
-    if (nseg != r.nread)
-        ret = mo_fail(MO_EFORMAT, "segmentation head: %d seg. tensors in the file, %d expected "
-                                  "for %d atrous rates (seg.rates)%s%s",
-                      nseg, r.nread, s->nr, stray ? "; unexpected: " : "", stray ? stray : "");
+    char hint[96];
+    snprintf(hint, sizeof(hint), "a head with %d atrous rates (seg.rates) has no such tensor",
+             s->nr);
+    ret = mo_loader_check_all(L, MO_EFORMAT, hint);
 done:
-    free(r.w);
-    free(r.bn);
+    free(w);
     return ret;
 }
 
@@ -306,32 +164,30 @@ int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb)
     validate_input_or_ret(out, MO_EINVAL);
     *out = NULL;
     validate_input_or_ret(f && bb, MO_EINVAL);
-    int has;
-    int ret = mo_meta_contains(f, "seg", &has);
+    int ret = mo_pair_check(f, "segmentation head", mo_backbone_variant(bb),
+                            mo_backbone_digest(bb));
     if (ret)
-        return ret;
-    if (!has)
-        return mo_fail(MO_EFORMAT, "the file holds no segmentation head (mo.contents lacks "
-                                   "\"seg\")");
-    if ((ret = check_backbone(f, bb)))
         return ret;
     mo_seg *s = calloc(1, sizeof(*s));
     if (!s)
         return mo_fail(MO_ENOMEM, "out of memory");
     mo_conv_dsp_init(&s->dsp, mo_get_cpu_flags()); /* the backbone's kernels (mo/cpu.h) */
     double eps;
+    mo_loader L;
+    mo_loader_init(&L, f, "segmentation head", PFX, 0.0);
     if ((ret = read_meta(s, f, &eps)))
         goto fail;
+    L.bn_eps = eps;
 
     /* sizes from the tensors, checked against each other and the backbone */
-    mo_tensor_info b0, head, cls;
-    if ((ret = tensor_shape(f, PFX "0.convs.0.0.weight", 4, &b0)) ||
-        (ret = tensor_shape(f, PFX "1.weight", 4, &head)) ||
-        (ret = tensor_shape(f, PFX "4.weight", 4, &cls)))
+    int64_t b0[4], head[4], cls[4];
+    if ((ret = mo_load_shape(&L, PFX "0.convs.0.0.weight", 4, 65536, b0)) ||
+        (ret = mo_load_shape(&L, PFX "1.weight", 4, 65536, head)) ||
+        (ret = mo_load_shape(&L, PFX "4.weight", 4, 65536, cls)))
         goto fail;
-    s->a = (int)b0.shape[0];
-    s->cin = (int)b0.shape[1];
-    s->hc = (int)head.shape[0];
+    s->a = (int)b0[0];
+    s->cin = (int)b0[1];
+    s->hc = (int)head[0];
     const int bbc = mo_backbone_channels(bb, MO_NUM_LEVELS - 1);
     if (s->cin != bbc) {
         ret = mo_fail(MO_EMISMATCH, "segmentation head reads %d channels, but MobileOne-%s "
@@ -339,17 +195,19 @@ int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb)
                       s->cin, mo_backbone_variant(bb), bbc);
         goto fail;
     }
-    if (cls.shape[0] != s->k) {
+    if (cls[0] != s->k) {
         ret = mo_fail(MO_EMISMATCH, "segmentation head: the classifier " PFX "4.weight has %lld "
                                     "outputs but seg.classes lists %d classes",
-                      (long long)cls.shape[0], s->k);
+                      (long long)cls[0], s->k);
         goto fail;
     }
-    if ((ret = load_weights(s, f, eps)))
+    if ((ret = load_weights(s, &L)))
         goto fail;
+    mo_loader_release(&L);
     *out = s;
     return MO_OK;
 fail:
+    mo_loader_release(&L);
     mo_seg_close(&s);
     return ret;
 }

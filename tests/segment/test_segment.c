@@ -111,7 +111,7 @@ static void dsp_levels(mo_conv_dsp d[2])
     mo_conv_dsp_init(&d[1], mo_get_cpu_flags());
 }
 
-/* The accumulating pointwise kernel with weights packed by seg_pack(), strided rows. */
+/* The accumulating pointwise kernel with weights packed by mo_pw_pack_strided(), strided rows. */
 static void test_gemm(void **state)
 {
     (void)state;
@@ -134,7 +134,7 @@ static void test_gemm(void **state)
             for (int j = 0; j < n; j++)
                 for (int l = 0; l < k; l++)
                     ref[(size_t)i * ldc + j] += (double)a[i * lda + l] * w[(size_t)j * k + l];
-        seg_pack(bp, w, k, n, k, 1);
+        mo_pw_pack_strided(bp, w, k, n, k, 1);
         d[lvl].pw_acc(c, ldc, a, lda, (size_t)m, k, n, bp);
         for (int i = 0; i < m; i++)
             for (int j = 0; j < ldc; j++) {
@@ -178,7 +178,7 @@ static void test_conv3x3(void **state)
         double *mag = malloc(sizeof(double) * (size_t)h * w * cout);
         assert_true(bp && zeros && d1 && d2 && ref && mag);
         for (int i = 0; i < 9; i++)
-            seg_pack(bp + (size_t)i * mo_pw_packed_size(cin, cout), wt + i, cin, cout,
+            mo_pw_pack_strided(bp + (size_t)i * mo_pw_packed_size(cin, cout), wt + i, cin, cout,
                      (ptrdiff_t)9 * cin, 9);
         for (size_t i = 0; i < (size_t)h * w * ldd; i++)
             d1[i] = d2[i] = (float)(i % 7) * 0.25f; /* accumulates onto existing values */
