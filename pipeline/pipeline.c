@@ -15,6 +15,7 @@
 
 #include "mo_internal/backbone.h"
 #include "mo_internal/errors.h"
+#include "mo_internal/loader.h"
 #include "mo_internal/meta.h"
 #include "pipeline_internal.h"
 #ifdef MO_PIPELINE_HAVE_SEG
@@ -54,22 +55,13 @@ void mo_pipeline_default_settings(mo_pipeline_settings *s)
                                 .threads = 1};
 }
 
-/* A crop or resize size (validated by the shared metadata table, core/meta.c); absent:
- * keep *v. */
-static int meta_side(const mo_file *f, const char *key, int *v)
+/* The crop and resize a file asks for (model info, core/loader.c); absent: keep them. */
+static void cls_sides(mo_pipeline *p, const mo_file *f, const mo_model_info *info)
 {
-    double x = *v;
-    int r = mo_file_meta_number(f, key, &x);
-    if (!r && mo_file_meta(f, key))
-        *v = (int)x;
-    return r;
-}
-
-/* Does the list `mo.contents` of f name `kind`? (0 when it is missing) */
-static int contains(const mo_file *f, const char *kind, int *found)
-{
-    *found = 0;
-    return mo_file_meta(f, "mo.contents") ? mo_meta_contains(f, kind, found) : MO_OK;
+    if (mo_file_meta(f, "cls.resize"))
+        p->cls_resize = info->cls_resize;
+    if (mo_file_meta(f, "cls.crop"))
+        p->cls_crop = info->cls_crop;
 }
 
 static int session_plan(const mo_pipeline *p, mo_session_settings *ss, size_t *inputs);
@@ -78,10 +70,12 @@ static int session_plan(const mo_pipeline *p, mo_session_settings *ss, size_t *i
 int mo_pipeline_add_head(mo_pipeline *p, const mo_file *f, const char *path)
 {
     validate_input_or_ret(p && f && path, MO_EINVAL);
-    int r, is_cls, is_det, is_seg;
-    if ((r = contains(f, "cls", &is_cls)) || (r = contains(f, "det", &is_det)) ||
-        (r = contains(f, "seg", &is_seg)))
+    mo_model_info info; /* which head f holds (mo.contents), its metadata validated */
+    int r = mo_model_info_read(f, NULL, &info);
+    if (r)
         return mo_fail_prefix(r, "%s", path);
+    const int is_cls = !!(info.contents & MO_HOLDS_CLS), is_det = !!(info.contents & MO_HOLDS_DET),
+              is_seg = !!(info.contents & MO_HOLDS_SEG);
     if (is_det + is_seg + is_cls != 1)
         r = mo_fail(MO_EINVAL, "%s: mo.contents names %s head kind (cls, det or seg)", path,
                     is_det + is_seg + is_cls ? "more than one" : "no");
@@ -91,9 +85,8 @@ int mo_pipeline_add_head(mo_pipeline *p, const mo_file *f, const char *path)
     else if (is_det)
         r = mo_det_open(&p->det, f, p->bb, NULL);
     else if (is_cls) {
-        if (!(r = mo_cls_open(&p->cls, f, p->bb)) &&
-            !(r = meta_side(f, "cls.resize", &p->cls_resize)))
-            r = meta_side(f, "cls.crop", &p->cls_crop);
+        if (!(r = mo_cls_open(&p->cls, f, p->bb)))
+            cls_sides(p, f, &info);
     } else {
 #ifdef MO_PIPELINE_HAVE_SEG
         if (!(r = mo_seg_open(&p->seg, f, p->bb)) &&
@@ -162,14 +155,13 @@ int mo_pipeline_open(mo_pipeline **out, const char *backbone_file,
     int r = mo_file_open(&p->bb_file, backbone_file);
     if (!r)
         r = mo_backbone_open(&p->bb, p->bb_file, NULL);
-    if (!r)
-        r = mo_file_preprocess(p->bb_file, p->mean, p->std);
-    p->cls_resize = 256;
-    p->cls_crop = 224;
-    if (!r)
-        r = meta_side(p->bb_file, "cls.resize", &p->cls_resize);
-    if (!r)
-        r = meta_side(p->bb_file, "cls.crop", &p->cls_crop);
+    mo_model_info info;
+    if (!r && !(r = mo_model_info_read(p->bb_file, NULL, &info))) {
+        memcpy(p->mean, info.mean, sizeof(p->mean));
+        memcpy(p->std, info.std, sizeof(p->std));
+        p->cls_resize = info.cls_resize;
+        p->cls_crop = info.cls_crop;
+    }
     if (!r && set.classify && mo_file_meta(p->bb_file, "cls.classes"))
         r = mo_cls_open(&p->cls, p->bb_file, p->bb);
     for (int i = 0; !r && i < n; i++)
