@@ -205,9 +205,9 @@ int mo_pair_check(const mo_file *f, const char *what, const char *bb_variant,
     const char *want = digest ? digest : own; /* both present: both are checked below */
     if ((variant && strcmp(variant, bb_variant)) || strcmp(want, bb_digest) ||
         (own[0] && strcmp(own, bb_digest)))
-        return mo_fail(MO_EMISMATCH, "%s was trained on MobileOne-%s %s, not on this "
-                       "MobileOne-%s %s (other weights, or the same stored differently, e.g. "
-                       "F16 or unfused)", what, variant ? variant : bb_variant,
+        return mo_fail(MO_EMISMATCH, "%s names backbone MobileOne-%s %s, but this backbone "
+                       "is MobileOne-%s %s (other weights, or the same stored differently, "
+                       "e.g. F16 or unfused)", what, variant ? variant : bb_variant,
                        strcmp(want, bb_digest) ? want : own, bb_variant, bb_digest);
     mo_set_error("%s", "");
     return MO_OK;
@@ -269,6 +269,23 @@ int mo_model_info_read(const mo_file *f, const char *head, mo_model_info *info)
     char key[16];
     snprintf(key, sizeof(key), "%s.classes", head);
     return mo_meta_names(f, key, &info->classes, &info->num_classes);
+}
+
+int mo_head_begin(const mo_file *f, const char *head, const char *what, const char *bb_variant,
+                  const char *bb_digest, mo_model_info *info)
+{
+    validate_input_or_ret(f && head && what && info, MO_EINVAL);
+    memset(info, 0, sizeof(*info));
+    int found, ret = mo_meta_contains(f, head, &found);
+    if (ret && ret != MO_EFORMAT)
+        return ret;
+    if (ret || !found)
+        return mo_fail(MO_EFORMAT, "the file holds no %s (mo.contents=%s lacks \"%s\")", what,
+                       mo_file_meta(f, "mo.contents") ? mo_file_meta(f, "mo.contents")
+                                                      : "(missing)", head);
+    if ((ret = mo_pair_check(f, what, bb_variant, bb_digest)))
+        return ret;
+    return mo_model_info_read(f, head, info);
 }
 
 void mo_model_info_release(mo_model_info *info)

@@ -49,16 +49,8 @@ static int classifier_open(classifier *c, const char *path)
         fprintf(stderr, "mo-classify: %s: %s (%s)\n", path, mo_strerror(r), mo_last_error());
         return -1;
     }
-    /* validated by the library (mo_cls_open refused a bad value already) */
-    double resize, crop;
-    if ((r = mo_file_meta_number(c->file, "cls.resize", &resize)) ||
-        (r = mo_file_meta_number(c->file, "cls.crop", &crop)) ||
-        (r = mo_file_preprocess(c->file, c->mean, c->std))) {
-        fprintf(stderr, "mo-classify: %s: %s (%s)\n", path, mo_strerror(r), mo_last_error());
-        return -1;
-    }
-    c->resize = (int)resize;
-    c->crop = (int)crop;
+    /* read and validated once, when the head was opened */
+    mo_cls_preprocess(c->cls, &c->resize, &c->crop, c->mean, c->std);
     mo_session_settings ss;
     mo_session_default_settings(&ss);
     ss.max_height = ss.max_width = c->crop;

@@ -61,16 +61,10 @@ static int eval_model(const item *items, int n, const char *root, const char *mo
         ret = cli_error(model, r);
         goto done;
     }
-    /* validated by the library (mo_cls_open refused a bad value already) */
-    double resize_d, crop_d;
+    /* read and validated once, when the head was opened */
+    int resize, crop;
     float mean[3], std[3];
-    if ((r = mo_file_meta_number(file, "cls.resize", &resize_d)) ||
-        (r = mo_file_meta_number(file, "cls.crop", &crop_d)) ||
-        (r = mo_file_preprocess(file, mean, std))) {
-        ret = cli_error(model, r);
-        goto done;
-    }
-    const int resize = (int)resize_d, crop = (int)crop_d;
+    mo_cls_preprocess(cls, &resize, &crop, mean, std);
     mo_session_settings ss;
     mo_session_default_settings(&ss);
     ss.max_height = ss.max_width = crop;

@@ -15,6 +15,8 @@ struct mo_cls {
     float *weight; /* [k][c] */
     float *bias;   /* [k] */
     char **names;  /* [k] */
+    int resize, crop;       /* cls.resize, cls.crop */
+    float mean[3], std[3];  /* mo.mean, mo.std */
 };
 
 void mo_cls_close(mo_cls **pc)
@@ -37,20 +39,24 @@ int mo_cls_open(mo_cls **out, const mo_file *f, const mo_backbone *bb)
     validate_input_or_ret(out, MO_EINVAL);
     *out = NULL;
     validate_input_or_ret(f && bb, MO_EINVAL);
-    int ret = mo_pair_check(f, "classification head", mo_backbone_variant(bb),
-                            mo_backbone_digest(bb));
+    mo_model_info info;
+    int ret = mo_head_begin(f, "cls", "classification head", mo_backbone_variant(bb),
+                            mo_backbone_digest(bb), &info);
     if (ret)
         return ret;
     mo_cls *c = calloc(1, sizeof(*c));
-    if (!c)
+    if (!c) {
+        mo_model_info_release(&info);
         return mo_fail(MO_ENOMEM, "out of memory");
-    mo_model_info info;
+    }
     mo_loader L;
     mo_loader_init(&L, f, "classification head", "cls.", 0.0);
-    if ((ret = mo_model_info_read(f, "cls", &info)))
-        goto fail;
     c->names = info.classes;
     c->k = info.num_classes;
+    c->resize = info.cls_resize;
+    c->crop = info.cls_crop;
+    memcpy(c->mean, info.mean, sizeof(c->mean));
+    memcpy(c->std, info.std, sizeof(c->std));
     c->c = mo_backbone_channels(bb, MO_NUM_LEVELS - 1);
     if ((ret = mo_meta_check_memory(bb, info.cls_crop, info.cls_crop, 32,
                                     sizeof(float) * (size_t)c->k, "cls.crop")))
@@ -87,6 +93,22 @@ int mo_cls_num_classes(const mo_cls *c)
 const char *mo_cls_class_name(const mo_cls *c, int i)
 {
     return c && i >= 0 && i < c->k ? c->names[i] : NULL;
+}
+
+int mo_cls_preprocess(const mo_cls *c, int *resize, int *crop, float mean[3], float std[3])
+{
+    validate_input_or_ret(c, MO_EINVAL);
+    if (resize)
+        *resize = c->resize;
+    if (crop)
+        *crop = c->crop;
+    for (int i = 0; i < 3; i++) {
+        if (mean)
+            mean[i] = c->mean[i];
+        if (std)
+            std[i] = c->std[i];
+    }
+    return MO_OK;
 }
 
 int mo_cls_logits(const mo_cls *c, const mo_features *f, float *logits)

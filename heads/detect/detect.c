@@ -128,20 +128,17 @@ static int read_names(mo_det *d, const mo_file *f, mo_model_info *info)
 }
 
 /* Everything in metadata: classes, input size, normalization, maps, anchors, decoding. */
-static int read_config(mo_det *d, const mo_file *f, const mo_backbone *bb, int *extra_ch)
+static int read_config(mo_det *d, const mo_file *f, const mo_backbone *bb, int *extra_ch,
+                       mo_model_info *info)
 {
     int ret, n;
     double v[MO_DET_MAX_LEVELS + 1];
-    mo_model_info info; /* classes, det.input_size, mo.mean, mo.std (core/loader.c) */
-    if ((ret = mo_model_info_read(f, "det", &info)))
+    if ((ret = read_names(d, f, info)))
         return ret;
-    ret = read_names(d, f, &info);
-    if (ret)
-        return ret;
-    d->in_h = info.input_h;
-    d->in_w = info.input_w;
-    memcpy(d->mean, info.mean, sizeof(d->mean));
-    memcpy(d->std, info.std, sizeof(d->std));
+    d->in_h = info->input_h; /* det.input_size */
+    d->in_w = info->input_w;
+    memcpy(d->mean, info->mean, sizeof(d->mean));
+    memcpy(d->std, info->std, sizeof(d->std));
 
     /* extra blocks after stage4 */
     if ((ret = mo_meta_list(f, "det.extra_channels", v, MO_DET_MAX_LEVELS + 1, &n)))
@@ -346,17 +343,21 @@ MO_API int mo_det_open(mo_det **out, const mo_file *f, const mo_backbone *bb,
     mo_det_default_settings(&set);
     if (s)
         set = *s;
+    mo_model_info info; /* classes, det.input_size, mo.mean, mo.std (core/loader.c) */
     int ret = check_settings(&set, "mo_det_open");
-    if (ret || (ret = mo_pair_check(f, "detection head", mo_backbone_variant(bb),
-                                    mo_backbone_digest(bb))))
+    if (ret || (ret = mo_head_begin(f, "det", "detection head", mo_backbone_variant(bb),
+                                    mo_backbone_digest(bb), &info)))
         return ret;
     mo_det *d = calloc(1, sizeof(*d));
-    if (!d)
+    if (!d) {
+        mo_model_info_release(&info);
         return mo_fail(MO_ENOMEM, "mo_det_open: out of memory");
+    }
     d->set = set;
     mo_conv_dsp_init(&d->dsp, mo_get_cpu_flags()); /* the SIMD kernels too (mo/cpu.h) */
     int extra_ch[MAX_EXTRAS];
-    if ((ret = read_config(d, f, bb, extra_ch)) || (ret = load_weights(d, f, bb, extra_ch)))
+    if ((ret = read_config(d, f, bb, extra_ch, &info)) ||
+        (ret = load_weights(d, f, bb, extra_ch)))
         goto fail;
 
     int gh[MO_DET_MAX_LEVELS], gw[MO_DET_MAX_LEVELS], n = 0;

@@ -32,16 +32,13 @@ void mo_seg_close(mo_seg **ps)
 
 /* Classes, rates, BatchNorm epsilon, output stride: the model info and the metadata table
  * (core/loader.c, core/meta.c). */
-static int read_meta(mo_seg *s, const mo_file *f, double *eps)
+static int read_meta(mo_seg *s, const mo_file *f, const mo_model_info *info, double *eps)
 {
     double v[MO_SEG_MAX_RATES];
-    mo_model_info info;
-    int ret = mo_model_info_read(f, "seg", &info);
-    if (ret)
-        return ret;
-    s->names = info.classes; /* taken: freed by mo_seg_close */
-    s->k = info.num_classes;
-    s->os = info.seg_output_stride;
+    int ret;
+    s->names = info->classes; /* taken: freed by mo_seg_close */
+    s->k = info->num_classes;
+    s->os = info->seg_output_stride;
     if (s->k > MO_SEG_MAX_CLASSES)
         return mo_fail(MO_EUNSUPPORTED, "seg.classes lists %d classes, at most %d are supported",
                        s->k, MO_SEG_MAX_CLASSES);
@@ -164,18 +161,21 @@ int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb)
     validate_input_or_ret(out, MO_EINVAL);
     *out = NULL;
     validate_input_or_ret(f && bb, MO_EINVAL);
-    int ret = mo_pair_check(f, "segmentation head", mo_backbone_variant(bb),
-                            mo_backbone_digest(bb));
+    mo_model_info info;
+    int ret = mo_head_begin(f, "seg", "segmentation head", mo_backbone_variant(bb),
+                            mo_backbone_digest(bb), &info);
     if (ret)
         return ret;
     mo_seg *s = calloc(1, sizeof(*s));
-    if (!s)
+    if (!s) {
+        mo_model_info_release(&info);
         return mo_fail(MO_ENOMEM, "out of memory");
+    }
     mo_conv_dsp_init(&s->dsp, mo_get_cpu_flags()); /* the backbone's kernels (mo/cpu.h) */
     double eps;
     mo_loader L;
     mo_loader_init(&L, f, "segmentation head", PFX, 0.0);
-    if ((ret = read_meta(s, f, &eps)))
+    if ((ret = read_meta(s, f, &info, &eps)))
         goto fail;
     L.bn_eps = eps;
 

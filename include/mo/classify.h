@@ -23,13 +23,18 @@ typedef struct mo_class_score {
 /**
  * @brief Load the classification head (tensors "cls.linear.weight", "cls.linear.bias",
  *        metadata "cls.classes") from @p f and check it fits @p bb.
+ *
+ * Pairing (weights/FORMAT.md, "Pairing a head with its backbone", the rule of every head):
+ * a file holding the backbone too pairs with its own backbone tensors; a head-only file
+ * must name @p bb with `mo.variant` and `mo.backbone_digest` (MO_EFORMAT without them).
  * @param[out] out receives the head; close it with mo_cls_close()
  * @param f an open model file; it may be closed once this returns
  * @param bb the backbone the head runs on
  * @return MO_OK, MO_EINVAL, MO_ENOMEM, MO_EFORMAT (missing tensor/metadata, or metadata
  *         outside its range: "cls.classes", "cls.resize", "cls.crop", "mo.mean", "mo.std",
  *         see weights/FORMAT.md), MO_EMISMATCH (input width differs from the backbone, or
- *         the file names another backbone), MO_EUNSUPPORTED (more classes than
+ *         the head was trained on another backbone, or the file has other "cls."
+ *         tensors), MO_EUNSUPPORTED (more classes than
  *         mo_limits.max_categories, or a "cls.crop" whose session would exceed
  *         mo_limits.model_memory_bytes); mo_last_error() names the field
  */
@@ -44,6 +49,19 @@ MO_API int mo_cls_num_classes(const mo_cls *c);
 /** @brief Name of a class. @param c the head @param i class index
  *  @return the name (owned by @p c), or NULL when out of range */
 MO_API const char *mo_cls_class_name(const mo_cls *c, int i);
+
+/**
+ * @brief The preprocessing the head's file asks for, read and validated once when the head
+ *        was opened (`cls.resize`, `cls.crop`, `mo.mean`, `mo.std`; weights/FORMAT.md).
+ * @param c the head
+ * @param[out] resize shorter side before the centre crop, or NULL
+ * @param[out] crop side of the centre crop, or NULL
+ * @param[out] mean RGB means (0..1 scale), or NULL
+ * @param[out] std RGB standard deviations, or NULL
+ * @return MO_OK, MO_EINVAL (@p c is NULL)
+ */
+MO_API int mo_cls_preprocess(const mo_cls *c, int *resize, int *crop, float mean[3],
+                             float std[3]);
 
 /**
  * @brief Logits of the features of one run.

@@ -214,8 +214,10 @@ MO_API void mo_det_default_settings(mo_det_settings *s);
  * @brief Load a detection head (tensors and metadata under "det.", weights/FORMAT.md)
  *        from @p f and check that it fits @p bb.
  *
- * @p f may hold the head only (`mo.contents` ["det"]) or backbone and head. The head
- * must name @p bb: `mo.variant` and `mo.backbone_digest` must equal the backbone's.
+ * @p f may hold the head only (`mo.contents` ["det"]) or backbone and head. The head is
+ * paired with @p bb by the rule every head follows (weights/FORMAT.md, "Pairing a head
+ * with its backbone"): a combined file's own backbone tensors must be @p bb; a head-only
+ * file must name @p bb with `mo.variant` and `mo.backbone_digest`.
  * Default boxes are generated here for the file's input size.
  * @param[out] out receives the head; close with mo_det_close()
  * @param f an open model file; it may be closed once this returns

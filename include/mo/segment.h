@@ -28,7 +28,8 @@
  * `seg.classes` (JSON list of K names), `seg.rates` (JSON list, default [12,24,36]),
  * `seg.output_stride` (the output stride the head was trained at, default 16),
  * `seg.bn_eps` (default 1e-05). A file without the backbone must name the one the head
- * was trained on (`mo.variant`, `mo.backbone_digest`).
+ * was trained on (`mo.variant`, `mo.backbone_digest`); a combined file pairs with its own
+ * backbone tensors (weights/FORMAT.md, "Pairing a head with its backbone").
  */
 #ifndef MO_SEGMENT_H
 #define MO_SEGMENT_H

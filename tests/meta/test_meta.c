@@ -379,6 +379,35 @@ static void test_error_prefix(void **state)
     assert_string_equal(mo_last_error(), "dir/x.mo: inner 7");
 }
 
+/* One pairing rule (weights/FORMAT.md "Pairing"): every head refuses a head-only file that
+ * names no backbone digest, or another one, with the same code and message, through its own
+ * open and through the pipeline. */
+static void test_pairing_same(void **state)
+{
+    (void)state;
+    char want[160];
+    for (int k = CLS; k <= SEG; k++) {
+        size_t n;
+        uint8_t *b = build((enum kind)k, "mo.backbone_digest", NULL, &n);
+        assert_int_equal(open_kind((enum kind)k, b, n), MO_EFORMAT);
+        if (!strstr(mo_last_error(), "a head-only file must name its backbone (metadata "
+                                     "mo.backbone_digest is missing)"))
+            fail_msg("%s: \"%s\"", kind_name[k], mo_last_error());
+        assert_int_equal(open_pipeline((enum kind)k, b, n), MO_EFORMAT);
+        assert_non_null(strstr(mo_last_error(), "mo.backbone_digest is missing"));
+        free(b);
+        b = build((enum kind)k, "mo.backbone_digest", "0123456789abcdef", &n);
+        assert_int_equal(open_kind((enum kind)k, b, n), MO_EMISMATCH);
+        snprintf(want, sizeof(want), "names backbone MobileOne-s0 0123456789abcdef, but this "
+                 "backbone is MobileOne-s0 %s", digest);
+        if (!strstr(mo_last_error(), want))
+            fail_msg("%s: \"%s\"", kind_name[k], mo_last_error());
+        assert_int_equal(open_pipeline((enum kind)k, b, n), MO_EMISMATCH);
+        assert_non_null(strstr(mo_last_error(), want));
+        free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_readers),
         cmocka_unit_test(test_error_prefix),
+        cmocka_unit_test(test_pairing_same),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -102,8 +102,8 @@ MO_API int mo_loader_check_all(const mo_loader *L, int code, const char *hint);
  *  - a head-only file must name its backbone: mo.variant and mo.backbone_digest
  *    (MO_EFORMAT naming the missing field);
  *  - any mo.variant and mo.backbone_digest present must be the backbone's.
- * A head run with another backbone than the one it names: MO_EMISMATCH, "<what> was trained
- * on MobileOne-<v> <digest>, not on this MobileOne-<v> <digest> (...)".
+ * A head run with another backbone than the one it names: MO_EMISMATCH, "<what> names
+ * backbone MobileOne-<v> <digest>, but this backbone is MobileOne-<v> <digest> (...)".
  */
 MO_API int mo_pair_check(const mo_file *f, const char *what, const char *bb_variant,
                          const char *bb_digest);
@@ -140,6 +140,14 @@ typedef struct mo_model_info {
  * @return MO_OK, MO_EFORMAT, MO_EUNSUPPORTED (class count over max_categories), MO_ENOMEM
  */
 MO_API int mo_model_info_read(const mo_file *f, const char *head, mo_model_info *info);
+
+/*
+ * What every head's open starts with, in this order: the file lists `head` in mo.contents
+ * (MO_EFORMAT "the file holds no <what>"), the pairing rule (mo_pair_check), then the
+ * model info with the head's classes (mo_model_info_read). what: "detection head".
+ */
+MO_API int mo_head_begin(const mo_file *f, const char *head, const char *what,
+                         const char *bb_variant, const char *bb_digest, mo_model_info *info);
 
 /* Free what mo_model_info_read allocated (the class names, unless taken). */
 MO_API void mo_model_info_release(mo_model_info *info);
