@@ -101,18 +101,27 @@ int mo_load_shape(mo_loader *L, const char *name, int ndim, int64_t max_dim, int
     return MO_OK;
 }
 
-int mo_loader_check_all(const mo_loader *L, int code, const char *hint)
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+int mo_loader_check_all(mo_loader *L, int code, const char *hint)
 {
     validate_input_or_ret(L && L->f && L->prefix, MO_EINVAL);
     const size_t lp = strlen(L->prefix);
     const int nt = mo_file_num_tensors(L->f);
+    /* sorted once: an unfused backbone has ~1200 tensors */
+    if (L->nseen > 1)
+        qsort(L->seen, (size_t)L->nseen, sizeof(L->seen[0]), cmp_name);
     for (int t = 0; t < nt; t++) {
         mo_tensor_info info;
         if (mo_file_tensor_at(L->f, t, &info) || strncmp(info.name, L->prefix, lp))
             continue;
-        int known = 0;
-        for (int i = 0; i < L->nseen && !known; i++)
-            known = !strcmp(L->seen[i], info.name);
+        char key[sizeof(L->seen[0])];
+        snprintf(key, sizeof(key), "%s", info.name);
+        const int known = L->nseen && bsearch(key, L->seen, (size_t)L->nseen,
+                                              sizeof(L->seen[0]), cmp_name) != NULL;
         if (!known)
             return mo_fail(code, "%s does not fit: the file has tensor %s, but %s", L->what,
                            info.name, hint);

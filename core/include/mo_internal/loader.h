@@ -90,7 +90,7 @@ MO_API int mo_load_conv(mo_loader *L, const char *conv, const char *bn, int cout
  * Every tensor under L->prefix was read; otherwise `code` with
  * "<what> does not fit: the file has tensor <name>, but <hint>".
  */
-MO_API int mo_loader_check_all(const mo_loader *L, int code, const char *hint);
+MO_API int mo_loader_check_all(mo_loader *L, int code, const char *hint); /* sorts L's record */
 
 /* ------------------------------------------------------------------ pairing */
 
