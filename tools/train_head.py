@@ -42,7 +42,6 @@ the dataset's JSON / class file and of the sorted list of image + label files wi
 import argparse
 import hashlib
 import json
-import math
 import os
 import sys
 import time
@@ -183,7 +182,6 @@ def write_coco_subset(src, samples, idx, path):
 def load_backbone(path):
     """(MobileOne reference module, Apple-named state_dict without the classifier, variant,
     backbone model file or None) from a model file or an Apple checkpoint."""
-    import torch
     import mobileone_ref as ref
     if path.endswith(".safetensors"):
         import deeplab_ref as dl
@@ -288,6 +286,9 @@ def train_det(a):
     import convert_ssdlite as conv
     import mofile
     import train_det as td
+    if a.input_size % 32 or not 64 <= a.input_size <= 1024:
+        raise DataError("--input-size %d: a multiple of 32 in 64..1024 (the backbone's "
+                        "stride; 320 is SSDLite320's)" % a.input_size)
     classes, ids, samples = read_coco(a.coco, a.images)
     tr, va = split(len(samples), a.val_fraction, a.seed)
     if a.val_json:
@@ -357,7 +358,6 @@ def train_det(a):
     model.eval()
     val = None
     if vrecs:
-        model.backbone.train(False)
         tot = [0.0, 0.0]
         with torch.no_grad():
             # BN in eval mode: the loss of the model as it is stored
@@ -418,8 +418,8 @@ def train_seg(a):
     print("%d classes (%s), %d images: %d train, %d val"
           % (k, ", ".join(classes[:6]) + (", ..." if k > 6 else ""), len(samples), len(tr),
              len(va)), flush=True)
-    if a.size % 16 or a.size % a.loss_size or (a.size // a.loss_size) % 1:
-        raise DataError("--size must be a multiple of 16 and of --loss-size")
+    if a.size % 16 or a.size < 32 or a.size % a.loss_size:
+        raise DataError("--size must be a multiple of 16 (at least 32) and of --loss-size")
     bb, sd, variant, model_file = load_backbone(a.backbone)
     if model_file is None:
         raise DataError("seg: --backbone must be a model file (.mo.safetensors: ./demo.sh "
