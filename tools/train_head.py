@@ -251,6 +251,63 @@ def cache_features(a, bb, samples, idx, load, cfg, os_, taps, views):
     return {t: torch.stack(v) for t, v in feats.items()}, recs, time.time() - t0
 
 
+# --- starting from a shipped head ----------------------------------------------------------
+
+def same_class(a, b):
+    bg = ("__background__", "background")
+    return a == b or (a in bg and b in bg)
+
+
+def init_from_head(path, prefix, target, classes, cls_keys, backbone_digest):
+    """Copy the weights of a head file (e.g. the shipped weights/ssdlite_s0.mo.safetensors)
+    into target ({name: tensor}, the model's state_dict keys after `prefix` is mapped):
+    every tensor of the same shape as is; the class-specific layers `cls_keys` ({key:
+    outputs per location or None}) row by row for the classes whose names both files have
+    (the others keep their fresh initialisation). Returns a record for mo.source."""
+    import torch
+    import mofile
+    tensors, meta = mofile.read(path)
+    if meta.get("mo.backbone_digest") != backbone_digest:
+        raise DataError("--init %s was trained on backbone %s, this one is %s"
+                        % (path, meta.get("mo.backbone_digest"), backbone_digest))
+    kind = prefix.rstrip(".")
+    src_classes = json.loads(meta.get(kind + ".classes", "[]"))
+    pairs = [(k, j) for k, c in enumerate(classes) for j, d in enumerate(src_classes)
+             if same_class(c, d)]
+    seen = {}
+    for k, j in pairs:  # first match of each target class
+        seen.setdefault(k, j)
+    copied = rows = 0
+    with torch.no_grad():
+        for name, t in target.items():
+            src = tensors.get(name)
+            if src is None:
+                continue
+            src = torch.from_numpy(src.astype(np.float32))
+            if tuple(src.shape) == tuple(t.shape) and name not in cls_keys:
+                t.copy_(src)
+                copied += 1
+            elif name in cls_keys and src.shape[1:] == t.shape[1:]:
+                kt, ks = len(classes), len(src_classes)
+                if t.shape[0] % kt or src.shape[0] % ks or t.shape[0] // kt != src.shape[0] // ks:
+                    continue
+                for a in range(t.shape[0] // kt):
+                    for k, j in seen.items():
+                        t[a * kt + k] = src[a * ks + j]
+                        rows += 1
+    names = [classes[k] for k in sorted(seen)] if rows else []
+    print("--init %s: %d tensors copied, %d of %d classes from its own (%s)"
+          % (path, copied, len(names), len(classes), ", ".join(names)[:200]), flush=True)
+    return {"file": os.path.basename(path), "sha256": sha256_file(path),
+            "tensors_copied": copied, "classes_copied": names}
+
+
+def default_init(task):
+    p = os.path.join(REPO, "weights", "ssdlite_s0.mo.safetensors" if task == "det"
+                     else "deeplab_s0.mo.safetensors")
+    return p if os.path.isfile(p) else None
+
+
 # --- detection -----------------------------------------------------------------------------
 
 def det_model(sd, variant, config, seed):
@@ -306,6 +363,20 @@ def train_det(a):
     size = [a.input_size, a.input_size]
     config = {"classes": classes, "num_classes": len(classes), "input_size": size}
     model = det_model(sd, variant, config, a.seed)
+    init = None
+    if a.init != "none":
+        digest = mofile.digest(mofile.read(model_file)[0], "backbone.") if model_file else \
+            mofile.digest({"backbone." + k: v.float().numpy() for k, v in sd.items()},
+                          "backbone.")
+        msd = model.state_dict()
+        target = {("det." + k[len("backbone."):] if k.startswith("backbone.extra.")
+                   else "det." + k): v for k, v in msd.items()
+                  if (k.startswith("backbone.extra.") or k.startswith("head."))
+                  and not k.endswith("num_batches_tracked")}
+        cls_keys = {k for k in target if k.startswith("det.head.classification_head.")
+                    and k.endswith((".1.weight", ".1.bias"))
+                    and k.count(".") == 6}
+        init = init_from_head(a.init, "det.", target, classes, cls_keys, digest)
 
     import augment
 
@@ -376,6 +447,7 @@ def train_det(a):
               "input_size": size, "threads": a.threads, "seconds": round(seconds, 1),
               "feature_seconds": round(t_feat, 1), "images": {"train": len(tr), "val": len(va)},
               "val_fraction": a.val_fraction, "final_loss": log[-1] if log else None,
+              "init": init,
               "val_loss": val, "dataset": {"json_sha256": sha256_file(a.coco),
                                            "images_sha256": files_digest(
                                                [s["file"] for s in samples])},
@@ -458,6 +530,13 @@ def train_seg(a):
     torch.manual_seed(a.seed)
     rates = [int(r) for r in a.rates.split(",")]
     head = dl.make_head(ref.widths(variant)[4], k, rates, a.width).train()
+    init = None
+    if a.init != "none":
+        digest = mofile.digest(mofile.read(model_file)[0], "backbone.")
+        target = {"seg." + n: v for n, v in head.state_dict().items()
+                  if not n.endswith("num_batches_tracked")}
+        init = init_from_head(a.init, "seg.", target, classes, {"seg.4.weight", "seg.4.bias"},
+                              digest)
     opt = torch.optim.SGD(head.parameters(), lr=a.lr, momentum=0.9, weight_decay=a.wd)
     rng = np.random.Generator(np.random.PCG64(a.seed))
     order = np.empty(0, np.int64)
@@ -503,7 +582,7 @@ def train_seg(a):
               "threads": a.threads, "seconds": round(seconds, 1),
               "feature_seconds": round(t_feat, 1), "images": {"train": len(tr), "val": len(va)},
               "val_fraction": a.val_fraction, "final_loss": log[-1]["loss"] if log else None,
-              "val_loss": val,
+              "val_loss": val, "init": init,
               "dataset": {"classes_sha256": sha256_file(a.classes),
                           "files_sha256": files_digest([p for s in samples
                                                         for p in (s["file"], s["label"])])},
@@ -577,6 +656,13 @@ def main(argv=None):
         p.add_argument("--log-every", type=int, default=50)
         p.add_argument("--fp16", action="store_true", help="store the head as F16 (half size)")
         p.add_argument("--checkpoint", help="also save a PyTorch checkpoint with the loss log")
+        p.add_argument("--init", default=None,
+                       help="start from this head file's weights (same backbone): every "
+                            "tensor of the same shape, and the class rows of the classes "
+                            "both name; default: the shipped weights/%s when present; "
+                            "'none': fresh initialisation" % ("ssdlite_s0.mo.safetensors"
+                                                              if p is d else
+                                                              "deeplab_s0.mo.safetensors"))
     a = ap.parse_args(argv)
     a.argv = sys.argv[1:] if argv is None else list(argv)
     if a.steps < 1 or a.batch < 1 or a.views < 1 or not 0 <= a.val_fraction < 1:
@@ -585,6 +671,8 @@ def main(argv=None):
         print("error: backbone %s absent: run ./demo.sh (it converts ../shared/models/"
               "mobileone_s0.pth.tar) or pass --backbone" % a.backbone, file=sys.stderr)
         return 1
+    if a.init is None:
+        a.init = default_init(a.task) or "none"
     import torch
     torch.set_num_threads(a.threads)
     try:
