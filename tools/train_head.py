@@ -28,6 +28,9 @@ inference view, the other views flip, zoom / crop, aspect and colour jitter. Rec
   seg  weights/deeplab_s0.md: DeepLabHead width 128, rates 6/12/18, output stride 16;
        cross-entropy (ignore 255) at 1/4 of the crop; SGD momentum 0.9, lr 0.01 poly 0.9,
        weight decay 1e-4, batch 16.
+Start (--init): by default the shipped head of the task (weights/ssdlite_s0 or deeplab_s0):
+every tensor of the same shape, and the rows of the class-specific last layer for the classes
+both files name; the other classes (and everything with --init none) start fresh.
 A --val-fraction of the images (seeded choice) is held out: its loss on the plain views is
 printed, and for det --val-json / --train-json write the two splits as COCO files (for
 `mo-eval coco`); for seg --val-list writes the held-out stems (for `mo-eval seg --list`).
