@@ -26,7 +26,7 @@
 #include "mo/limits.h"
 #include "mo/segment.h"
 
-enum kind { NUM, LIST, NESTED, NAMES };
+enum kind { NUM, LIST, NESTED, NAMES, IDS };
 enum { F_INT = 1, F_EVEN = 2, F_STRIDE = 4 };
 
 typedef struct field {
@@ -60,6 +60,8 @@ static const field fields[] = {
     /* detection */
     {"det.classes", NAMES, 0, 2, 0, 0, 0, 0, {0}},
     {"det.num_classes", NUM, F_INT, 1, 1, 2, 1e9, 0, {0}},
+    /* dataset category ids of classes 1..K-1 (COCO json ids are non-negative integers) */
+    {"det.category_ids", IDS, F_INT, 1, 0, 0, 2147483647, 0, {0}},
     {"det.input_size", LIST, F_INT, 2, 2, 1, SIDE, 2, {320, 320}},
     {"det.aspect_ratios", NESTED, 0, 1, MO_DET_MAX_LEVELS, 0.01, 100, 0, {0}},
     {"det.min_ratio", NUM, 0, 1, 1, 1e-3, 10, 1, {0.2}},
@@ -492,6 +494,95 @@ int mo_meta_names(const mo_file *f, const char *key, char ***names, int *n)
     *n = 0;
     const field *fd = lookup(key, NAMES, "mo_meta_names");
     return fd ? read_names(f, fd, names, n) : MO_EINVAL;
+}
+
+/* Pass over a JSON list of numbers of any length: count them; with v, store them. Returns 1,
+ * 0 when malformed. */
+static int scan_ints(const char *s, int *n, double *v)
+{
+    const char *p = s;
+    int k = 0;
+    *n = 0;
+    skip_ws(&p);
+    if (!eat(&p, '['))
+        return 0;
+    skip_ws(&p);
+    if (!eat(&p, ']')) {
+        for (;;) {
+            double x;
+            skip_ws(&p);
+            if (!lex_number(&p, &x))
+                return 0;
+            if (v)
+                v[k] = x;
+            k++;
+            skip_ws(&p);
+            if (eat(&p, ']'))
+                break;
+            if (!eat(&p, ','))
+                return 0;
+        }
+    }
+    skip_ws(&p);
+    if (*p)
+        return 0;
+    *n = k;
+    return 1;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    const int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+int mo_meta_ids(const mo_file *f, const char *key, int **ids, int *n)
+{
+    validate_input_or_ret(f && ids && n, MO_EINVAL);
+    *ids = NULL;
+    *n = 0;
+    const field *fd = lookup(key, IDS, "mo_meta_ids");
+    if (!fd)
+        return MO_EINVAL;
+    const char *s = mo_file_meta(f, key);
+    if (!s)
+        return MO_OK;
+    int k;
+    if (!scan_ints(s, &k, NULL) || k < fd->min_n)
+        return mo_fail(MO_EFORMAT, "metadata %s = %.80s is not a JSON list of integers", key, s);
+    mo_limits lim;
+    mo_limits_get(&lim);
+    if (k > lim.max_categories)
+        return mo_fail(MO_EUNSUPPORTED, "metadata %s lists %d ids, over the limit "
+                       "max_categories %lld", key, k, (long long)lim.max_categories);
+    double *v = malloc(sizeof(double) * (size_t)k);
+    int *out = malloc(sizeof(int) * (size_t)k);
+    int *sorted = malloc(sizeof(int) * (size_t)k);
+    int ret = MO_OK;
+    if (!v || !out || !sorted) {
+        ret = mo_fail(MO_ENOMEM, "out of memory for the %d values of %s", k, key);
+        goto done;
+    }
+    scan_ints(s, &k, v);
+    for (int i = 0; i < k; i++) {
+        if ((ret = check_value(fd, i, v[i])))
+            goto done;
+        out[i] = sorted[i] = (int)v[i];
+    }
+    qsort(sorted, (size_t)k, sizeof(int), cmp_int);
+    for (int i = 1; i < k; i++)
+        if (sorted[i] == sorted[i - 1]) {
+            ret = mo_fail(MO_EFORMAT, "metadata %s lists id %d twice", key, sorted[i]);
+            goto done;
+        }
+    *ids = out;
+    *n = k;
+    out = NULL;
+done:
+    free(v);
+    free(out);
+    free(sorted);
+    return ret;
 }
 
 int mo_meta_contains(const mo_file *f, const char *what, int *found)

@@ -330,7 +330,8 @@ static void json_frame(FILE *f, const mo_pipeline *p, long long k, long long src
         const mo_detection *d = &r->detections[i];
         if (!(d->score > json_score))
             continue;
-        fprintf(f, "%s{\"category_id\": %d, \"name\": ", n++ ? ", " : "", d->label);
+        fprintf(f, "%s{\"category_id\": %d, \"name\": ", n++ ? ", " : "",
+                mo_det_category_id(det, d->label));
         json_str(f, mo_det_class_name(det, d->label));
         fprintf(f, ", \"bbox\": [%.9g, %.9g, %.9g, %.9g], \"score\": %.9g}", d->x1, d->y1,
                 d->x2 - d->x1, d->y2 - d->y1, d->score);

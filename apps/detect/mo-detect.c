@@ -39,6 +39,7 @@ static void usage(FILE *to)
         "  --max-classes N  each default box proposes at most its N best classes\n"
         "  --json FILE      write all detections as COCO results (\"-\": stdout):\n"
         "                   [{\"image_id\", \"category_id\", \"bbox\": [x, y, w, h], \"score\"}]\n"
+        "                   (category_id: the head's det.category_ids, else the class index)\n"
         "  --annotations F  COCO instances file: image ids by file name (default: the\n"
         "                   digits of the file name, e.g. 000000000139.jpg -> 139)\n"
         "  --quiet          no per-image summary on stdout\n"
@@ -404,7 +405,8 @@ static int arr_add(json_object *a, json_object *v)
 
 /* One COCO result {"image_id", "category_id", "bbox": [x, y, w, h], "score"} appended to
  * results; 0 when json-c runs out of memory (nothing is added then). */
-static int add_result(json_object *results, long long id, const mo_detection *e)
+static int add_result(json_object *results, long long id, const mo_det *det,
+                      const mo_detection *e)
 {
     json_object *o = json_object_new_object(), *bbox = json_object_new_array();
     int ok = arr_add(bbox, json_object_new_double(e->x1));
@@ -412,7 +414,7 @@ static int add_result(json_object *results, long long id, const mo_detection *e)
     ok &= arr_add(bbox, json_object_new_double(e->x2 - e->x1));
     ok &= arr_add(bbox, json_object_new_double(e->y2 - e->y1));
     ok &= obj_add(o, "image_id", json_object_new_int64(id));
-    ok &= obj_add(o, "category_id", json_object_new_int(e->label));
+    ok &= obj_add(o, "category_id", json_object_new_int(mo_det_category_id(det, e->label)));
     ok &= obj_add(o, "bbox", bbox);
     ok &= obj_add(o, "score", json_object_new_double(e->score));
     if (!ok) {
@@ -553,7 +555,7 @@ int main(int argc, char **argv)
             }
             int ok = 1;
             for (int j = 0; j < n && ok; j++)
-                ok = add_result(results, id, &d.dets[j]);
+                ok = add_result(results, id, d.det, &d.dets[j]);
             if (!ok) {
                 fprintf(stderr, "mo-detect: out of memory for the detections of %s\n", path);
                 mo_image_free(&img);

@@ -91,8 +91,37 @@ int coco_report(mo_coco_eval *ev, const char *json, int per_category, const char
     return 0;
 }
 
+/* How the head's classes meet the ground truth's categories: class k is category
+ * mo_det_category_id(k) (the file's det.category_ids, else k: torchvision's 91 indexing).
+ * A note on stderr when no class maps to a category of the ground truth, or when a mapped
+ * category has another name than the class (a head trained on other data, or ids that do
+ * not follow the dataset); the evaluation goes on. */
+static void check_categories(const mo_coco_eval *ev, const mo_det *det, const char *head)
+{
+    int mapped = 0, differ = 0;
+    const int nc = mo_coco_eval_num_categories(ev);
+    for (int i = 1; i < mo_det_num_classes(det); i++) {
+        const int id = mo_det_category_id(det, i);
+        for (int k = 0; k < nc; k++) {
+            if (mo_coco_eval_category_id(ev, k) != id)
+                continue;
+            mapped++;
+            const char *a = mo_det_class_name(det, i), *b = mo_coco_eval_category_name(ev, k);
+            if (a && b && strcmp(a, b) && !differ++)
+                fprintf(stderr, "mo-eval: note: class %d of %s is '%s', but category %d of the "
+                        "ground truth is '%s'\n", i, head, a, id, b);
+        }
+    }
+    if (!mapped)
+        fprintf(stderr, "mo-eval: note: no class of %s maps to a category id of the ground "
+                "truth (det.category_ids)\n", head);
+    else if (differ > 1)
+        fprintf(stderr, "mo-eval: note: %d classes of %s are named otherwise in the ground "
+                "truth\n", differ, head);
+}
+
 /* Run a detection model over every ground-truth image (IMAGES/file_name) and add its
- * detections; class index k of a COCO head is category id k (torchvision's 91 indexing). */
+ * detections (category ids: check_categories). */
 static int detect_all(mo_coco_eval *ev, const char *model, const char *head, const char *images,
                       int prog)
 {
@@ -112,6 +141,8 @@ static int detect_all(mo_coco_eval *ev, const char *model, const char *head, con
         mo_pipeline_close(&p);
         return cli_error(head, r);
     }
+    const mo_det *det = mo_pipeline_det(p);
+    check_categories(ev, det, head);
     enum { CAP = 300 };
     mo_detection dets[CAP];
     mo_coco_det cd[CAP];
@@ -132,7 +163,7 @@ static int detect_all(mo_coco_eval *ev, const char *model, const char *head, con
             for (int k = 0; !r && k < res.num_detections; k++) {
                 const mo_detection *d = &dets[k];
                 cd[k] = (mo_coco_det){ .image_id = mo_coco_eval_image_id(ev, i),
-                                       .category_id = d->label,
+                                       .category_id = mo_det_category_id(det, d->label),
                                        .bbox = { d->x1, d->y1, d->x2 - d->x1, d->y2 - d->y1 },
                                        .score = d->score };
             }

@@ -18,7 +18,7 @@ static void usage(FILE *to)
         "  mo-eval coco --gt instances.json --model BACKBONE --head DET --images DIR [...]\n"
         "      COCO box AP exactly as pycocotools COCOeval (bbox): the 12 summary lines,\n"
         "      of a results file, or of a detection model run on DIR/<file_name> of every\n"
-        "      ground-truth image (class index = COCO category id),\n"
+        "      ground-truth image (class k = the head's det.category_ids[k-1], else id k),\n"
         "      --per-category   a per-category AP / AP50 / AP75 table\n"
         "      --json FILE      write stats and per-category numbers as JSON\n"
         "      --plot FILE.png  precision-recall curves at IoU .50 (overall, or --plot-category\n"

@@ -55,6 +55,7 @@ typedef struct det_level {
 struct mo_det {
     int k;                 /* classes, background included */
     char **names;
+    int *category_ids;     /* k - 1 dataset ids of classes 1.., or NULL: id = class index */
     int in_w, in_h;
     float mean[3], std[3];
     int num_levels, num_extras;
@@ -124,6 +125,12 @@ static int read_names(mo_det *d, const mo_file *f, mo_model_info *info)
     if (nc != d->k)
         return mo_fail(MO_EFORMAT, "metadata det.num_classes=%g but det.classes has %d names",
                        nc, d->k);
+    int nid;
+    if ((ret = mo_meta_ids(f, "det.category_ids", &d->category_ids, &nid)))
+        return ret;
+    if (d->category_ids && nid != d->k - 1)
+        return mo_fail(MO_EFORMAT, "metadata det.category_ids lists %d ids, but det.classes has "
+                       "%d classes after the background (one id each)", nid, d->k - 1);
     return MO_OK;
 }
 
@@ -319,6 +326,7 @@ MO_API void mo_det_close(mo_det **pd)
         return;
     mo_det *d = *pd;
     free(d->names); /* one block (mo_meta_names) */
+    free(d->category_ids);
     for (int i = 0; i < MAX_EXTRAS; i++)
         for (int j = 0; j < 3; j++)
             conv_free(&d->extra[i].conv[j]);
@@ -394,6 +402,13 @@ MO_API int mo_det_num_classes(const mo_det *d)
 MO_API const char *mo_det_class_name(const mo_det *d, int i)
 {
     return d && i >= 0 && i < d->k ? d->names[i] : NULL;
+}
+
+MO_API int mo_det_category_id(const mo_det *d, int i)
+{
+    if (!d || i < 1 || i >= d->k)
+        return -1;
+    return d->category_ids ? d->category_ids[i - 1] : i;
 }
 
 MO_API void mo_det_input_size(const mo_det *d, int *width, int *height)

@@ -247,6 +247,14 @@ MO_API int mo_det_num_classes(const mo_det *d);
  *  @return the name, owned by @p d, or NULL when out of range */
 MO_API const char *mo_det_class_name(const mo_det *d, int i);
 
+/** @brief Dataset category id of class @p i, for COCO results files and `mo-eval coco`:
+ *  the file's `det.category_ids[i - 1]` (a head trained on a user dataset,
+ *  tools/train_head.py), or @p i itself when the file has none (torchvision's 91-class COCO
+ *  indexing, where class index = COCO category id).
+ *  @param d the head @param i class index, 1 .. K - 1
+ *  @return the id (>= 0), or -1 for the background (0), an index out of range or NULL */
+MO_API int mo_det_category_id(const mo_det *d, int i);
+
 /** @brief Network input size (the backbone input), e.g. 320 x 320.
  *  @param d the head @param[out] width receives the width @param[out] height receives the height */
 MO_API void mo_det_input_size(const mo_det *d, int *width, int *height);

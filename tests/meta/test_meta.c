@@ -209,6 +209,18 @@ static const bad_case cases[] = {
     {DET, "det.input_size", "[8192,8192]", MO_EUNSUPPORTED, "over the limit model_memory_bytes"},
     {DET, "det.classes", "[\"bg\",7,\"x\"]", MO_EFORMAT, "det.classes[1] is not a JSON string"},
     {DET, "det.classes", "[\"bg\\u0000\",\"x\"]", MO_EFORMAT, "det.classes[0] is not a JSON string"},
+    /* dataset category ids (tools/train_head.py): one per class after the background */
+    {DET, "det.category_ids", "[1,2,3]", MO_EFORMAT, "det.category_ids lists 3 ids, but "
+                                                     "det.classes has 4 classes"},
+    {DET, "det.category_ids", "[1,2,3,4,5]", MO_EFORMAT, "lists 5 ids"},
+    {DET, "det.category_ids", "[7,0,3,7]", MO_EFORMAT, "det.category_ids lists id 7 twice"},
+    {DET, "det.category_ids", "[1,2,3,-1]", MO_EFORMAT, "det.category_ids[3] = -1 must be an "
+                                                        "integer"},
+    {DET, "det.category_ids", "[1,2.5,3,4]", MO_EFORMAT, "det.category_ids[1] = 2.5"},
+    {DET, "det.category_ids", "[1,2,3,3e9]", MO_EFORMAT, "det.category_ids[3] = 3e+09"},
+    {DET, "det.category_ids", "[1,2,3,", MO_EFORMAT, "det.category_ids = [1,2,3, is not"},
+    {DET, "det.category_ids", "[1,2,\"x\",4]", MO_EFORMAT, "is not a JSON list of integers"},
+    {DET, "det.category_ids", "[]", MO_EFORMAT, "det.category_ids = [] is not"},
     {DET, "mo.mean", "[NaN,0.456,0.406]", MO_EFORMAT, "metadata mo.mean = [NaN,0.456,0.406]"},
     {DET, "mo.std", "[0.229,-1,0.225]", MO_EFORMAT, "metadata mo.std[1] = -1 must be positive"},
     {DET, "mo.contents", "[\"det\"", MO_EFORMAT, "mo.contents"},
@@ -313,6 +325,31 @@ static void test_limits(void **state)
     assert_int_equal(mo_limits_set(NULL), MO_OK);
 }
 
+/* det.category_ids maps class i to a dataset id (mo_det_category_id); without it the id is
+ * the class index (torchvision's COCO indexing). */
+static void test_category_ids(void **state)
+{
+    (void)state;
+    for (int with = 0; with < 2; with++) {
+        size_t n;
+        uint8_t *b = build(DET, with ? "det.category_ids" : "mo.source",
+                           with ? " [ 7, 0,3 ,12 ]" : "x", &n);
+        mo_file *f = NULL;
+        assert_int_equal(mo_file_open_memory(&f, b, n), MO_OK);
+        free(b);
+        mo_det *d = NULL;
+        assert_int_equal(mo_det_open(&d, f, bb, NULL), MO_OK);
+        static const int ids[5] = {-1, 7, 0, 3, 12};
+        for (int i = 0; i < 5; i++)
+            assert_int_equal(mo_det_category_id(d, i), with || i == 0 ? ids[i] : i);
+        assert_int_equal(mo_det_category_id(d, 5), -1);
+        assert_int_equal(mo_det_category_id(d, -1), -1);
+        assert_int_equal(mo_det_category_id(NULL, 1), -1);
+        mo_det_close(&d);
+        mo_file_close(&f);
+    }
+}
+
 /* The public readers: defaults, values, refusals, unknown keys. */
 static void test_readers(void **state)
 {
@@ -413,6 +450,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_fields),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_category_ids),
         cmocka_unit_test(test_readers),
         cmocka_unit_test(test_error_prefix),
         cmocka_unit_test(test_pairing_same),

@@ -20,7 +20,7 @@ tools/convert_mobileone.py makes of the same checkpoint) instead of the random o
 test is skipped (77) with a message when FILE does not exist.
 
   seg_parity.py --dump build/tests/segment/seg_dump --shared ../shared --work build/segparity
-      [--strides 8,16,32] [--limit-coco N] [--resize N] [--report FILE] [--head FILE]
+      [--strides 8,16,32] [--limit-coco N] [--limit-voc N] [--resize N] [--report FILE] [--head FILE]
 """
 import argparse
 import glob
@@ -37,13 +37,15 @@ TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "to
 sys.path.insert(0, TOOLS)
 
 
-def image_list(shared, limit_coco):
+def image_list(shared, limit_coco, limit_voc=None):
     coco = sorted(glob.glob(os.path.join(shared, "data", "coco-mini", "val2017", "*.jpg")))
     voc = sorted(glob.glob(os.path.join(shared, "data", "voc2012-val-samples", "*_image.png")))
     if limit_coco is not None:
         # spread the subset over the sorted list rather than taking the first ones
         step = max(1, len(coco) // max(1, limit_coco))
         coco = coco[::step][:limit_coco]
+    if limit_voc is not None:
+        voc = voc[:limit_voc]
     return coco + voc, len(coco), len(voc)
 
 
@@ -70,6 +72,8 @@ def main():
     ap.add_argument("--strides", default="8,16,32")
     ap.add_argument("--limit-coco", type=int, default=None,
                     help="use N of the 79 COCO images (spread over the list)")
+    ap.add_argument("--limit-voc", type=int, default=None,
+                    help="use the first N of the 3 VOC samples (default all)")
     ap.add_argument("--resize", type=int, default=None,
                     help="shorter side before the network (labels at the original size)")
     ap.add_argument("--logit-tol", type=float, default=1e-4)
@@ -82,7 +86,7 @@ def main():
         print("SKIP: %s absent (no trained head in this checkout)" % a.head)
         return 77
     ckpt = os.path.join(a.shared, "models", "mobileone_s0.pth.tar")
-    images, ncoco, nvoc = image_list(a.shared, a.limit_coco)
+    images, ncoco, nvoc = image_list(a.shared, a.limit_coco, a.limit_voc)
     if not os.path.exists(ckpt) or not images:
         print("SKIP: %s or the coco-mini / voc2012-val-samples images absent "
               "(see README: obtaining the shared data)" % ckpt)

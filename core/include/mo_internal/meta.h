@@ -42,6 +42,13 @@ MO_API int mo_meta_nested(const mo_file *f, const char *key, double *v, int max_
  */
 MO_API int mo_meta_names(const mo_file *f, const char *key, char ***names, int *n);
 
+/*
+ * JSON list of integers of any length under key (det.category_ids), each within the table's
+ * range, no value twice: *ids is malloc'ed (free it), *n its length. Absent: *ids NULL,
+ * *n 0. More values than mo_limits.max_categories is MO_EUNSUPPORTED; MO_ENOMEM.
+ */
+MO_API int mo_meta_ids(const mo_file *f, const char *key, int **ids, int *n);
+
 /* Does the list mo.contents name `what`? *found 1 or 0; MO_EFORMAT when mo.contents is
  * missing or malformed (its message names it), MO_ENOMEM. */
 MO_API int mo_meta_contains(const mo_file *f, const char *what, int *found);
