@@ -143,7 +143,8 @@ float *seg_forward(const mo_seg *seg, mo_session *s, const mo_tensor *x, float *
         seg_conv3x3_acc(gemm, dst, ldcat, x->data, x->row_stride, h, w, cin, a, seg->rates[i],
                         seg->r_w[i], clip, zeros);
         if (t0)
-            mo_prof_end(s, t0, "seg", "conv3x3_dil", h, w, a, 18.0 * npix * cin * a,
+            mo_prof_end(s, t0, "seg", "conv3x3_dil", h, w, a, 2.0 * (double)seg_conv3x3_macs(
+                        h, w, cin, a, seg->rates[i], clip ? SEG_TAPS_CLIP : SEG_TAPS_ALL),
                         "seg.aspp.rate%d", seg->rates[i]);
     }
     t0 = mo_prof_begin(s);
@@ -166,8 +167,8 @@ float *seg_forward(const mo_seg *seg, mo_session *s, const mo_tensor *x, float *
                     seg->head_w, clip, zeros);
     relu_rows(hconv, seg->hc, npix, seg->hc);
     if (t0)
-        mo_prof_end(s, t0, "seg", "conv3x3", h, w, seg->hc, 18.0 * npix * a * seg->hc,
-                    "seg.head");
+        mo_prof_end(s, t0, "seg", "conv3x3", h, w, seg->hc, 2.0 * (double)seg_conv3x3_macs(
+                    h, w, a, seg->hc, 1, clip ? SEG_TAPS_CLIP : SEG_TAPS_ALL), "seg.head");
 
     /* classifier */
     t0 = mo_prof_begin(s);

@@ -217,7 +217,11 @@ typedef struct mo_op_profile {
     char kind[16];  /**< "conv3x3", "dw3x3", "pw", "se", "gap", "gemv", "conv3x3_dil", ... */
     int h, w, c;    /**< output shape (1 x 1 x n for a vector; 0 x 0 x n for a list) */
     double flops;   /**< 2 x multiply-adds (adds and multiplies outside a product count
-                         one each); 0 for data movement, sorting and NMS */
+                         one each); 0 for data movement, box decoding, sorting and NMS.
+                         The backbone's and the detection head's 3x3 convs count all 9
+                         taps; the segmentation head's count the taps it runs (those
+                         that read the image, not the padding: at large dilation rates
+                         most taps of a small map are skipped) */
     double ms;      /**< wall time on the calling thread, the pool's workers included */
 } mo_op_profile;
 
