@@ -89,10 +89,12 @@ typedef struct model_sum {
     double ms, flops;
 } model_sum;
 
-static int die(const char *what, int ret)
+/* Exit codes: 2 for a model that cannot be opened (or a usage error), 1 for a failed run
+ * or input image. */
+static int die(const char *what, int ret, int code)
 {
     fprintf(stderr, "mo-bench: %s: %s (%s)\n", what, mo_strerror(ret), mo_last_error());
-    return 1;
+    return code;
 }
 
 static void usage(const char *argv0)
@@ -155,24 +157,40 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    int ret;
+    /* every resource, freed at `done` on every path */
+    int ret, code = 0;
     mo_file *f = NULL, *fd = NULL, *fs = NULL;
     mo_backbone *bb = NULL;
     mo_cls *cls = NULL;
     mo_det *det = NULL;
     mo_seg *seg = NULL;
-    if ((ret = mo_file_open(&f, model)) != MO_OK)
-        return die(model, ret);
-    if ((ret = mo_backbone_open(&bb, f, NULL)) != MO_OK)
-        return die("backbone", ret);
-    if (use_cls && (ret = mo_cls_open(&cls, f, bb)) != MO_OK)
-        return die("classifier (--cls)", ret);
+    mo_session *s = NULL;
+    float *x = NULL, *logits = NULL;
+    uint8_t *labels = NULL;
+    double *wall = NULL, *opsum = NULL, *med = NULL, *gap = NULL;
+    op_acc *ops = NULL;
+    if ((ret = mo_file_open(&f, model)) != MO_OK) {
+        code = die(model, ret, 2);
+        goto done;
+    }
+    if ((ret = mo_backbone_open(&bb, f, NULL)) != MO_OK) {
+        code = die("backbone", ret, 2);
+        goto done;
+    }
+    if (use_cls && (ret = mo_cls_open(&cls, f, bb)) != MO_OK) {
+        code = die("classifier (--cls)", ret, 2);
+        goto done;
+    }
     if (det_path && ((ret = mo_file_open(&fd, det_path)) != MO_OK ||
-                     (ret = mo_det_open(&det, fd, bb, NULL)) != MO_OK))
-        return die(det_path, ret);
+                     (ret = mo_det_open(&det, fd, bb, NULL)) != MO_OK)) {
+        code = die(det_path, ret, 2);
+        goto done;
+    }
     if (seg_path && ((ret = mo_file_open(&fs, seg_path)) != MO_OK ||
-                     (ret = mo_seg_open(&seg, fs, bb)) != MO_OK))
-        return die(seg_path, ret);
+                     (ret = mo_seg_open(&seg, fs, bb)) != MO_OK)) {
+        code = die(seg_path, ret, 2);
+        goto done;
+    }
     if (det) {
         int dw, dh;
         mo_det_input_size(det, &dw, &dh);
@@ -181,14 +199,16 @@ int main(int argc, char **argv)
         else if (h != dh || w != dw) {
             fprintf(stderr, "mo-bench: the detection head runs on %dx%d inputs, not %dx%d "
                             "(leave --size out)\n", dh, dw, h, w);
-            return 2;
+            code = 2;
+            goto done;
         }
     }
     if (!h)
         h = w = 224;
     if (h < 1 || w < 1 || h > MO_MAX_INPUT_SIDE || w > MO_MAX_INPUT_SIDE) {
         fprintf(stderr, "mo-bench: --size %dx%d outside 1..%d\n", h, w, MO_MAX_INPUT_SIDE);
-        return 2;
+        code = 2;
+        goto done;
     }
     mo_seg_info si = {0};
     if (seg)
@@ -205,38 +225,48 @@ int main(int argc, char **argv)
     ss.threads = threads;
     ss.min_output_stride = seg_os;
     size_t seg_ws = 0;
-    if (seg && (ret = mo_seg_workspace_size(seg, h, w, seg_os, &seg_ws)) != MO_OK)
-        return die("segmentation workspace", ret);
+    if (seg && (ret = mo_seg_workspace_size(seg, h, w, seg_os, &seg_ws)) != MO_OK) {
+        code = die("segmentation workspace", ret, 2);
+        goto done;
+    }
     const size_t det_ws = det ? mo_det_workspace_size(det) : 0;
     ss.workspace_bytes = det_ws > seg_ws ? det_ws : seg_ws;
-    mo_session *s = NULL;
-    if ((ret = mo_session_open(&s, bb, &ss)) != MO_OK)
-        return die("session", ret);
-    if ((ret = mo_session_set_profile(s, 1)) != MO_OK)
-        return die("profile", ret);
+    if ((ret = mo_session_open(&s, bb, &ss)) != MO_OK) {
+        code = die("session", ret, 2);
+        goto done;
+    }
+    if ((ret = mo_session_set_profile(s, 1)) != MO_OK) {
+        code = die("profile", ret, 2);
+        goto done;
+    }
 
     /* the input: --image, or a fixed pseudo-random one in about [-2, 2] */
-    float *x = malloc((size_t)h * w * 3 * sizeof(float));
-    float *logits = cls ? malloc((size_t)mo_cls_num_classes(cls) * sizeof(float)) : NULL;
-    uint8_t *labels = seg ? malloc((size_t)h * w) : NULL;
+    x = malloc((size_t)h * w * 3 * sizeof(float));
+    logits = cls ? malloc((size_t)mo_cls_num_classes(cls) * sizeof(float)) : NULL;
+    labels = seg ? malloc((size_t)h * w) : NULL;
     mo_detection dets[100];
-    double *wall = malloc((size_t)runs * sizeof(double));
-    double *opsum = malloc((size_t)runs * sizeof(double)); /* recorded ms of each run */
-    op_acc *ops = calloc(MAX_OPS, sizeof(*ops));
+    wall = malloc((size_t)runs * sizeof(double));
+    opsum = malloc((size_t)runs * sizeof(double)); /* recorded ms of each run */
+    ops = calloc(MAX_OPS, sizeof(*ops));
     if (!x || (cls && !logits) || (seg && !labels) || !wall || !opsum || !ops) {
         fprintf(stderr, "mo-bench: out of memory\n");
-        return 1;
+        code = 1;
+        goto done;
     }
     mo_tensor in = {x, h, w, 3, (ptrdiff_t)w * 3};
     if (image) {
         mo_image img;
         const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
-        if ((ret = mo_image_load(&img, image)) != MO_OK)
-            return die(image, ret);
+        if ((ret = mo_image_load(&img, image)) != MO_OK) {
+            code = die(image, ret, 1);
+            goto done;
+        }
         ret = mo_preprocess_resize(&img, mean, std, &in);
         mo_image_free(&img);
-        if (ret != MO_OK)
-            return die(image, ret);
+        if (ret != MO_OK) {
+            code = die(image, ret, 1);
+            goto done;
+        }
     } else {
         unsigned st = 12345u;
         for (size_t i = 0; i < (size_t)h * w * 3; i++) {
@@ -250,18 +280,29 @@ int main(int argc, char **argv)
         mo_features feats;
         int nd = 0;
         const double t0 = now_ms();
-        if ((ret = mo_backbone_run(s, &in, bb_os, &feats)) != MO_OK)
-            return die("backbone run", ret);
-        if (cls && (ret = mo_cls_run(cls, s, &feats, logits)) != MO_OK)
-            return die("classifier run", ret);
-        if (det && (ret = mo_det_run(det, s, &feats, NULL, w, h, dets, 100, &nd)) != MO_OK)
-            return die("detection run", ret);
+        if ((ret = mo_backbone_run(s, &in, bb_os, &feats)) != MO_OK) {
+            code = die("backbone run", ret, 1);
+            goto done;
+        }
+        if (cls && (ret = mo_cls_run(cls, s, &feats, logits)) != MO_OK) {
+            code = die("classifier run", ret, 1);
+            goto done;
+        }
+        if (det && (ret = mo_det_run(det, s, &feats, NULL, w, h, dets, 100, &nd)) != MO_OK) {
+            code = die("detection run", ret, 1);
+            goto done;
+        }
         if (seg) {
             if (seg_os != bb_os &&
-                (ret = mo_backbone_run_from(s, &feats, seg_os == 16 ? 2 : 1, seg_os, &feats)))
-                return die("backbone run at the segmentation stride", ret);
-            if ((ret = mo_seg_run(seg, s, &feats, h, w, labels, w, NULL)) != MO_OK)
-                return die("segmentation run", ret);
+                (ret = mo_backbone_run_from(s, &feats, seg_os == 16 ? 2 : 1, seg_os, &feats))) {
+                code = die("backbone run at the segmentation stride", ret,
+                          1);
+                goto done;
+            }
+            if ((ret = mo_seg_run(seg, s, &feats, h, w, labels, w, NULL)) != MO_OK) {
+                code = die("segmentation run", ret, 1);
+                goto done;
+            }
         }
         const double t1 = now_ms();
         const mo_op_profile *p;
@@ -269,7 +310,8 @@ int main(int argc, char **argv)
         mo_session_profile(s, &p, &n, &dropped);
         if (dropped || n > MAX_OPS) {
             fprintf(stderr, "mo-bench: %d operations not recorded\n", dropped + n - MAX_OPS);
-            return 1;
+            code = 1;
+            goto done;
         }
         if (r < 0)
             continue;
@@ -278,12 +320,14 @@ int main(int argc, char **argv)
             for (int i = 0; i < n; i++)
                 if (!(ops[i].ms = malloc((size_t)runs * sizeof(double)))) {
                     fprintf(stderr, "mo-bench: out of memory\n");
-                    return 1;
+                    code = 1;
+                    goto done;
                 }
         }
         if (n != nops) {
             fprintf(stderr, "mo-bench: run %d recorded %d operations, run 0 %d\n", r, n, nops);
-            return 1;
+            code = 1;
+            goto done;
         }
         opsum[r] = 0.0;
         for (int i = 0; i < n; i++) {
@@ -291,7 +335,8 @@ int main(int argc, char **argv)
             if (r && strcmp(ops[i].last.name, p[i].name)) {
                 fprintf(stderr, "mo-bench: operation %d is %s, was %s\n", i, p[i].name,
                         ops[i].last.name);
-                return 1;
+                code = 1;
+                goto done;
             }
             ops[i].last = p[i];
             ops[i].ms[r] = p[i].ms;
@@ -303,9 +348,11 @@ int main(int argc, char **argv)
     model_sum sums[8];
     int nsum = 0;
     double total_ms = 0.0, total_flops = 0.0;
-    double *med = malloc((size_t)(nops > 0 ? nops : 1) * sizeof(double));
-    if (!med)
-        return 1;
+    med = malloc((size_t)(nops > 0 ? nops : 1) * sizeof(double));
+    if (!med) {
+        code = 1;
+        goto done;
+    }
     for (int i = 0; i < nops; i++) {
         med[i] = median(ops[i].ms, runs);
         total_ms += med[i];
@@ -325,14 +372,16 @@ int main(int argc, char **argv)
     }
     /* the wall time against the recorded time of the same runs (medians of per-run sums:
      * the sum of per-op medians drops the runs the OS interrupted) */
-    double *gap = malloc((size_t)runs * sizeof(double));
-    if (!gap)
-        return 1;
+    gap = malloc((size_t)runs * sizeof(double));
+    if (!gap) {
+        code = 1;
+        goto done;
+    }
     for (int r = 0; r < runs; r++)
         gap[r] = wall[r] - opsum[r];
     const double gap_ms = median(gap, runs), run_ops_ms = median(opsum, runs);
     const double wall_ms = median(wall, runs), wall_min = wall[0];
-    free(gap);
+
     const int used = mo_session_threads(s);
     double peak1 = 0.0;
 #ifdef HAVE_FMA_PROBE
@@ -408,8 +457,10 @@ int main(int argc, char **argv)
                    peak ? "no AVX2+FMA on this CPU/build" : "--no-peak");
     }
 
-    for (int i = 0; i < MAX_OPS; i++)
+done:
+    for (int i = 0; ops && i < MAX_OPS; i++)
         free(ops[i].ms);
+    free(gap);
     free(ops);
     free(med);
     free(wall);
@@ -425,5 +476,5 @@ int main(int argc, char **argv)
     mo_file_close(&fs);
     mo_file_close(&fd);
     mo_file_close(&f);
-    return 0;
+    return code;
 }
