@@ -383,6 +383,55 @@ static void test_bound_and_args(void **state)
     close_models(&m);
 }
 
+/* MobileOne-S4: squeeze-excite in the last 5 blocks of stage 3 and in stage 4, both modules
+ * of each block, recorded right after its module. */
+static void test_se(void **state)
+{
+    (void)state;
+    mg_model bbm;
+    mg_build(&bbm, "s4", 1, "backbone.");
+    uint8_t *bytes;
+    const size_t nb = mg_serialize(&bbm, &bytes);
+    mg_free(&bbm);
+    mo_file *f;
+    mo_backbone *bb;
+    mo_session *s;
+    assert_int_equal(mo_file_open_memory(&f, bytes, nb), MO_OK);
+    free(bytes);
+    assert_int_equal(mo_backbone_open(&bb, f, NULL), MO_OK);
+    mo_session_settings ss;
+    mo_session_default_settings(&ss);
+    ss.max_height = ss.max_width = IN;
+    assert_int_equal(mo_session_open(&s, bb, &ss), MO_OK);
+    assert_int_equal(mo_session_set_profile(s, 1), MO_OK);
+    mo_features feats;
+    const mo_tensor in = {input, IN, IN, 3, IN * 3};
+    assert_int_equal(mo_backbone_run(s, &in, 32, &feats), MO_OK);
+    const mo_op_profile *ops;
+    int n, nse = 0;
+    assert_int_equal(mo_session_profile(s, &ops, &n, NULL), MO_OK);
+    for (int i = 1; i < n; i++) {
+        if (strcmp(ops[i].kind, "se"))
+            continue;
+        nse++;
+        /* same stage and module as the op before it, same shape */
+        const char *dot = strrchr(ops[i - 1].name, '.');
+        assert_non_null(dot);
+        assert_int_equal(strncmp(ops[i].name, ops[i - 1].name, (size_t)(dot - ops[i - 1].name)),
+                         0);
+        assert_string_equal(strrchr(ops[i].name, '.'), ".se");
+        check_shape(&ops[i], ops[i - 1].h, ops[i - 1].w, ops[i - 1].c);
+        /* mean and scaling (one FLOP per element each), two FC layers of c x c/16 */
+        const double c = ops[i].c, npix = (double)ops[i].h * ops[i].w;
+        check_flops(&ops[i], 2.0 * npix * c + 4.0 * c * (c / 16));
+    }
+    assert_int_equal(nse, 12);
+    assert_int_equal(n, 1 + 2 * (2 + 8 + 10 + 1) + 12 + 1);
+    mo_session_close(&s);
+    mo_backbone_close(&bb);
+    mo_file_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_op_list),
         cmocka_unit_test(test_identical),
         cmocka_unit_test(test_bound_and_args),
+        cmocka_unit_test(test_se),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
