@@ -19,9 +19,12 @@
 #endif
 #include "mobileone_internal.h"
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mo_internal/backbone.h"
 #include "mo_internal/errors.h"
@@ -67,6 +70,10 @@ struct mo_session {
     size_t workspace_bytes;
     mo_pool *pool;                  /* NULL with one thread */
     int threads;
+    /* profile (mo_session_set_profile): records allocated by the first call that turns it
+     * on, filled by the runs; prof_on is the one branch a run pays when it is off */
+    int prof_on, prof_cap, prof_n, prof_dropped;
+    mo_op_profile *prof;
 };
 
 /* Geometry of one module in a run: its input and output sizes, stride and dilation. */
@@ -288,6 +295,7 @@ void mo_session_close(mo_session **s)
     if (!s || !*s)
         return;
     mo_pool_destroy(&(*s)->pool);
+    free((*s)->prof);
     free((*s)->mem);
     free((*s)->workspace);
     free(*s);
@@ -305,6 +313,84 @@ int mo_session_threads(const mo_session *s)
 {
     validate_input_or_ret(s, MO_EINVAL);
     return s->threads;
+}
+
+/* ------------------------------------------------------------------ profile */
+
+/* Records reserved for the heads' operations, beyond the backbone's own. */
+#define PROF_HEAD_OPS 256
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+int mo_session_set_profile(mo_session *s, int on)
+{
+    validate_input_or_ret(s, MO_EINVAL);
+    if (on && !s->prof) {
+        int cap = 1 + PROF_HEAD_OPS; /* the final pooling */
+        for (int i = 0; i < s->bb->nmod; i++)
+            cap += 1 + (s->bb->mod[i].se_c > 0);
+        if (!(s->prof = calloc((size_t)cap, sizeof(*s->prof))))
+            return mo_fail(MO_ENOMEM, "mo_session_set_profile: out of memory");
+        s->prof_cap = cap;
+    }
+    s->prof_on = !!on;
+    return MO_OK;
+}
+
+int mo_session_profile(const mo_session *s, const mo_op_profile **ops, int *n, int *dropped)
+{
+    validate_input_or_ret(s && ops && n, MO_EINVAL);
+    *ops = s->prof_n ? s->prof : NULL;
+    *n = s->prof_n;
+    if (dropped)
+        *dropped = s->prof_dropped;
+    return MO_OK;
+}
+
+void mo_session_profile_reset(mo_session *s)
+{
+    if (s)
+        s->prof_n = s->prof_dropped = 0;
+}
+
+double mo_prof_begin(const mo_session *s)
+{
+    return s && s->prof_on ? now_ms() : 0.0;
+}
+
+static void prof_vadd(mo_session *s, double t0, const char *model, const char *kind, int h,
+                      int w, int c, double flops, const char *fmt, va_list ap)
+{
+    const double t1 = now_ms();
+    if (s->prof_n >= s->prof_cap) {
+        s->prof_dropped++;
+        return;
+    }
+    mo_op_profile *r = &s->prof[s->prof_n++];
+    snprintf(r->model, sizeof(r->model), "%s", model);
+    snprintf(r->kind, sizeof(r->kind), "%s", kind);
+    vsnprintf(r->name, sizeof(r->name), fmt, ap);
+    r->h = h;
+    r->w = w;
+    r->c = c;
+    r->flops = flops;
+    r->ms = t1 > t0 ? t1 - t0 : 0.0;
+}
+
+void mo_prof_end(mo_session *s, double t0, const char *model, const char *kind, int h, int w,
+                 int c, double flops, const char *name_fmt, ...)
+{
+    if (!s || !s->prof_on || !t0)
+        return;
+    va_list ap;
+    va_start(ap, name_fmt);
+    prof_vadd(s, t0, model, kind, h, w, c, flops, name_fmt, ap);
+    va_end(ap);
 }
 
 /* Share i of n of [0, total), boundaries on multiples of align (except at total). */
@@ -354,6 +440,9 @@ static void run_modules(mo_session *s, int first_mod, const float *cur, ptrdiff_
 {
     const mo_backbone *bb = s->bb;
     const mo_conv_dsp *dsp = &bb->dsp;
+    /* profile: a resumed run (mo_backbone_run_from) is named by its output stride */
+    const char *model = !first_mod ? "backbone" : output_stride == 8 ? "backbone/8" :
+                        output_stride == 16 ? "backbone/16" : "backbone/32";
 
     for (int i = first_mod; i < bb->nmod; i++) {
         const mo_module *m = &bb->mod[i];
@@ -369,6 +458,7 @@ static void run_modules(mo_session *s, int first_mod, const float *cur, ptrdiff_
                          .stride = g.stride, .dil = g.dil, .relu = relu, .npix = npix};
         const double macs = (double)npix * m->cout *
                             (m->type == MO_MOD_PW ? m->cin : m->type == MO_MOD_DW ? 9 : 27);
+        const double t0 = s->prof_on ? now_ms() : 0.0;
         if (s->pool && macs >= MIN_PARALLEL_MACS) {
             const size_t units = m->type == MO_MOD_PW ? (npix + PW_MIN_CHUNK - 1) / PW_MIN_CHUNK
                                                       : (size_t)g.oh;
@@ -376,9 +466,22 @@ static void run_modules(mo_session *s, int first_mod, const float *cur, ptrdiff_
             mo_pool_run(s->pool, layer_share, &job, (int)(units < most ? units : most));
         } else
             layer_share(&job, 0, 1);
-        if (m->se_c)
+        const int mi = m->stage ? i - bb->stage_end[m->stage - 1] : 0;
+        if (t0)
+            mo_prof_end(s, t0, model, m->type == MO_MOD_STEM ? "conv3x3" :
+                        m->type == MO_MOD_DW ? "dw3x3" : "pw", g.oh, g.ow, m->cout, 2 * macs,
+                        m->stage ? "stage%d.%d.%s" : "stem", m->stage, mi,
+                        m->type == MO_MOD_DW ? "dw" : "pw");
+        if (m->se_c) {
+            const double t1 = s->prof_on ? now_ms() : 0.0;
             dsp->se(dst, npix, m->cout, m->se_c, m->se_rw, m->se_rb, m->se_ew, m->se_eb,
                     s->se_tmp);
+            /* mean (one add per element), two FC layers, scaling (one multiply each) */
+            if (t1)
+                mo_prof_end(s, t1, model, "se", g.oh, g.ow, m->cout,
+                            2.0 * npix * m->cout + 4.0 * m->cout * m->se_c, "stage%d.%d.se",
+                            m->stage, mi);
+        }
         nominal *= g.stride; /* input pixels per output pixel, nominally */
         if (last) {
             const int l = m->stage - 1;
@@ -392,7 +495,11 @@ static void run_modules(mo_session *s, int first_mod, const float *cur, ptrdiff_
         w = g.ow;
     }
     const mo_tensor *top = &out->level[MO_NUM_LEVELS - 1];
+    const double t0 = s->prof_on ? now_ms() : 0.0;
     dsp->gap(s->pooled, top->data, (size_t)top->h * top->w, top->c);
+    if (t0)
+        mo_prof_end(s, t0, model, "gap", 1, 1, top->c, (double)top->h * top->w * top->c,
+                    "gap");
     out->pooled = s->pooled;
 }
 
@@ -424,6 +531,7 @@ int mo_backbone_run(mo_session *s, const mo_tensor *input, int output_stride,
     int r = check_stride(s, output_stride, "mo_backbone_run");
     if (r)
         return r;
+    s->prof_n = s->prof_dropped = 0; /* a new profile list per frame */
     run_modules(s, 0, input->data, input->row_stride, input->h, input->w, 1, output_stride,
                 out);
     return MO_OK;

@@ -326,7 +326,7 @@ static int classify(const mo_pipeline *p, mo_session *s, const mo_features *f,
     float *logits = mo_session_workspace(s, &bytes);
     if (!logits || bytes < sizeof(float) * (size_t)k)
         return mo_fail(MO_EINVAL, "pipeline: workspace too small for %d class logits", k);
-    int r = mo_cls_logits(p->cls, f, logits);
+    int r = mo_cls_run(p->cls, s, f, logits);
     if (r)
         return r;
     mo_softmax(logits, k);

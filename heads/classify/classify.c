@@ -139,6 +139,15 @@ int mo_cls_logits(const mo_cls *c, const mo_features *f, float *logits)
     return MO_OK;
 }
 
+int mo_cls_run(const mo_cls *c, mo_session *s, const mo_features *f, float *logits)
+{
+    const double t0 = mo_prof_begin(s);
+    const int ret = mo_cls_logits(c, f, logits);
+    if (t0 && !ret)
+        mo_prof_end(s, t0, "cls", "gemv", 1, 1, c->k, 2.0 * c->k * c->c + c->k, "cls.fc");
+    return ret;
+}
+
 void mo_softmax(float *x, int n)
 {
     if (!x || n <= 0)

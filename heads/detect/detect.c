@@ -524,8 +524,11 @@ static int workspace(const mo_det *d, mo_session *s, ws_layout *L, char **base, 
 
 /* ------------------------------------------------------------------ forward */
 
-static void run_conv(const mo_det *d, const det_conv *c, const mo_tensor *src, float *dst)
+/* `name` and `i` name the conv in the session's profile (mo_session_set_profile). */
+static void run_conv(const mo_det *d, mo_session *s, const char *name, int i, const det_conv *c,
+                     const mo_tensor *src, float *dst)
 {
+    const double t0 = mo_prof_begin(s);
     if (c->depthwise) {
         const int oh = MO_CONV_OUT(src->h, c->stride), ow = MO_CONV_OUT(src->w, c->stride);
         d->dsp.dw3x3(dst, (ptrdiff_t)ow * c->cout, src->data, src->row_stride, src->h, src->w,
@@ -536,6 +539,13 @@ static void run_conv(const mo_det *d, const det_conv *c, const mo_tensor *src, f
         for (int y = 0; y < src->h; y++)
             d->dsp.pw(dst + (size_t)y * src->w * c->cout, src->data + y * src->row_stride,
                       (size_t)src->w, c->cin, c->cout, c->w, c->b, c->act);
+    }
+    if (t0) {
+        const int oh = c->depthwise ? MO_CONV_OUT(src->h, c->stride) : src->h;
+        const int ow = c->depthwise ? MO_CONV_OUT(src->w, c->stride) : src->w;
+        const double macs = (double)oh * ow * c->cout * (c->depthwise ? 9 : c->cin);
+        mo_prof_end(s, t0, "det", c->depthwise ? "dw3x3" : "pw", oh, ow, c->cout, 2 * macs,
+                    name, i);
     }
 }
 
@@ -573,12 +583,12 @@ MO_API int mo_det_run_raw(const mo_det *d, mo_session *s, const mo_features *f,
         const det_conv *c = d->extra[i].conv;
         const mo_tensor *in = &maps[NUM_TAPS + i - 1];
         const det_level *o = &d->level[NUM_TAPS + i];
-        run_conv(d, &c[0], in, mid);
+        run_conv(d, s, "det.extra%d.pw1", i, &c[0], in, mid);
         const mo_tensor m1 = view(mid, in->h, in->w, c[0].cout);
-        run_conv(d, &c[1], &m1, dwb);
+        run_conv(d, s, "det.extra%d.dw", i, &c[1], &m1, dwb);
         const mo_tensor m2 = view(dwb, o->h, o->w, c[1].cout);
         float *e = (float *)(ws + L.extra[i]);
-        run_conv(d, &c[2], &m2, e);
+        run_conv(d, s, "det.extra%d.pw2", i, &c[2], &m2, e);
         maps[NUM_TAPS + i] = view(e, o->h, o->w, c[2].cout);
     }
     float *logits = (float *)(ws + L.logits), *reg = (float *)(ws + L.reg);
@@ -586,10 +596,11 @@ MO_API int mo_det_run_raw(const mo_det *d, mo_session *s, const mo_features *f,
         const det_level *lv = &d->level[l];
         const mo_tensor t = view(dwb, lv->h, lv->w, lv->c);
         /* 1x1 output per pixel = a boxes x K (or 4) values: rows of the N x K output */
-        run_conv(d, &lv->cls_dw, &maps[l], dwb);
-        run_conv(d, &lv->cls_pw, &t, logits + (size_t)lv->first * d->k);
-        run_conv(d, &lv->reg_dw, &maps[l], dwb);
-        run_conv(d, &lv->reg_pw, &t, reg + (size_t)lv->first * 4);
+        run_conv(d, s, "det.level%d.cls_dw", l, &lv->cls_dw, &maps[l], dwb);
+        run_conv(d, s, "det.level%d.cls_pw", l, &lv->cls_pw, &t,
+                 logits + (size_t)lv->first * d->k);
+        run_conv(d, s, "det.level%d.reg_dw", l, &lv->reg_dw, &maps[l], dwb);
+        run_conv(d, s, "det.level%d.reg_pw", l, &lv->reg_pw, &t, reg + (size_t)lv->first * 4);
     }
     *out = (mo_det_raw){ .num_anchors = d->n, .num_classes = d->k, .logits = logits,
                          .regression = reg };
@@ -646,6 +657,7 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
     int *clabel = (int *)(ws + L.cand_label), *keep = (int *)(ws + L.keep);
 
     /* softmax per default box, optionally only its best max_classes_per_box classes */
+    double t0 = mo_prof_begin(s);
     const int mcls = set->max_classes_per_box;
     for (int a = 0; a < N; a++) {
         softmax_row(row, logits + (size_t)a * K, K);
@@ -660,7 +672,12 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
             probs[(size_t)c * N + a] = row[c];
     }
 
+    /* exp, sum and scale per value (the max and the sort are not counted) */
+    if (t0)
+        mo_prof_end(s, t0, "det", "softmax", N, 1, K, 3.0 * N * K, "det.softmax");
+
     /* decode every box and clip it to the network input, as torchvision */
+    t0 = mo_prof_begin(s);
     mo_box_decode(regression, d->anchors, N, d->box_weights, d->box_clip, boxes);
     const float fw = (float)d->in_w, fh = (float)d->in_h;
     for (int a = 0; a < N; a++) {
@@ -671,7 +688,11 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
         }
     }
 
+    if (t0)
+        mo_prof_end(s, t0, "det", "decode", N, 1, 4, 0.0, "det.decode");
+
     /* per class: score > threshold (float32 compare, as torch), best topk, class order */
+    t0 = mo_prof_begin(s);
     const float thr = (float)set->score_thresh;
     const int topk = set->topk_candidates;
     int m = 0;
@@ -689,6 +710,10 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
         }
     }
 
+    if (t0)
+        mo_prof_end(s, t0, "det", "select", m, 1, 4, 0.0, "det.topk");
+
+    t0 = mo_prof_begin(s);
     int nk = 0;
     const int *labels = set->class_agnostic ? NULL : clabel;
     if (set->soft_nms_sigma > 0.0)
@@ -699,6 +724,8 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
                      &nk);
     if (ret)
         return ret;
+    if (t0)
+        mo_prof_end(s, t0, "det", "nms", nk, 1, 4, 0.0, "det.nms");
 
     /* rescale x and y separately to the original image (float32 ratios, as torchvision) */
     const float rw = (float)image_w / fw, rh = (float)image_h / fh;

@@ -21,6 +21,8 @@
 
 #include <string.h>
 
+#include "mo_internal/backbone.h"
+
 static size_t up16(size_t n)
 {
     return (n + 15) & ~(size_t)15;
@@ -90,7 +92,7 @@ static void matvec(float *y, const float *wm, const float *b, const float *x, in
     }
 }
 
-float *seg_forward(const mo_seg *seg, const mo_tensor *x, float *ws, int clip)
+float *seg_forward(const mo_seg *seg, mo_session *s, const mo_tensor *x, float *ws, int clip)
 {
     const int h = x->h, w = x->w, cin = seg->cin, a = seg->a;
     const size_t npix = (size_t)h * (size_t)w;
@@ -104,6 +106,7 @@ float *seg_forward(const mo_seg *seg, const mo_tensor *x, float *ws, int clip)
     memset(zeros, 0, sizeof(float) * (size_t)(cin > a ? cin : a));
 
     /* pooling branch: global mean (in double: P can be large), 1x1 + ReLU, projected */
+    double t0 = mo_prof_begin(s);
     for (int c = 0; c < cin; c++) {
         double s = 0.0;
         for (int y = 0; y < h; y++) {
@@ -115,7 +118,11 @@ float *seg_forward(const mo_seg *seg, const mo_tensor *x, float *ws, int clip)
     }
     matvec(pvec, seg->pool_w, seg->pool_b, pooled, a, cin, 1);
     matvec(pbias, seg->projp_w, seg->proj_b, pvec, a, a, 0);
+    if (t0)
+        mo_prof_end(s, t0, "seg", "pool_gemv", 1, 1, a, (double)npix * cin +
+                    2.0 * a * cin + 2.0 * a * a, "seg.aspp.pool");
 
+    t0 = mo_prof_begin(s);
     /* 1x1 branch */
     mo_pw_acc_fn *const gemm = seg->dsp.pw_acc;
     fill_rows(cat, ldcat, npix, seg->b0_b, a);
@@ -125,28 +132,49 @@ float *seg_forward(const mo_seg *seg, const mo_tensor *x, float *ws, int clip)
         for (int y = 0; y < h; y++)
             gemm(cat + (ptrdiff_t)y * w * ldcat, ldcat, x->data + y * x->row_stride, cin,
                  (size_t)w, cin, a, seg->b0_w);
+    if (t0)
+        mo_prof_end(s, t0, "seg", "pw", h, w, a, 2.0 * npix * cin * a, "seg.aspp.b0");
 
     /* dilated 3x3 branches */
     for (int i = 0; i < seg->nr; i++) {
+        t0 = mo_prof_begin(s);
         float *dst = cat + (ptrdiff_t)(i + 1) * a;
         fill_rows(dst, ldcat, npix, seg->r_b[i], a);
         seg_conv3x3_acc(gemm, dst, ldcat, x->data, x->row_stride, h, w, cin, a, seg->rates[i],
                         seg->r_w[i], clip, zeros);
+        if (t0)
+            mo_prof_end(s, t0, "seg", "conv3x3_dil", h, w, a, 2.0 * (double)seg_conv3x3_macs(
+                        h, w, cin, a, seg->rates[i], clip ? SEG_TAPS_CLIP : SEG_TAPS_ALL),
+                        "seg.aspp.rate%d", seg->rates[i]);
     }
+    t0 = mo_prof_begin(s);
     relu_rows(cat, ldcat, npix, (int)ldcat);
+    if (t0)
+        mo_prof_end(s, t0, "seg", "relu", h, w, (int)ldcat, 0.0, "seg.aspp.relu");
 
     /* projection (dropout: identity at inference); cat rows are packed */
     float *proj = ws + l.proj;
+    t0 = mo_prof_begin(s);
     seg->dsp.pw(proj, cat, npix, (int)ldcat, a, seg->proj_w, pbias, MO_ACT_RELU);
+    if (t0)
+        mo_prof_end(s, t0, "seg", "pw", h, w, a, 2.0 * npix * ldcat * a, "seg.proj");
 
     /* 3x3 conv, into the (now free) concatenation buffer */
     float *hconv = cat;
+    t0 = mo_prof_begin(s);
     fill_rows(hconv, seg->hc, npix, seg->head_b, seg->hc);
     seg_conv3x3_acc(gemm, hconv, seg->hc, proj, (ptrdiff_t)w * a, h, w, a, seg->hc, 1,
                     seg->head_w, clip, zeros);
     relu_rows(hconv, seg->hc, npix, seg->hc);
+    if (t0)
+        mo_prof_end(s, t0, "seg", "conv3x3", h, w, seg->hc, 2.0 * (double)seg_conv3x3_macs(
+                    h, w, a, seg->hc, 1, clip ? SEG_TAPS_CLIP : SEG_TAPS_ALL), "seg.head");
 
     /* classifier */
+    t0 = mo_prof_begin(s);
     seg->dsp.pw(logits, hconv, npix, seg->hc, seg->k, seg->cls_w, seg->cls_b, MO_ACT_NONE);
+    if (t0)
+        mo_prof_end(s, t0, "seg", "pw", h, w, seg->k, 2.0 * npix * seg->hc * seg->k,
+                    "seg.cls");
     return logits;
 }

@@ -87,7 +87,8 @@ typedef struct seg_layout {
 seg_layout seg_workspace_layout(const mo_seg *seg, size_t npix);
 
 /* The head at feature resolution (aspp.c). `clip` as in seg_conv3x3_acc(). ws holds
- * seg_workspace_layout(seg, h * w).total floats. Returns the logits (in ws). */
-float *seg_forward(const mo_seg *seg, const mo_tensor *x, float *ws, int clip);
+ * seg_workspace_layout(seg, h * w).total floats. Returns the logits (in ws). Each step is
+ * recorded in the profile of `s` when it profiles (NULL: never). */
+float *seg_forward(const mo_seg *seg, mo_session *s, const mo_tensor *x, float *ws, int clip);
 
 #endif

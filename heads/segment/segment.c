@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mo_internal/backbone.h"
 #include "mo_internal/errors.h"
 #include "mo_internal/loader.h"
 #include "mo_internal/meta.h"
@@ -283,7 +284,7 @@ int mo_seg_logits(const mo_seg *seg, mo_session *s, const mo_features *f, mo_ten
                                   "needs %zu for %dx%d features (open the session with "
                                   "workspace_bytes from mo_seg_workspace_size())",
                        have, l.total * sizeof(float), x->h, x->w);
-    float *out = seg_forward(seg, x, ws, 1);
+    float *out = seg_forward(seg, s, x, ws, 1);
     *logits = (mo_tensor){.data = out, .h = x->h, .w = x->w, .c = seg->k,
                           .row_stride = (ptrdiff_t)x->w * seg->k};
     return MO_OK;
@@ -368,5 +369,11 @@ int mo_seg_run(const mo_seg *seg, mo_session *s, const mo_features *f, int out_h
     int ret = mo_seg_logits(seg, s, f, &logits);
     if (ret)
         return ret;
-    return mo_seg_upsample_argmax(&logits, out_h, out_w, labels, label_stride, probs);
+    const double t0 = mo_prof_begin(s);
+    ret = mo_seg_upsample_argmax(&logits, out_h, out_w, labels, label_stride, probs);
+    /* bilinear: 6 multiplies and 3 adds per class and output pixel (argmax not counted) */
+    if (t0 && !ret)
+        mo_prof_end(s, t0, "seg", "upsample_argmax", out_h, out_w, 1,
+                    9.0 * out_h * out_w * logits.c, "seg.upsample_argmax");
+    return ret;
 }

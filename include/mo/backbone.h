@@ -201,6 +201,66 @@ MO_API int mo_backbone_run(mo_session *s, const mo_tensor *input, int output_str
 MO_API int mo_backbone_run_from(mo_session *s, const mo_features *in, int level,
                                 int output_stride, mo_features *out);
 
+/* ------------------------------------------------------------------ profiling */
+
+/**
+ * @brief One operation of a profiled run (see mo_session_set_profile()).
+ *
+ * Names: the backbone's `stem`, `stageS.M.dw` / `stageS.M.pw` (stage S = 1..4, module M
+ * counted from 0 inside the stage), `stageS.M.se`, `gap`; the heads prefix theirs with
+ * `cls.`, `det.` or `seg.`.
+ */
+typedef struct mo_op_profile {
+    char model[12]; /**< "backbone", "cls", "det" or "seg"; "backbone/16" (or /8, /32)
+                         for the stages mo_backbone_run_from() recomputes */
+    char name[40];  /**< the operation, e.g. "stage2.3.pw", "det.level1.cls_dw" */
+    char kind[16];  /**< "conv3x3", "dw3x3", "pw", "se", "gap", "gemv", "conv3x3_dil", ... */
+    int h, w, c;    /**< output shape (1 x 1 x n for a vector; 0 x 0 x n for a list) */
+    double flops;   /**< 2 x multiply-adds (adds and multiplies outside a product count
+                         one each); 0 for data movement, box decoding, sorting and NMS.
+                         The backbone's and the detection head's 3x3 convs count all 9
+                         taps; the segmentation head's count the taps it runs (those
+                         that read the image, not the padding: at large dilation rates
+                         most taps of a small map are skipped) */
+    double ms;      /**< wall time on the calling thread, the pool's workers included */
+} mo_op_profile;
+
+/**
+ * @brief Turn per-operation profiling of a session on or off (off after mo_session_open()).
+ *
+ * When on, every operation the backbone runs on @p s, and every operation of a head run
+ * with @p s (mo_cls_run(), mo_det_run_raw(), mo_det_postprocess(), mo_seg_logits(),
+ * mo_seg_run()), appends one ::mo_op_profile to the session's list; mo_backbone_run()
+ * starts a new list, mo_backbone_run_from() and the heads append to it. The first call
+ * with @p on allocates the records (the backbone's operations plus 256 for the heads);
+ * runs never allocate. When off, a run costs one branch per operation and the outputs are
+ * bit-identical either way. Timing reads the monotonic clock twice per operation.
+ * @param s the session
+ * @param on nonzero to record, 0 to stop (the records stay allocated until close)
+ * @return MO_OK, MO_EINVAL (NULL) or MO_ENOMEM
+ */
+MO_API int mo_session_set_profile(mo_session *s, int on);
+
+/**
+ * @brief The operations recorded since the latest mo_backbone_run() (or
+ *        mo_session_profile_reset()), in execution order.
+ * @param s the session
+ * @param[out] ops receives the records (owned by @p s; valid until the next run, reset or
+ *        close); NULL when nothing was recorded
+ * @param[out] n receives their count
+ * @param[out] dropped receives the operations not recorded because the list was full
+ *        (may be NULL)
+ * @return MO_OK or MO_EINVAL (NULL @p s, @p ops or @p n)
+ */
+MO_API int mo_session_profile(const mo_session *s, const mo_op_profile **ops, int *n,
+                              int *dropped);
+
+/**
+ * @brief Empty the session's profile list (the setting is kept).
+ * @param s the session (NULL accepted)
+ */
+MO_API void mo_session_profile_reset(mo_session *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -72,6 +72,17 @@ MO_API int mo_cls_preprocess(const mo_cls *c, int *resize, int *crop, float mean
  */
 MO_API int mo_cls_logits(const mo_cls *c, const mo_features *f, float *logits);
 
+/**
+ * @brief mo_cls_logits(), recorded as the operation `cls.fc` (kind "gemv") in the
+ *        profile of @p s when it profiles (mo_session_set_profile()); the logits are the same.
+ * @param c the head
+ * @param s the session that ran the backbone (NULL: not recorded)
+ * @param f features of mo_backbone_run() on @p s
+ * @param[out] logits receives mo_cls_num_classes() floats
+ * @return as mo_cls_logits()
+ */
+MO_API int mo_cls_run(const mo_cls *c, mo_session *s, const mo_features *f, float *logits);
+
 /** @brief In-place numerically stable softmax of @p n values.
  *  @param[in,out] x the values @param n how many */
 MO_API void mo_softmax(float *x, int n);

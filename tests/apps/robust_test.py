@@ -127,6 +127,9 @@ def fifo_tests(a, m, w):
         ("mo-demo --model", [a.demo, "--model", fmodel, "--out", out("demo2"), img]),
         ("mo-demo --seg", [a.demo, "--model", m["backbone"], "--seg", fmodel, "--out",
                            out("demo2"), img]),
+        ("mo-bench --model", [a.bench, "--model", fmodel, "--cls", "--runs", "1"]),
+        ("mo-bench --det", [a.bench, "--model", m["backbone"], "--det", fmodel, "--runs", "1"]),
+        ("mo-bench --seg", [a.bench, "--model", m["backbone"], "--seg", fmodel, "--runs", "1"]),
         ("mo-detect --annotations", [a.detect, "--model", m["backbone"], "--head", m["det"],
                                      "--annotations", fmodel, "--json", "-", img]),
     ]
@@ -173,7 +176,7 @@ def big_image_tests(a, m, w):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for name in ("classify", "detect", "segment", "demo"):
+    for name in ("classify", "detect", "segment", "demo", "bench"):
         ap.add_argument("--" + name, required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--sanitized", action="store_true")

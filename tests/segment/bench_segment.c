@@ -121,7 +121,7 @@ int main(int argc, char **argv)
                     return 1;
                 memcpy(keep, lg.data, sizeof(float) * (size_t)lg.h * lg.w * lg.c);
             }
-            const float *all = seg_forward(seg, &f.level[3], mo_session_workspace(s, NULL), 0);
+            const float *all = seg_forward(seg, NULL, &f.level[3], mo_session_workspace(s, NULL), 0);
             double t4 = now_ms();
             for (size_t i = 0; i < (size_t)lg.h * lg.w * lg.c; i++)
                 if (keep[i] != all[i]) {

@@ -522,7 +522,7 @@ static void check_head(const head_spec *hs, int h, int w, int os)
     assert_non_null(keep);
     memcpy(keep, lg.data, sizeof(float) * (size_t)lg.h * lg.w * lg.c);
     float *ws = mo_session_workspace(s, NULL);
-    const float *l2 = seg_forward(seg, x, ws, 0);
+    const float *l2 = seg_forward(seg, NULL, x, ws, 0);
     for (size_t i = 0; i < (size_t)lg.h * lg.w * lg.c; i++)
         if (keep[i] != l2[i])
             fail_msg("unclipped logit %zu: %a vs %a", i, l2[i], keep[i]);

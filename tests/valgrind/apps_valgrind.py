@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """valgrind memcheck on every app over a few tiny images: 0 errors, 0 definite or indirect
-leaks (issue 15). Runs mo-classify, mo-detect, mo-segment, mo-demo and every mo-eval
+leaks (issue 15). Runs mo-classify, mo-detect, mo-segment, mo-demo, mo-bench and every mo-eval
 subcommand (coco on a results file and on a detection model, voc, seg, top1 with --model
 and --pred, sharded coco + merge), each once, including a failing image (missing, corrupt)
 so error paths are checked too.
@@ -108,6 +108,13 @@ def main():
     vrun("mo-demo", [demo, "--model", m["backbone"], "--det", m["det"], "--seg",
                      m["seg"], "--out", out("demo"), one, os.path.join(imgs, "c.jpg"),
                      missing], 1)
+
+    # mo-bench: every head with the profile on (stage 4 again at the segmentation stride),
+    # JSON output; an image that cannot be read
+    vrun("mo-bench", [app("mo-bench"), "--model", m["backbone"], "--cls", "--det", m["det"],
+                      "--seg", m["seg"], "--runs", "2", "--warmup", "1", "--no-peak", "--json"])
+    vrun("mo-bench --image bad", [app("mo-bench"), "--model", m["backbone"], "--cls",
+                                  "--image", bad, "--runs", "1", "--no-peak"], 1)
 
     # mo-eval coco: a ground truth of the four images, results near it
     names = sorted(sizes)
