@@ -215,7 +215,9 @@ typedef struct mo_op_profile {
                          for the stages mo_backbone_run_from() recomputes */
     char name[40];  /**< the operation, e.g. "stage2.3.pw", "det.level1.cls_dw" */
     char kind[16];  /**< "conv3x3", "dw3x3", "pw", "se", "gap", "gemv", "conv3x3_dil", ... */
-    int h, w, c;    /**< output shape (1 x 1 x n for a vector; 0 x 0 x n for a list) */
+    int h;          /**< output height (1 for a vector, 0 for a list) */
+    int w;          /**< output width (1 for a vector, 0 for a list) */
+    int c;          /**< output channels, or the vector's / list's length */
     double flops;   /**< 2 x multiply-adds (adds and multiplies outside a product count
                          one each); 0 for data movement, box decoding, sorting and NMS.
                          The backbone's and the detection head's 3x3 convs count all 9
