@@ -524,29 +524,55 @@ static int workspace(const mo_det *d, mo_session *s, ws_layout *L, char **base, 
 
 /* ------------------------------------------------------------------ forward */
 
-/* `name` and `i` name the conv in the session's profile (mo_session_set_profile). */
+/* One convolution of the head, as the session's threads see it: chunk i of n computes a
+ * band of output rows; every element gets the same operations whatever the band, so the
+ * outputs do not depend on the number of threads. */
+typedef struct conv_job {
+    const mo_det *d;
+    const det_conv *c;
+    const mo_tensor *src;
+    float *dst;
+    int oh, ow;
+} conv_job;
+
+static void conv_share(void *ctx, int i, int n)
+{
+    const conv_job *j = ctx;
+    const det_conv *c = j->c;
+    const mo_tensor *src = j->src;
+    size_t b, e;
+    mo_share((size_t)j->oh, i, n, 1, &b, &e);
+    if (e <= b)
+        return;
+    const int y0 = (int)b, y1 = (int)e;
+    if (c->depthwise) {
+        j->d->dsp.dw3x3(j->dst, (ptrdiff_t)j->ow * c->cout, src->data, src->row_stride, src->h,
+                        src->w, c->cout, c->stride, 1, c->w, c->b, c->act, y0, y1);
+    } else if (src->row_stride == (ptrdiff_t)src->w * src->c) {
+        const size_t p0 = (size_t)y0 * (size_t)src->w;
+        j->d->dsp.pw(j->dst + p0 * (size_t)c->cout, src->data + p0 * (size_t)c->cin,
+                     (size_t)(y1 - y0) * (size_t)src->w, c->cin, c->cout, c->w, c->b, c->act);
+    } else {
+        for (int y = y0; y < y1; y++)
+            j->d->dsp.pw(j->dst + (size_t)y * src->w * c->cout, src->data + y * src->row_stride,
+                         (size_t)src->w, c->cin, c->cout, c->w, c->b, c->act);
+    }
+}
+
+/* `name` and `i` name the conv in the session's profile (mo_session_set_profile). Output
+ * rows are split over the session's pool. */
 static void run_conv(const mo_det *d, mo_session *s, const char *name, int i, const det_conv *c,
                      const mo_tensor *src, float *dst)
 {
     const double t0 = mo_prof_begin(s);
-    if (c->depthwise) {
-        const int oh = MO_CONV_OUT(src->h, c->stride), ow = MO_CONV_OUT(src->w, c->stride);
-        d->dsp.dw3x3(dst, (ptrdiff_t)ow * c->cout, src->data, src->row_stride, src->h, src->w,
-                     c->cout, c->stride, 1, c->w, c->b, c->act, 0, oh);
-    } else if (src->row_stride == (ptrdiff_t)src->w * src->c) {
-        d->dsp.pw(dst, src->data, (size_t)src->h * src->w, c->cin, c->cout, c->w, c->b, c->act);
-    } else {
-        for (int y = 0; y < src->h; y++)
-            d->dsp.pw(dst + (size_t)y * src->w * c->cout, src->data + y * src->row_stride,
-                      (size_t)src->w, c->cin, c->cout, c->w, c->b, c->act);
-    }
-    if (t0) {
-        const int oh = c->depthwise ? MO_CONV_OUT(src->h, c->stride) : src->h;
-        const int ow = c->depthwise ? MO_CONV_OUT(src->w, c->stride) : src->w;
-        const double macs = (double)oh * ow * c->cout * (c->depthwise ? 9 : c->cin);
+    const int oh = c->depthwise ? MO_CONV_OUT(src->h, c->stride) : src->h;
+    const int ow = c->depthwise ? MO_CONV_OUT(src->w, c->stride) : src->w;
+    const double macs = (double)oh * ow * c->cout * (c->depthwise ? 9 : c->cin);
+    conv_job job = {d, c, src, dst, oh, ow};
+    mo_session_parallel(s, conv_share, &job, (size_t)oh, macs);
+    if (t0)
         mo_prof_end(s, t0, "det", c->depthwise ? "dw3x3" : "pw", oh, ow, c->cout, 2 * macs,
                     name, i);
-    }
 }
 
 static mo_tensor view(float *data, int h, int w, int c)
