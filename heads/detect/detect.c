@@ -651,6 +651,38 @@ static void softmax_row(float *p, const float *x, int k)
         p[i] *= inv;
 }
 
+/* Softmax of boxes [b, e) written class-major (probs[c * N + a]): the operations of
+ * softmax_row() in its order, so the same bits with no scratch row, for any split. */
+typedef struct softmax_job {
+    const float *logits;
+    float *probs;
+    int N, K;
+} softmax_job;
+
+static void softmax_share(void *ctx, int i, int n)
+{
+    const softmax_job *j = ctx;
+    const size_t N = (size_t)j->N;
+    const int K = j->K;
+    size_t b, e;
+    mo_share(N, i, n, 1, &b, &e);
+    for (size_t a = b; a < e; a++) {
+        const float *x = j->logits + a * (size_t)K;
+        float *p = j->probs + a;
+        float m = x[0];
+        for (int c = 1; c < K; c++)
+            m = x[c] > m ? x[c] : m;
+        float sum = 0.0f;
+        for (int c = 0; c < K; c++) {
+            p[(size_t)c * N] = expf(x[c] - m);
+            sum += p[(size_t)c * N];
+        }
+        const float inv = 1.0f / sum;
+        for (int c = 0; c < K; c++)
+            p[(size_t)c * N] *= inv;
+    }
+}
+
 MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logits,
                               const float *regression, const mo_det_settings *settings,
                               int image_w, int image_h, mo_detection *out, int cap, int *n)
@@ -685,17 +717,22 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
     /* softmax per default box, optionally only its best max_classes_per_box classes */
     double t0 = mo_prof_begin(s);
     const int mcls = set->max_classes_per_box;
-    for (int a = 0; a < N; a++) {
-        softmax_row(row, logits + (size_t)a * K, K);
-        if (mcls > 0 && mcls < K - 1) {
-            for (int c = 0; c < K - 1; c++)
-                order[c] = c + 1;
-            mo_det_sort_desc(order, K - 1, row, mcls);
-            for (int i = mcls; i < K - 1; i++)
-                row[order[i]] = -INFINITY; /* fails every threshold */
+    if (!(mcls > 0 && mcls < K - 1)) { /* every class: boxes on the session's pool */
+        softmax_job job = {logits, probs, N, K};
+        mo_session_parallel(s, softmax_share, &job, (size_t)N, 3.0 * N * K);
+    } else {
+        for (int a = 0; a < N; a++) {
+            softmax_row(row, logits + (size_t)a * K, K);
+            if (mcls > 0 && mcls < K - 1) {
+                for (int c = 0; c < K - 1; c++)
+                    order[c] = c + 1;
+                mo_det_sort_desc(order, K - 1, row, mcls);
+                for (int i = mcls; i < K - 1; i++)
+                    row[order[i]] = -INFINITY; /* fails every threshold */
+            }
+            for (int c = 0; c < K; c++)
+                probs[(size_t)c * N + a] = row[c];
         }
-        for (int c = 0; c < K; c++)
-            probs[(size_t)c * N + a] = row[c];
     }
 
     /* exp, sum and scale per value (the max and the sort are not counted) */
