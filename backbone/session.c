@@ -405,6 +405,22 @@ static void share(size_t total, int i, int n, size_t align, size_t *b, size_t *e
         *e = *b;
 }
 
+void mo_share(size_t total, int i, int n, size_t align, size_t *b, size_t *e)
+{
+    share(total, i, n, align ? align : 1, b, e);
+}
+
+void mo_session_parallel(mo_session *s, void (*fn)(void *ctx, int i, int n), void *ctx,
+                         size_t units, double macs)
+{
+    if (!s || !s->pool || macs < MIN_PARALLEL_MACS || units < 2) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    const size_t most = (size_t)s->threads * CHUNKS_PER_THREAD;
+    mo_pool_run(s->pool, fn, ctx, (int)(units < most ? units : most));
+}
+
 /* Share i of n of one layer (the whole layer when n == 1). */
 static void layer_share(void *ctx, int i, int n)
 {

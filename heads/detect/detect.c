@@ -524,29 +524,55 @@ static int workspace(const mo_det *d, mo_session *s, ws_layout *L, char **base, 
 
 /* ------------------------------------------------------------------ forward */
 
-/* `name` and `i` name the conv in the session's profile (mo_session_set_profile). */
+/* One convolution of the head, as the session's threads see it: chunk i of n computes a
+ * band of output rows; every element gets the same operations whatever the band, so the
+ * outputs do not depend on the number of threads. */
+typedef struct conv_job {
+    const mo_det *d;
+    const det_conv *c;
+    const mo_tensor *src;
+    float *dst;
+    int oh, ow;
+} conv_job;
+
+static void conv_share(void *ctx, int i, int n)
+{
+    const conv_job *j = ctx;
+    const det_conv *c = j->c;
+    const mo_tensor *src = j->src;
+    size_t b, e;
+    mo_share((size_t)j->oh, i, n, 1, &b, &e);
+    if (e <= b)
+        return;
+    const int y0 = (int)b, y1 = (int)e;
+    if (c->depthwise) {
+        j->d->dsp.dw3x3(j->dst, (ptrdiff_t)j->ow * c->cout, src->data, src->row_stride, src->h,
+                        src->w, c->cout, c->stride, 1, c->w, c->b, c->act, y0, y1);
+    } else if (src->row_stride == (ptrdiff_t)src->w * src->c) {
+        const size_t p0 = (size_t)y0 * (size_t)src->w;
+        j->d->dsp.pw(j->dst + p0 * (size_t)c->cout, src->data + p0 * (size_t)c->cin,
+                     (size_t)(y1 - y0) * (size_t)src->w, c->cin, c->cout, c->w, c->b, c->act);
+    } else {
+        for (int y = y0; y < y1; y++)
+            j->d->dsp.pw(j->dst + (size_t)y * src->w * c->cout, src->data + y * src->row_stride,
+                         (size_t)src->w, c->cin, c->cout, c->w, c->b, c->act);
+    }
+}
+
+/* `name` and `i` name the conv in the session's profile (mo_session_set_profile). Output
+ * rows are split over the session's pool. */
 static void run_conv(const mo_det *d, mo_session *s, const char *name, int i, const det_conv *c,
                      const mo_tensor *src, float *dst)
 {
     const double t0 = mo_prof_begin(s);
-    if (c->depthwise) {
-        const int oh = MO_CONV_OUT(src->h, c->stride), ow = MO_CONV_OUT(src->w, c->stride);
-        d->dsp.dw3x3(dst, (ptrdiff_t)ow * c->cout, src->data, src->row_stride, src->h, src->w,
-                     c->cout, c->stride, 1, c->w, c->b, c->act, 0, oh);
-    } else if (src->row_stride == (ptrdiff_t)src->w * src->c) {
-        d->dsp.pw(dst, src->data, (size_t)src->h * src->w, c->cin, c->cout, c->w, c->b, c->act);
-    } else {
-        for (int y = 0; y < src->h; y++)
-            d->dsp.pw(dst + (size_t)y * src->w * c->cout, src->data + y * src->row_stride,
-                      (size_t)src->w, c->cin, c->cout, c->w, c->b, c->act);
-    }
-    if (t0) {
-        const int oh = c->depthwise ? MO_CONV_OUT(src->h, c->stride) : src->h;
-        const int ow = c->depthwise ? MO_CONV_OUT(src->w, c->stride) : src->w;
-        const double macs = (double)oh * ow * c->cout * (c->depthwise ? 9 : c->cin);
+    const int oh = c->depthwise ? MO_CONV_OUT(src->h, c->stride) : src->h;
+    const int ow = c->depthwise ? MO_CONV_OUT(src->w, c->stride) : src->w;
+    const double macs = (double)oh * ow * c->cout * (c->depthwise ? 9 : c->cin);
+    conv_job job = {d, c, src, dst, oh, ow};
+    mo_session_parallel(s, conv_share, &job, (size_t)oh, macs);
+    if (t0)
         mo_prof_end(s, t0, "det", c->depthwise ? "dw3x3" : "pw", oh, ow, c->cout, 2 * macs,
                     name, i);
-    }
 }
 
 static mo_tensor view(float *data, int h, int w, int c)
@@ -625,6 +651,38 @@ static void softmax_row(float *p, const float *x, int k)
         p[i] *= inv;
 }
 
+/* Softmax of boxes [b, e) written class-major (probs[c * N + a]): the operations of
+ * softmax_row() in its order, so the same bits with no scratch row, for any split. */
+typedef struct softmax_job {
+    const float *logits;
+    float *probs;
+    int N, K;
+} softmax_job;
+
+static void softmax_share(void *ctx, int i, int n)
+{
+    const softmax_job *j = ctx;
+    const size_t N = (size_t)j->N;
+    const int K = j->K;
+    size_t b, e;
+    mo_share(N, i, n, 1, &b, &e);
+    for (size_t a = b; a < e; a++) {
+        const float *x = j->logits + a * (size_t)K;
+        float *p = j->probs + a;
+        float m = x[0];
+        for (int c = 1; c < K; c++)
+            m = x[c] > m ? x[c] : m;
+        float sum = 0.0f;
+        for (int c = 0; c < K; c++) {
+            p[(size_t)c * N] = expf(x[c] - m);
+            sum += p[(size_t)c * N];
+        }
+        const float inv = 1.0f / sum;
+        for (int c = 0; c < K; c++)
+            p[(size_t)c * N] *= inv;
+    }
+}
+
 MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logits,
                               const float *regression, const mo_det_settings *settings,
                               int image_w, int image_h, mo_detection *out, int cap, int *n)
@@ -659,17 +717,22 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
     /* softmax per default box, optionally only its best max_classes_per_box classes */
     double t0 = mo_prof_begin(s);
     const int mcls = set->max_classes_per_box;
-    for (int a = 0; a < N; a++) {
-        softmax_row(row, logits + (size_t)a * K, K);
-        if (mcls > 0 && mcls < K - 1) {
-            for (int c = 0; c < K - 1; c++)
-                order[c] = c + 1;
-            mo_det_sort_desc(order, K - 1, row, mcls);
-            for (int i = mcls; i < K - 1; i++)
-                row[order[i]] = -INFINITY; /* fails every threshold */
+    if (!(mcls > 0 && mcls < K - 1)) { /* every class: boxes on the session's pool */
+        softmax_job job = {logits, probs, N, K};
+        mo_session_parallel(s, softmax_share, &job, (size_t)N, 3.0 * N * K);
+    } else {
+        for (int a = 0; a < N; a++) {
+            softmax_row(row, logits + (size_t)a * K, K);
+            if (mcls > 0 && mcls < K - 1) {
+                for (int c = 0; c < K - 1; c++)
+                    order[c] = c + 1;
+                mo_det_sort_desc(order, K - 1, row, mcls);
+                for (int i = mcls; i < K - 1; i++)
+                    row[order[i]] = -INFINITY; /* fails every threshold */
+            }
+            for (int c = 0; c < K; c++)
+                probs[(size_t)c * N + a] = row[c];
         }
-        for (int c = 0; c < K; c++)
-            probs[(size_t)c * N + a] = row[c];
     }
 
     /* exp, sum and scale per value (the max and the sort are not counted) */

@@ -92,89 +92,172 @@ static void matvec(float *y, const float *wm, const float *b, const float *x, in
     }
 }
 
+/* One layer of the head, as the threads see it: chunk i of n takes a band of feature rows
+ * (channels, for the mean of the pooling branch). Every element gets the same operations
+ * whatever the band, so the logits do not depend on the number of threads. */
+enum seg_op { OP_MEAN, OP_B0, OP_RATE, OP_RELU, OP_PROJ, OP_HEAD, OP_CLS };
+
+typedef struct seg_job {
+    const mo_seg *seg;
+    const mo_tensor *x;
+    float *cat, *proj, *logits, *pooled, *pbias;
+    const float *zeros;
+    ptrdiff_t ldcat;
+    int op, rate_i, clip, packed;
+} seg_job;
+
+static void seg_share(void *ctx, int i, int n)
+{
+    const seg_job *j = ctx;
+    const mo_seg *seg = j->seg;
+    const mo_tensor *x = j->x;
+    const int h = x->h, w = x->w, cin = seg->cin, a = seg->a;
+    mo_pw_acc_fn *const gemm = seg->dsp.pw_acc;
+    size_t b, e;
+    if (j->op == OP_MEAN) {
+        /* global mean (in double: P can be large), channels [b, e) */
+        mo_share((size_t)cin, i, n, 1, &b, &e);
+        const double npix = (double)h * (double)w;
+        /* blocks of channels, pixels in order within each: each channel's sum is the same
+         * sequence of additions, reading rows of the map rather than one float per row */
+        enum { CB = 64 };
+        double acc[CB];
+        for (int c0 = (int)b; c0 < (int)e; c0 += CB) {
+            const int nc = (int)e - c0 < CB ? (int)e - c0 : CB;
+            for (int c = 0; c < nc; c++)
+                acc[c] = 0.0;
+            for (int y = 0; y < h; y++)
+                for (int xx = 0; xx < w; xx++) {
+                    const float *r = x->data + (ptrdiff_t)y * x->row_stride +
+                                     (ptrdiff_t)xx * cin + c0;
+                    for (int c = 0; c < nc; c++)
+                        acc[c] += r[c];
+                }
+            for (int c = 0; c < nc; c++)
+                j->pooled[c0 + c] = (float)(acc[c] / npix);
+        }
+        return;
+    }
+    mo_share((size_t)h, i, n, 1, &b, &e);
+    const int y0 = (int)b, y1 = (int)e;
+    if (y1 <= y0)
+        return;
+    const size_t p0 = (size_t)y0 * (size_t)w, np = (size_t)(y1 - y0) * (size_t)w;
+    switch (j->op) {
+    case OP_B0: /* 1x1 branch */
+        fill_rows(j->cat + (ptrdiff_t)p0 * j->ldcat, j->ldcat, np, seg->b0_b, a);
+        if (j->packed)
+            gemm(j->cat + (ptrdiff_t)p0 * j->ldcat, j->ldcat,
+                 x->data + (ptrdiff_t)y0 * x->row_stride, cin, np, cin, a, seg->b0_w);
+        else
+            for (int y = y0; y < y1; y++)
+                gemm(j->cat + (ptrdiff_t)y * w * j->ldcat, j->ldcat,
+                     x->data + y * x->row_stride, cin, (size_t)w, cin, a, seg->b0_w);
+        break;
+    case OP_RATE: { /* dilated 3x3 branch rate_i */
+        float *dst = j->cat + (ptrdiff_t)(j->rate_i + 1) * a;
+        fill_rows(dst + (ptrdiff_t)p0 * j->ldcat, j->ldcat, np, seg->r_b[j->rate_i], a);
+        seg_conv3x3_acc_rows(gemm, dst, j->ldcat, x->data, x->row_stride, h, w, cin, a,
+                             seg->rates[j->rate_i], seg->r_w[j->rate_i], j->clip, j->zeros,
+                             y0, y1);
+        break;
+    }
+    case OP_RELU:
+        relu_rows(j->cat + (ptrdiff_t)p0 * j->ldcat, j->ldcat, np, (int)j->ldcat);
+        break;
+    case OP_PROJ: /* cat rows are packed */
+        seg->dsp.pw(j->proj + p0 * (size_t)a, j->cat + p0 * (size_t)j->ldcat, np, (int)j->ldcat,
+                    a, seg->proj_w, j->pbias, MO_ACT_RELU);
+        break;
+    case OP_HEAD: { /* 3x3 conv, into the (now free) concatenation buffer */
+        float *hconv = j->cat + p0 * (size_t)seg->hc;
+        fill_rows(hconv, seg->hc, np, seg->head_b, seg->hc);
+        seg_conv3x3_acc_rows(gemm, j->cat, seg->hc, j->proj, (ptrdiff_t)w * a, h, w, a, seg->hc,
+                             1, seg->head_w, j->clip, j->zeros, y0, y1);
+        relu_rows(hconv, seg->hc, np, seg->hc);
+        break;
+    }
+    case OP_CLS:
+        seg->dsp.pw(j->logits + p0 * (size_t)seg->k, j->cat + p0 * (size_t)seg->hc, np, seg->hc,
+                    seg->k, seg->cls_w, seg->cls_b, MO_ACT_NONE);
+        break;
+    default:
+        break;
+    }
+}
+
 float *seg_forward(const mo_seg *seg, mo_session *s, const mo_tensor *x, float *ws, int clip)
 {
     const int h = x->h, w = x->w, cin = seg->cin, a = seg->a;
     const size_t npix = (size_t)h * (size_t)w;
     const seg_layout l = seg_workspace_layout(seg, npix);
-    float *cat = ws + l.cat, *logits = ws + l.logits;
-    float *pooled = ws + l.pooled, *pvec = ws + l.pvec, *pbias = ws + l.pbias;
     float *zeros = ws + l.zeros;
     const ptrdiff_t ldcat = (ptrdiff_t)(seg->nr + 1) * a;
-    const int packed = x->row_stride == (ptrdiff_t)w * cin;
+    seg_job job = {.seg = seg, .x = x, .cat = ws + l.cat, .proj = ws + l.proj,
+                   .logits = ws + l.logits, .pooled = ws + l.pooled, .pbias = ws + l.pbias,
+                   .zeros = zeros, .ldcat = ldcat, .clip = clip,
+                   .packed = x->row_stride == (ptrdiff_t)w * cin};
+    const size_t rows = (size_t)h;
+    float *pvec = ws + l.pvec;
 
     memset(zeros, 0, sizeof(float) * (size_t)(cin > a ? cin : a));
 
-    /* pooling branch: global mean (in double: P can be large), 1x1 + ReLU, projected */
+    /* pooling branch: global mean, 1x1 + ReLU, projected */
     double t0 = mo_prof_begin(s);
-    for (int c = 0; c < cin; c++) {
-        double s = 0.0;
-        for (int y = 0; y < h; y++) {
-            const float *r = x->data + (ptrdiff_t)y * x->row_stride + c;
-            for (int xx = 0; xx < w; xx++)
-                s += r[(ptrdiff_t)xx * cin];
-        }
-        pooled[c] = (float)(s / (double)npix);
-    }
-    matvec(pvec, seg->pool_w, seg->pool_b, pooled, a, cin, 1);
-    matvec(pbias, seg->projp_w, seg->proj_b, pvec, a, a, 0);
+    job.op = OP_MEAN;
+    mo_session_parallel(s, seg_share, &job, (size_t)cin, (double)npix * cin);
+    matvec(pvec, seg->pool_w, seg->pool_b, job.pooled, a, cin, 1);
+    matvec(job.pbias, seg->projp_w, seg->proj_b, pvec, a, a, 0);
     if (t0)
         mo_prof_end(s, t0, "seg", "pool_gemv", 1, 1, a, (double)npix * cin +
                     2.0 * a * cin + 2.0 * a * a, "seg.aspp.pool");
 
     t0 = mo_prof_begin(s);
-    /* 1x1 branch */
-    mo_pw_acc_fn *const gemm = seg->dsp.pw_acc;
-    fill_rows(cat, ldcat, npix, seg->b0_b, a);
-    if (packed)
-        gemm(cat, ldcat, x->data, cin, npix, cin, a, seg->b0_w);
-    else
-        for (int y = 0; y < h; y++)
-            gemm(cat + (ptrdiff_t)y * w * ldcat, ldcat, x->data + y * x->row_stride, cin,
-                 (size_t)w, cin, a, seg->b0_w);
+    job.op = OP_B0;
+    mo_session_parallel(s, seg_share, &job, rows, (double)npix * cin * a);
     if (t0)
         mo_prof_end(s, t0, "seg", "pw", h, w, a, 2.0 * npix * cin * a, "seg.aspp.b0");
 
     /* dilated 3x3 branches */
     for (int i = 0; i < seg->nr; i++) {
         t0 = mo_prof_begin(s);
-        float *dst = cat + (ptrdiff_t)(i + 1) * a;
-        fill_rows(dst, ldcat, npix, seg->r_b[i], a);
-        seg_conv3x3_acc(gemm, dst, ldcat, x->data, x->row_stride, h, w, cin, a, seg->rates[i],
-                        seg->r_w[i], clip, zeros);
+        const double macs = (double)seg_conv3x3_macs(h, w, cin, a, seg->rates[i],
+                                                     clip ? SEG_TAPS_CLIP : SEG_TAPS_ALL);
+        job.op = OP_RATE;
+        job.rate_i = i;
+        mo_session_parallel(s, seg_share, &job, rows, macs);
         if (t0)
-            mo_prof_end(s, t0, "seg", "conv3x3_dil", h, w, a, 2.0 * (double)seg_conv3x3_macs(
-                        h, w, cin, a, seg->rates[i], clip ? SEG_TAPS_CLIP : SEG_TAPS_ALL),
-                        "seg.aspp.rate%d", seg->rates[i]);
+            mo_prof_end(s, t0, "seg", "conv3x3_dil", h, w, a, 2.0 * macs, "seg.aspp.rate%d",
+                        seg->rates[i]);
     }
     t0 = mo_prof_begin(s);
-    relu_rows(cat, ldcat, npix, (int)ldcat);
+    job.op = OP_RELU;
+    mo_session_parallel(s, seg_share, &job, rows, (double)npix * ldcat);
     if (t0)
         mo_prof_end(s, t0, "seg", "relu", h, w, (int)ldcat, 0.0, "seg.aspp.relu");
 
-    /* projection (dropout: identity at inference); cat rows are packed */
-    float *proj = ws + l.proj;
+    /* projection (dropout: identity at inference) */
     t0 = mo_prof_begin(s);
-    seg->dsp.pw(proj, cat, npix, (int)ldcat, a, seg->proj_w, pbias, MO_ACT_RELU);
+    job.op = OP_PROJ;
+    mo_session_parallel(s, seg_share, &job, rows, (double)npix * ldcat * a);
     if (t0)
         mo_prof_end(s, t0, "seg", "pw", h, w, a, 2.0 * npix * ldcat * a, "seg.proj");
 
-    /* 3x3 conv, into the (now free) concatenation buffer */
-    float *hconv = cat;
+    /* 3x3 conv */
     t0 = mo_prof_begin(s);
-    fill_rows(hconv, seg->hc, npix, seg->head_b, seg->hc);
-    seg_conv3x3_acc(gemm, hconv, seg->hc, proj, (ptrdiff_t)w * a, h, w, a, seg->hc, 1,
-                    seg->head_w, clip, zeros);
-    relu_rows(hconv, seg->hc, npix, seg->hc);
+    const double hmacs = (double)seg_conv3x3_macs(h, w, a, seg->hc, 1,
+                                                  clip ? SEG_TAPS_CLIP : SEG_TAPS_ALL);
+    job.op = OP_HEAD;
+    mo_session_parallel(s, seg_share, &job, rows, hmacs);
     if (t0)
-        mo_prof_end(s, t0, "seg", "conv3x3", h, w, seg->hc, 2.0 * (double)seg_conv3x3_macs(
-                    h, w, a, seg->hc, 1, clip ? SEG_TAPS_CLIP : SEG_TAPS_ALL), "seg.head");
+        mo_prof_end(s, t0, "seg", "conv3x3", h, w, seg->hc, 2.0 * hmacs, "seg.head");
 
     /* classifier */
     t0 = mo_prof_begin(s);
-    seg->dsp.pw(logits, hconv, npix, seg->hc, seg->k, seg->cls_w, seg->cls_b, MO_ACT_NONE);
+    job.op = OP_CLS;
+    mo_session_parallel(s, seg_share, &job, rows, (double)npix * seg->hc * seg->k);
     if (t0)
         mo_prof_end(s, t0, "seg", "pw", h, w, seg->k, 2.0 * npix * seg->hc * seg->k,
                     "seg.cls");
-    return logits;
+    return job.logits;
 }

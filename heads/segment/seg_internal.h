@@ -40,6 +40,12 @@ void seg_conv3x3_acc(mo_pw_acc_fn *gemm, float *dst, ptrdiff_t ldd, const float 
                      ptrdiff_t src_row, int h, int w, int cin, int cout, int rate,
                      const float *bp9, int clip, const float *zeros);
 
+/* The same on output rows [ry0, ry1) only (0 <= ry0 <= ry1 <= h): every element gets the
+ * operations it gets from seg_conv3x3_acc(), so rows can be split between threads. */
+void seg_conv3x3_acc_rows(mo_pw_acc_fn *gemm, float *dst, ptrdiff_t ldd, const float *src,
+                          ptrdiff_t src_row, int h, int w, int cin, int cout, int rate,
+                          const float *bp9, int clip, const float *zeros, int ry0, int ry1);
+
 /* Multiply-adds of seg_conv3x3_acc() on an h x w map. */
 enum seg_tap_mode {
     SEG_TAPS_ALL = 0,   /* every tap over every pixel (zero padding computed) */

@@ -25,6 +25,14 @@ void seg_conv3x3_acc(mo_pw_acc_fn *gemm, float *dst, ptrdiff_t ldd, const float 
                      ptrdiff_t src_row, int h, int w, int cin, int cout, int rate,
                      const float *bp9, int clip, const float *zeros)
 {
+    seg_conv3x3_acc_rows(gemm, dst, ldd, src, src_row, h, w, cin, cout, rate, bp9, clip, zeros,
+                         0, h);
+}
+
+void seg_conv3x3_acc_rows(mo_pw_acc_fn *gemm, float *dst, ptrdiff_t ldd, const float *src,
+                          ptrdiff_t src_row, int h, int w, int cin, int cout, int rate,
+                          const float *bp9, int clip, const float *zeros, int ry0, int ry1)
+{
     const size_t tap_size = mo_pw_packed_size(cin, cout);
     const int packed_rows = src_row == (ptrdiff_t)w * cin;
     for (int t = 0; t < 9; t++) {
@@ -33,6 +41,13 @@ void seg_conv3x3_acc(mo_pw_acc_fn *gemm, float *dst, ptrdiff_t ldd, const float 
         int y0, y1, x0, x1;
         valid_range(h, dy, &y0, &y1);
         valid_range(w, dx, &x0, &x1);
+        /* only the output rows [ry0, ry1) */
+        if (y0 < ry0)
+            y0 = ry0;
+        if (y1 > ry1)
+            y1 = ry1;
+        if (y1 < y0)
+            y1 = y0;
         if (clip) {
             if (y0 == y1 || x0 == x1)
                 continue; /* this tap reads only padding */
@@ -48,7 +63,7 @@ void seg_conv3x3_acc(mo_pw_acc_fn *gemm, float *dst, ptrdiff_t ldd, const float 
                      (size_t)(x1 - x0), cin, cout, bp);
             continue;
         }
-        for (int y = 0; y < h; y++) {
+        for (int y = ry0; y < ry1; y++) {
             float *drow = dst + (ptrdiff_t)y * w * ldd;
             if (y < y0 || y >= y1) {
                 gemm(drow, ldd, zeros, 0, (size_t)w, cin, cout, bp);

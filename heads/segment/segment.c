@@ -310,25 +310,15 @@ static lin lin_at(int i, int in, int out, float scale)
     return (lin){i0, i0 + (i0 < in - 1), 1.0f - l1, l1};
 }
 
-int mo_seg_upsample_argmax(const mo_tensor *logits, int out_h, int out_w, uint8_t *labels,
-                           ptrdiff_t label_stride, float *probs)
+/* Output rows [y0, y1) of mo_seg_upsample_argmax() (arguments checked): every row is
+ * computed alone, so rows can be split between threads. */
+static void upsample_rows(const mo_tensor *logits, int out_h, int out_w, uint8_t *labels,
+                          ptrdiff_t label_stride, float *probs, int y0, int y1)
 {
-    validate_input_or_ret(logits && logits->data && labels, MO_EINVAL);
     const int k = logits->c, ih = logits->h, iw = logits->w;
-    if (k < 1 || k > MO_SEG_MAX_CLASSES || ih < 1 || iw < 1 ||
-        logits->row_stride < (ptrdiff_t)iw * k)
-        return mo_fail(MO_EINVAL, "mo_seg_upsample_argmax: bad logits %dx%dx%d (row stride %td)",
-                       ih, iw, k, logits->row_stride);
-    if (out_h < 1 || out_w < 1 || out_h > MO_SEG_MAX_OUTPUT_SIDE ||
-        out_w > MO_SEG_MAX_OUTPUT_SIDE)
-        return mo_fail(MO_EINVAL, "mo_seg_upsample_argmax: output %dx%d outside 1..%d", out_h,
-                       out_w, MO_SEG_MAX_OUTPUT_SIDE);
-    if (label_stride < out_w)
-        return mo_fail(MO_EINVAL, "mo_seg_upsample_argmax: label stride %td < width %d",
-                       label_stride, out_w);
     const float sy = (float)ih / (float)out_h, sx = (float)iw / (float)out_w;
     float v[MO_SEG_MAX_CLASSES];
-    for (int y = 0; y < out_h; y++) {
+    for (int y = y0; y < y1; y++) {
         const lin ly = lin_at(y, ih, out_h, sy);
         const float *r0 = logits->data + (ptrdiff_t)ly.i0 * logits->row_stride;
         const float *r1 = logits->data + (ptrdiff_t)ly.i1 * logits->row_stride;
@@ -359,7 +349,53 @@ int mo_seg_upsample_argmax(const mo_tensor *logits, int out_h, int out_w, uint8_
             }
         }
     }
+}
+
+typedef struct up_job {
+    const mo_tensor *logits;
+    int out_h, out_w;
+    uint8_t *labels;
+    ptrdiff_t label_stride;
+    float *probs;
+} up_job;
+
+static void up_share(void *ctx, int i, int n)
+{
+    const up_job *j = ctx;
+    size_t b, e;
+    mo_share((size_t)j->out_h, i, n, 1, &b, &e);
+    if (e > b)
+        upsample_rows(j->logits, j->out_h, j->out_w, j->labels, j->label_stride, j->probs, (int)b,
+                      (int)e);
+}
+
+/* The arguments of mo_seg_upsample_argmax(), checked. */
+static int upsample_check(const mo_tensor *logits, int out_h, int out_w, const uint8_t *labels,
+                          ptrdiff_t label_stride)
+{
+    validate_input_or_ret(logits && logits->data && labels, MO_EINVAL);
+    const int k = logits->c, ih = logits->h, iw = logits->w;
+    if (k < 1 || k > MO_SEG_MAX_CLASSES || ih < 1 || iw < 1 ||
+        logits->row_stride < (ptrdiff_t)iw * k)
+        return mo_fail(MO_EINVAL, "mo_seg_upsample_argmax: bad logits %dx%dx%d (row stride %td)",
+                       ih, iw, k, logits->row_stride);
+    if (out_h < 1 || out_w < 1 || out_h > MO_SEG_MAX_OUTPUT_SIDE ||
+        out_w > MO_SEG_MAX_OUTPUT_SIDE)
+        return mo_fail(MO_EINVAL, "mo_seg_upsample_argmax: output %dx%d outside 1..%d", out_h,
+                       out_w, MO_SEG_MAX_OUTPUT_SIDE);
+    if (label_stride < out_w)
+        return mo_fail(MO_EINVAL, "mo_seg_upsample_argmax: label stride %td < width %d",
+                       label_stride, out_w);
     return MO_OK;
+}
+
+int mo_seg_upsample_argmax(const mo_tensor *logits, int out_h, int out_w, uint8_t *labels,
+                           ptrdiff_t label_stride, float *probs)
+{
+    const int ret = upsample_check(logits, out_h, out_w, labels, label_stride);
+    if (!ret)
+        upsample_rows(logits, out_h, out_w, labels, label_stride, probs, 0, out_h);
+    return ret;
 }
 
 int mo_seg_run(const mo_seg *seg, mo_session *s, const mo_features *f, int out_h, int out_w,
@@ -370,7 +406,12 @@ int mo_seg_run(const mo_seg *seg, mo_session *s, const mo_features *f, int out_h
     if (ret)
         return ret;
     const double t0 = mo_prof_begin(s);
-    ret = mo_seg_upsample_argmax(&logits, out_h, out_w, labels, label_stride, probs);
+    ret = upsample_check(&logits, out_h, out_w, labels, label_stride);
+    if (!ret) { /* output rows on the session's pool */
+        up_job job = {&logits, out_h, out_w, labels, label_stride, probs};
+        mo_session_parallel(s, up_share, &job, (size_t)out_h,
+                            9.0 * out_h * out_w * logits.c);
+    }
     /* bilinear: 6 multiplies and 3 adds per class and output pixel (argmax not counted) */
     if (t0 && !ret)
         mo_prof_end(s, t0, "seg", "upsample_argmax", out_h, out_w, 1,

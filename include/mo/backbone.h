@@ -94,8 +94,9 @@ typedef struct mo_session_settings {
     size_t workspace_bytes;    /**< scratch for the heads run with this session, allocated at
                                     open (e.g. the largest of the heads' `*_workspace_size()`);
                                     default 0 */
-    int threads;               /**< threads that run each backbone layer, the calling thread
-                                    included: 1 (default) runs everything on the caller;
+    int threads;               /**< threads that run each backbone and head layer, the
+                                    calling thread included: 1 (default) runs everything
+                                    on the caller;
                                     n > 1 starts n - 1 workers at open; 0 = one per CPU the
                                     process may use; at most MO_MAX_THREADS. See
                                     mo_session_open() for the rules. */
@@ -123,7 +124,11 @@ MO_API void mo_session_default_settings(mo_session_settings *s);
  *   internal); to run several images at once, open one session per calling thread;
  * - the threads of all sessions running at the same time should not exceed the CPUs, or
  *   they wait for each other;
- * - heads run on the calling thread only.
+ * - the heads' convolutions (mo_seg_logits(), mo_seg_run() with its upsampling, the
+ *   detection head's convolutions) run on the same threads, split by output rows (the
+ *   segmentation head's pooled mean by channels), with outputs bit-identical for every
+ *   thread count; the detection post-processing (softmax, decoding, NMS) runs on the
+ *   calling thread.
  * @param[out] out receives the session; close it with mo_session_close() before @p bb
  * @param bb the backbone the session runs
  * @param s settings or NULL for defaults

@@ -21,7 +21,8 @@
  *   the passes). With `classify_shared = 1` it reads the pooled stage4 of the shared pass
  *   instead (no extra pass; the whole frame stretched to the shared size is classified,
  *   so the scores differ from mo-classify's).
- * - Heads run one after the other on the calling thread, on the session's workspace.
+ * - Heads run one after the other on the session's workspace, each layer on the session's
+ *   threads (mo_session_open()).
  *
  * With `share_backbone = 0` every head gets its own conversion, preprocessing and full
  * backbone pass (what three separate apps would do): the baseline bench/bench_pipeline

@@ -807,6 +807,73 @@ static void test_threads(void **state)
     mg_free(&hm);
 }
 
+/* The head's convolutions run on the session's pool (output rows): raw outputs and
+ * detections of a real-size head (320x320, SSDLite's extra widths) must be the same bits
+ * for 1, 2, 3 and 4 threads of one session. */
+static void test_pool_identical(void **state)
+{
+    (void)state;
+    enum { S = 320 };
+    mg_model hm = { 0 };
+    dg_head h = { .c3 = 256, .c4 = 1024, .k = K, .nextra = 4, .extra = { 512, 256, 256, 128 } };
+    for (int l = 0; l < 6; l++)
+        h.anchors[l] = 6;
+    dg_build(&hm, &h);
+    json_object *meta = head_meta();
+    dg_meta(meta, "det.input_size", "[320,320]");
+    dg_meta(meta, "det.extra_channels", "[512,256,256,128]");
+    mo_det *d = NULL;
+    assert_int_equal(open_head(&hm, meta, &d, NULL), MO_OK);
+    float *x = malloc(sizeof(float) * S * S * 3);
+    assert_non_null(x);
+    random_input(x, S * S * 3);
+    const mo_tensor in = { x, S, S, 3, S * 3 };
+    const size_t nl = (size_t)mo_det_num_anchors(d) * K, nr = (size_t)mo_det_num_anchors(d) * 4;
+    float *lg1 = malloc(sizeof(float) * nl), *rg1 = malloc(sizeof(float) * nr);
+    static mo_detection det1[300], det[300];
+    int n1 = 0;
+    assert_true(lg1 && rg1);
+    for (int t = 1; t <= 4; t++) {
+        mo_session_settings ss;
+        mo_session_default_settings(&ss);
+        ss.max_width = ss.max_height = S;
+        ss.workspace_bytes = mo_det_workspace_size(d);
+        ss.threads = t;
+        mo_session *s = NULL;
+        assert_int_equal(mo_session_open(&s, fx.bb, &ss), MO_OK);
+        mo_features f;
+        assert_int_equal(mo_backbone_run(s, &in, 32, &f), MO_OK);
+        mo_det_raw raw;
+        assert_int_equal(mo_det_run_raw(d, s, &f, &raw), MO_OK);
+        if (t == 1) {
+            memcpy(lg1, raw.logits, sizeof(float) * nl);
+            memcpy(rg1, raw.regression, sizeof(float) * nr);
+        } else {
+            if (memcmp(lg1, raw.logits, sizeof(float) * nl))
+                fail_msg("%d threads: class logits differ from 1 thread", t);
+            if (memcmp(rg1, raw.regression, sizeof(float) * nr))
+                fail_msg("%d threads: box regression differs from 1 thread", t);
+        }
+        int n = 0;
+        assert_int_equal(mo_det_run(d, s, &f, NULL, S, S, t == 1 ? det1 : det, 300, &n), MO_OK);
+        if (t == 1)
+            n1 = n;
+        else {
+            assert_int_equal(n, n1);
+            assert_memory_equal(det, det1, sizeof(mo_detection) * (size_t)n);
+        }
+        mo_session_close(&s);
+    }
+    printf("  320x320: %zu logits, %zu box values, %d detections equal for 1..4 threads\n", nl,
+           nr, n1);
+    free(lg1);
+    free(rg1);
+    free(x);
+    mo_det_close(&d);
+    json_object_put(meta);
+    mg_free(&hm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -818,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_relu6_kernels),
         cmocka_unit_test(test_preprocess),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_pool_identical),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -726,6 +726,76 @@ static void test_bad_runs(void **state)
     mo_file_close(&f);
 }
 
+/* ------------------------------------------------------------- threads */
+
+/* The head runs on the session's pool (rows of the feature map, channels of the mean,
+ * rows of the upsampled output): logits, labels and probabilities must be the same bits
+ * for 1, 2, 3 and 4 threads. */
+static void check_threads(const head_spec *hs, int h, int w, int os)
+{
+    mo_file *f = head_file(hs, NULL, NULL);
+    mo_seg *seg = NULL;
+    assert_int_equal(mo_seg_open(&seg, f, bb), MO_OK);
+    float *img = rand_buf((size_t)h * w * 3, 2.0f);
+    mo_tensor in = {img, h, w, 3, (ptrdiff_t)w * 3};
+    float *logits1 = NULL, *probs1 = NULL, *probs = malloc(sizeof(float) * (size_t)h * w * hs->k);
+    uint8_t *lab1 = NULL, *lab = malloc((size_t)h * w);
+    size_t nl = 0;
+    assert_true(probs && lab);
+    for (int t = 1; t <= 4; t++) {
+        mo_session_settings ss;
+        mo_session_default_settings(&ss);
+        ss.max_height = h;
+        ss.max_width = w;
+        ss.min_output_stride = os;
+        ss.threads = t;
+        assert_int_equal(mo_seg_workspace_size(seg, h, w, os, &ss.workspace_bytes), MO_OK);
+        mo_session *s = NULL;
+        assert_int_equal(mo_session_open(&s, bb, &ss), MO_OK);
+        mo_features feats;
+        assert_int_equal(mo_backbone_run(s, &in, os, &feats), MO_OK);
+        mo_tensor lg;
+        assert_int_equal(mo_seg_logits(seg, s, &feats, &lg), MO_OK);
+        assert_int_equal(mo_seg_run(seg, s, &feats, h, w, lab, w, probs), MO_OK);
+        if (t == 1) {
+            nl = (size_t)lg.h * lg.w * lg.c;
+            logits1 = malloc(sizeof(float) * nl);
+            probs1 = malloc(sizeof(float) * (size_t)h * w * hs->k);
+            lab1 = malloc((size_t)h * w);
+            assert_true(logits1 && probs1 && lab1);
+            memcpy(logits1, lg.data, sizeof(float) * nl);
+            memcpy(probs1, probs, sizeof(float) * (size_t)h * w * hs->k);
+            memcpy(lab1, lab, (size_t)h * w);
+        } else {
+            if (memcmp(logits1, lg.data, sizeof(float) * nl))
+                fail_msg("%d threads: logits differ from 1 thread", t);
+            if (memcmp(lab1, lab, (size_t)h * w))
+                fail_msg("%d threads: labels differ from 1 thread", t);
+            if (memcmp(probs1, probs, sizeof(float) * (size_t)h * w * hs->k))
+                fail_msg("%d threads: probabilities differ from 1 thread", t);
+        }
+        mo_session_close(&s);
+    }
+    printf("  %dx%d os %d: logits (%zu), labels, probabilities equal for 1..4 threads\n", h, w,
+           os, nl);
+    free(logits1);
+    free(probs1);
+    free(lab1);
+    free(probs);
+    free(lab);
+    free(img);
+    mo_seg_close(&seg);
+    mo_file_close(&f);
+}
+
+static void test_threads_identical(void **state)
+{
+    (void)state;
+    const head_spec hs = {1024, 32, 48, 21, 3, {12, 24, 36}};
+    check_threads(&hs, 512, 512, 16); /* 32x32 features, the usual input */
+    check_threads(&hs, 449, 385, 8);  /* 57x49: uneven rows per chunk */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -736,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_head_vs_naive),
         cmocka_unit_test(test_bad_heads),
         cmocka_unit_test(test_bad_runs),
+        cmocka_unit_test(test_threads_identical),
     };
     return cmocka_run_group_tests(tests, setup_backbone, teardown_backbone);
 }
