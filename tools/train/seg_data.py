@@ -255,6 +255,37 @@ def evaluate(head, vf):
     return tfl.seg_metrics(conf)
 
 
+def _cmd_blend(a):
+    """Weight-space interpolation of the fine-tuned head with its --init head:
+    alpha * fine-tuned + (1 - alpha) * init, every tensor (BatchNorm statistics included);
+    alpha 0 is the init, 1 the fine-tuned head. Keeps some of what the init learned on the
+    1500 ImageNet images (classes the 150 real scenes hardly show) while taking the
+    fine-tune's scenes."""
+    ck = torch.load(a.finetuned, map_location="cpu")
+    init = ck["train"].get("init") or {}
+    src = load_any_head(a.init)
+    if init.get("sha256") and init["sha256"] != _sha256(a.init):
+        raise SystemExit("%s is not the --init of %s" % (a.init, a.finetuned))
+    s0 = src.state_dict()
+    sd = {}
+    for k, v in ck["model"].items():
+        if k.endswith("num_batches_tracked"):
+            sd[k] = v
+        else:
+            sd[k] = a.alpha * v.float() + (1.0 - a.alpha) * s0[k].float()
+    rec = dict(ck["train"], blend={"alpha": a.alpha, "init_sha256": _sha256(a.init),
+                                  "finetuned_sha256": _sha256(a.finetuned),
+                                  "command": " ".join(["seg_data.py"] + sys.argv[1:])})
+    torch.save({"model": sd, "train": rec}, a.to)
+    print("%s: alpha %.2f" % (a.to, a.alpha))
+    return 0
+
+
+def _sha256(path):
+    from cache_features import sha256
+    return sha256(path)
+
+
 def _cmd_eval(a):
     vf = torch.load(os.path.join(a.out, "valfeat.pt"))
     torch.set_num_threads(a.threads)
@@ -288,8 +319,15 @@ def main(argv=None):
     e = sub.add_parser("eval")
     e.add_argument("heads", nargs="+")
     e.add_argument("--json")
+    b = sub.add_parser("blend", help="alpha * FINETUNED + (1 - alpha) * INIT -> TO (.pth)")
+    b.add_argument("finetuned")
+    b.add_argument("init")
+    b.add_argument("to")
+    b.add_argument("--alpha", type=float, required=True)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.cmd == "blend":
+        return _cmd_blend(a)
     if a.cmd == "prepare":
         return _cmd_prepare(a)
     if a.cmd == "valfeat":
