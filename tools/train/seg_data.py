@@ -145,7 +145,7 @@ def _cmd_prepare(a):
              "imagenet": 0, "imagenet_changed_px": 0, "imagenet_images_changed": 0,
              "imagenet_by_rule": {"voc_animal": 0, "other_coco_animal": 0,
                                   "non_coco_animal": 0, "object": 0}}
-    for stem in stems:
+    for stem in (stems if "real" in parts or "val" in parts else []):
         m = np.array(Image.open(os.path.join(mdir, stem + ".png")))
         with Image.open(os.path.join(a.shared, idir, stem + ".jpg")) as im:
             w, h = im.size
