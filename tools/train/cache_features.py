@@ -93,6 +93,8 @@ def _cmd_cache(a):
     cfg = {"out_size": [size, size]}
     if a.task == "seg":
         cfg.update(keep_aspect=True, zoom=[0.75, 1.75])
+        if getattr(a, "zoom", None):  # seg_data.py's real scenes: around their native scale
+            cfg.update(zoom=[float(z) for z in a.zoom.split(",")])
     bank = None if a.no_paste else augment.InstanceBank(os.path.join(a.shared, "data", "coco-mini"))
     aug = augment.Augmenter(bank, **cfg)
     plain_cfg = dict(aug.cfg, zoom=[1, 1], aspect=[1, 1], min_visible=0.0, min_box=0.0)
@@ -315,6 +317,9 @@ def main(argv=None):
                             "evaluating the student)")
         p.add_argument("--no-plain", action="store_true")
         p.add_argument("--no-paste", action="store_true")
+        if t == "seg":
+            p.add_argument("--zoom", default=None,
+                           help="Z_MIN,Z_MAX of the seg windows (default 0.75,1.75)")
     v = sub.add_parser("verify", help="det cache view 0 == the reference's inference input")
     v.add_argument("--cache", default=os.path.join(repo, "build", "train-cache"))
     v.add_argument("--dir", default=os.path.join(repo, "build", "feat-det"))

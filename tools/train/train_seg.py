@@ -76,15 +76,52 @@ class Cache:
         return x, torch.from_numpy(np.ascontiguousarray(y).astype(np.int64))
 
 
+def _labels_digest(command):
+    """sha256 of the det.json a cache was made from (its `--cache` folder), if readable."""
+    args = (command or "").split()
+    if "--cache" in args and args.index("--cache") + 1 < len(args):
+        p = os.path.join(args[args.index("--cache") + 1], "det.json")
+        if os.path.exists(p):
+            return sha256(p)
+    return None
+
+
 def train(a):
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    cache = Cache(a.feat)
+    feats = a.feat if isinstance(a.feat, list) else [a.feat]
+    caches = [Cache(f) for f in feats]
+    cache = caches[0]
     if cache.labels.shape[1] % a.loss_size:
         raise SystemExit("--loss-size must divide the label size %d" % cache.labels.shape[1])
+    # more caches (e.g. seg_data.py's real scenes at another crop size): the loss keeps the
+    # same stride against the labels (320 / 80 = 4), each batch comes from one cache
+    stride = cache.labels.shape[1] // a.loss_size
+    loss_sizes = [c.labels.shape[1] // stride for c in caches]
+    mix = None
+    if len(caches) > 1:
+        mix = np.array([float(m) for m in a.mix.split(",")] if a.mix else [1.0] * len(caches))
+        if len(mix) != len(caches):
+            raise SystemExit("--mix needs one weight per --feat")
+        mix = mix / mix.sum()
     rates = [int(r) for r in a.rates.split(",")]
     cin = cache.feat.shape[1]
     head = dl.make_head(cin, a.classes, rates, a.width).train()
+    init = None
+    if a.init:  # fine-tune: start from a head file (.mo.safetensors) or checkpoint (.pth)
+        if a.init.endswith(".safetensors"):
+            src, meta = dl.load_head(a.init, cin)
+            if json.loads(meta.get("seg.rates", "[12, 24, 36]")) != rates:
+                raise SystemExit("--init has other atrous rates than --rates")
+            sd = src.state_dict()
+        else:
+            sd = torch.load(a.init, map_location="cpu")["model"]
+        if dl.head_width(sd) != a.width:
+            raise SystemExit("--init has width %d, not --width %d" % (dl.head_width(sd), a.width))
+        head.load_state_dict(sd)
+        head.train()
+        init = {"file": os.path.relpath(a.init, REPO) if a.init.startswith(REPO) else a.init,
+                "sha256": sha256(a.init)}
     params = list(head.parameters())
     opt = torch.optim.SGD(params, lr=a.lr, momentum=0.9, weight_decay=a.wd)
     per_pass = cache.n // a.batch
@@ -100,14 +137,31 @@ def train(a):
         "records": cache.n, "passes": round(a.steps / per_pass, 2),
         "cache_meta_sha256": sha256(cache.meta_path),
         "cache_command": cache.meta.get("command"),
+        "optimizer": a.opt,
+        "init": init,
         "backbone_sha256": cache.meta.get("backbone", {}).get("sha256"),
         "torch": torch.__version__,
         "params": sum(p.numel() for p in params),
         "loadavg_start": loadavg(),
     }
-    print("DeepLabHead width %d rates %s: %d params; %d records, %d steps of %d (%.2f passes)"
-          % (a.width, rates, record["params"], cache.n, a.steps, a.batch, record["passes"]),
+    if mix is not None:
+        record.update(
+            caches=[{"meta_sha256": sha256(c.meta_path), "command": c.meta.get("command"),
+                     "records": c.n, "size": c.labels.shape[1], "loss_size": ls,
+                     "weight": round(float(w), 4),
+                     "labels_sha256": _labels_digest(c.meta.get("command")),
+                     "passes": round(a.steps * w * a.batch / c.n, 2)}
+                    for c, ls, w in zip(caches, loss_sizes, mix)],
+            records=sum(c.n for c in caches), passes=None)
+    print("DeepLabHead width %d rates %s: %d params; %d records, %d steps of %d (%s passes)"
+          % (a.width, rates, record["params"], record["records"], a.steps, a.batch,
+             record["passes"] if mix is None else [c["passes"] for c in record["caches"]]),
           flush=True)
+    if a.opt == "adamw":
+        opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.wd)
+    mix_rng = np.random.default_rng([a.seed, 1])
+    orders = [None] * len(caches)
+    ks = [0] * len(caches)
     os.makedirs(a.out, exist_ok=True)
     t0 = time.time()
     t_data = 0.0
@@ -120,10 +174,21 @@ def train(a):
         for g in opt.param_groups:
             g["lr"] = lr
         td = time.time()
-        x, y = cache.batch(order[k * a.batch:(k + 1) * a.batch], a.loss_size)
+        if mix is None:
+            x, y = cache.batch(order[k * a.batch:(k + 1) * a.batch], a.loss_size)
+            ls = a.loss_size
+        else:
+            c = int(mix_rng.choice(len(caches), p=mix))
+            pc = caches[c].n // a.batch
+            if ks[c] % pc == 0:
+                orders[c] = np.random.default_rng([a.seed, 2, c, ks[c] // pc]).permutation(caches[c].n)
+            j = ks[c] % pc
+            ks[c] += 1
+            x, y = caches[c].batch(orders[c][j * a.batch:(j + 1) * a.batch], loss_sizes[c])
+            ls = loss_sizes[c]
         t_data += time.time() - td
         out = head(x)
-        out = F.interpolate(out, size=(a.loss_size, a.loss_size), mode="bilinear",
+        out = F.interpolate(out, size=(ls, ls), mode="bilinear",
                             align_corners=False)
         loss = F.cross_entropy(out, y, ignore_index=255)
         opt.zero_grad()
@@ -157,8 +222,13 @@ def train(a):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--feat", default=os.path.join(REPO, "build", "feat-seg"),
-                    help="cache_features.py seg output (default build/feat-seg)")
+    ap.add_argument("--feat", default=os.path.join(REPO, "build", "feat-seg"), nargs="+",
+                    help="cache_features.py seg output(s) (default build/feat-seg); with "
+                         "several, each batch comes from one, drawn with --mix weights")
+    ap.add_argument("--mix", default=None, help="weights of the --feat caches (default equal)")
+    ap.add_argument("--opt", default="sgd", choices=("sgd", "adamw"))
+    ap.add_argument("--init", default=None,
+                    help="start from this head (.mo.safetensors or train_seg.py .pth)")
     ap.add_argument("--out", default=os.path.join(REPO, "build", "train-seg"))
     ap.add_argument("--steps", type=int, default=1776, help="fixed step count (6 passes)")
     ap.add_argument("--batch", type=int, default=16)
