@@ -49,6 +49,8 @@ class FeatureCache:
     def __init__(self, folder, relabel=None):
         with open(os.path.join(folder, "meta.json")) as f:
             self.meta = json.load(f)
+        if self.meta.get("vetoed"):
+            relabel = None  # det_scenes.py applied the ImageNet veto before augmenting
         if self.meta["task"] != "det":
             raise ValueError("%s is a %s cache, not det" % (folder, self.meta["task"]))
         self.maps = {k: np.memmap(os.path.join(folder, v["file"]), np.float16, "r",
@@ -200,6 +202,21 @@ def imagenet_veto(a):
     return relabel
 
 
+def init_from(model, path, backbone):
+    """Start the extras and head from a trained head: an SDK head file (.mo.safetensors,
+    fp16 widened as the C loader does) or a train_det.py checkpoint. Returns its sha256."""
+    if path.endswith(".safetensors"):
+        sd = sref.from_files(backbone, path).state_dict()
+    else:
+        sd = torch.load(path, map_location="cpu")["state_dict"]
+    sd = {k: v for k, v in sd.items() if not k.startswith("backbone.body.")}
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.startswith("backbone.body.")]
+    if missing or unexpected:
+        raise ValueError("--init %s: missing %s, unexpected %s" % (path, missing[:5], unexpected[:5]))
+    return sha256(path)
+
+
 def lr_at(step, a):
     """Linear warm-up, then cosine decay to 0."""
     if step < a.warmup:
@@ -214,6 +231,7 @@ def train(a):
     if a.imagenet_veto:
         print("imagenet veto: %s" % json.dumps(a.veto_counts), flush=True)
     model = build_model(a.backbone, a.seed)
+    init_sha = init_from(model, a.init, a.backbone) if a.init else None
     model.train()
     model.backbone.body.eval()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -257,6 +275,10 @@ def train(a):
             log.append(row)
             print(json.dumps(row), flush=True)
             run = {k: 0.0 for k in run}
+        if a.save_every and (step + 1) % a.save_every == 0 and step + 1 < a.steps:
+            torch.save({"state_dict": model.state_dict(), "config": model.config,
+                        "variant": model.variant, "train": {"step": step + 1}},
+                       "%s.step%d" % (a.out, step + 1))
     model.eval()
     seconds = time.time() - t0
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
@@ -266,6 +288,7 @@ def train(a):
                      "imagenet_veto": getattr(a, "veto_counts", None), "warmup": a.warmup,
                      "weight_decay": a.wd, "threads": a.threads, "seconds": round(seconds, 1),
                      "cache_meta_sha256": cache.meta_sha256, "log": log,
+                     "init": a.init and {"file": os.path.basename(a.init), "sha256": init_sha},
                      "torch": torch.__version__}}
     torch.save(obj, a.out)
     print("%s: %d steps in %.0f s" % (a.out, a.steps, seconds))
@@ -291,9 +314,13 @@ def main(argv=None):
     ap.add_argument("--label-cache", default=os.path.join(repo, "build", "train-cache"),
                     help="pseudo_label.py output (det.json: record entry -> image file)")
     ap.add_argument("--shared", default=shared)
+    ap.add_argument("--init", help="start extras + head from this head file (.mo.safetensors) "
+                                    "or train_det.py checkpoint instead of the random init")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--save-every", type=int, default=0,
+                    help="also save OUT.stepN checkpoints every N steps (BN stats as they are)")
     ap.add_argument("--out", default=os.path.join(repo, "build", "det", "ssdlite_s0.pth"))
     a = ap.parse_args(argv)
     a.argv = sys.argv[1:] if argv is None else list(argv)
