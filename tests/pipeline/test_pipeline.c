@@ -69,22 +69,8 @@ static int setup(void **state)
     free(bytes);
     mg_free(&bbm);
 
-    dg_head h = {.c3 = 256, .c4 = 1024, .k = 5, .nextra = 4, .extra = {64, 32, 32, 16}};
-    for (int l = 0; l < 6; l++)
-        h.anchors[l] = 6;
     mg_model hm;
-    memset(&hm, 0, sizeof(hm));
-    dg_build(&hm, &h);
-    json_object *m = json_object_new_object();
-    dg_meta(m, "mo.contents", "[\"det\"]");
-    dg_meta(m, "mo.variant", "s0");
-    dg_meta(m, "mo.backbone_digest", digest);
-    dg_meta(m, "det.classes", "[\"__background__\",\"cat\",\"dog\",\"car\",\"N/A\"]");
-    dg_meta(m, "det.num_classes", "5");
-    dg_meta(m, "det.input_size", "[64,64]");
-    dg_meta(m, "det.aspect_ratios", "[[2,3],[2,3],[2,3],[2,3],[2,3],[2,3]]");
-    dg_meta(m, "det.extra_channels", "[64,32,32,16]");
-    dg_meta(m, "det.bn_eps", "0.001");
+    json_object *m = dg_small_head(&hm, digest);
     n = dg_serialize(&hm, m, &bytes);
     snprintf(det_path, sizeof(det_path), "%s/det.safetensors", dir);
     write_file(det_path, bytes, n);
