@@ -72,12 +72,7 @@ static void make_models(void)
     snprintf(dir, sizeof(dir), "/tmp/mo-allocfail-XXXXXX");
     CHECK(mkdtemp(dir));
     mg_model bbm;
-    mg_build(&bbm, "s0", 1, "backbone.");
-    mg_add(&bbm, "cls.linear.weight", 2, NCLS, 1024, 0, 0, -0.1f, 0.1f);
-    mg_add(&bbm, "cls.linear.bias", 1, NCLS, 0, 0, 0, -0.1f, 0.1f);
-    bbm.contents = "[\"backbone\",\"cls\"]";
-    bbm.meta[0][0] = "cls.classes";
-    bbm.meta[0][1] = "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\"]";
+    mg_build_cls7(&bbm);
     bbm.meta[1][0] = "cls.resize";
     bbm.meta[1][1] = "72";
     bbm.meta[2][0] = "cls.crop";
@@ -107,20 +102,12 @@ static void make_models(void)
     json_object_put(m);
     mg_free(&hm);
 
-    static const head_spec sh = {1024, 16, 12, 5, 3, {2, 4, 6}};
     mg_model sm;
-    memset(&sm, 0, sizeof(sm));
-    add_head(&sm, &sh);
-    char *classes = class_list(sh.k), *rates = rate_list(&sh);
-    const char *kv[] = {"mo.variant", "s0", "mo.backbone_digest", digest, "seg.classes",
-                        classes, "seg.rates", rates, "seg.output_stride", "16",
-                        "mo.backbone_form", NULL, NULL};
-    n = serialize_with_meta(&sm, "[\"seg\"]", kv, &bytes);
+    const head_spec sh = small_seg_head(&sm, 5);
+    n = serialize_seg_head(&sm, &sh, digest, "16", &bytes);
     snprintf(seg_path, sizeof(seg_path), "%s/seg.safetensors", dir);
     write_file(seg_path, bytes, n);
     free(bytes);
-    free(classes);
-    free(rates);
     mg_free(&sm);
 
     pic = malloc(PW * PH * 3);

@@ -40,12 +40,7 @@ static int setup(void **state)
 {
     (void)state;
     mg_model bbm;
-    mg_build(&bbm, "s0", 1, "backbone.");
-    mg_add(&bbm, "cls.linear.weight", 2, NCLS, 1024, 0, 0, -0.1f, 0.1f);
-    mg_add(&bbm, "cls.linear.bias", 1, NCLS, 0, 0, 0, -0.1f, 0.1f);
-    bbm.contents = "[\"backbone\",\"cls\"]";
-    bbm.meta[0][0] = "cls.classes";
-    bbm.meta[0][1] = "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\"]";
+    mg_build_cls7(&bbm);
     bb_n = mg_serialize(&bbm, &bb_bytes);
     mg_free(&bbm);
     mo_file *f;
@@ -63,17 +58,9 @@ static int setup(void **state)
     json_object_put(m);
     mg_free(&hm);
 
-    static const head_spec sh = {1024, 16, 12, 5, 3, {2, 4, 6}};
     mg_model sm;
-    memset(&sm, 0, sizeof(sm));
-    add_head(&sm, &sh);
-    char *classes = class_list(sh.k), *rates = rate_list(&sh);
-    const char *kv[] = {"mo.variant", "s0", "mo.backbone_digest", digest, "seg.classes",
-                        classes, "seg.rates", rates, "seg.output_stride", "16",
-                        "mo.backbone_form", NULL, NULL};
-    seg_n = serialize_with_meta(&sm, "[\"seg\"]", kv, &seg_bytes);
-    free(classes);
-    free(rates);
+    const head_spec sh = small_seg_head(&sm, 5);
+    seg_n = serialize_seg_head(&sm, &sh, digest, "16", &seg_bytes);
     mg_free(&sm);
 
     input = malloc(sizeof(float) * IN * IN * 3);
