@@ -220,6 +220,18 @@ static inline void mg_build(mg_model *m, const char *variant, int fused, const c
     }
 }
 
+/* The backbone file of the pipeline tests: fused s0 with a linear classification head over
+ * 7 classes "a".."g"; meta[0] is taken, add resize/crop from meta[1] on. */
+static inline void mg_build_cls7(mg_model *m)
+{
+    mg_build(m, "s0", 1, "backbone.");
+    mg_add(m, "cls.linear.weight", 2, 7, 1024, 0, 0, -0.1f, 0.1f);
+    mg_add(m, "cls.linear.bias", 1, 7, 0, 0, 0, -0.1f, 0.1f);
+    m->contents = "[\"backbone\",\"cls\"]";
+    m->meta[0][0] = "cls.classes";
+    m->meta[0][1] = "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\"]";
+}
+
 /* Serialize as a model file; *out is malloc'ed. Returns the size. */
 static inline size_t mg_serialize(const mg_model *m, uint8_t **out)
 {

@@ -121,4 +121,28 @@ static inline void dg_meta(json_object *meta, const char *key, const char *value
         json_object_object_del(meta, key);
 }
 
+/* The small head of the pipeline tests (profile, alloc-fail, pipeline, threads-shared): built
+ * for s0 (stage3 256, stage4 1024 channels), 5 classes with background, extras 64/32/32/16,
+ * 6 anchors per map, input 64x64. Fills *hm (free with mg_free) and returns its metadata
+ * for the backbone digest (json_object_put); add keys with dg_meta before dg_serialize. */
+static inline json_object *dg_small_head(mg_model *hm, const char *digest)
+{
+    dg_head h = {.c3 = 256, .c4 = 1024, .k = 5, .nextra = 4, .extra = {64, 32, 32, 16}};
+    for (int l = 0; l < 6; l++)
+        h.anchors[l] = 6;
+    memset(hm, 0, sizeof(*hm));
+    dg_build(hm, &h);
+    json_object *m = json_object_new_object();
+    dg_meta(m, "mo.contents", "[\"det\"]");
+    dg_meta(m, "mo.variant", "s0");
+    dg_meta(m, "mo.backbone_digest", digest);
+    dg_meta(m, "det.classes", "[\"__background__\",\"cat\",\"dog\",\"car\",\"N/A\"]");
+    dg_meta(m, "det.num_classes", "5");
+    dg_meta(m, "det.input_size", "[64,64]");
+    dg_meta(m, "det.aspect_ratios", "[[2,3],[2,3],[2,3],[2,3],[2,3],[2,3]]");
+    dg_meta(m, "det.extra_channels", "[64,32,32,16]");
+    dg_meta(m, "det.bn_eps", "0.001");
+    return m;
+}
+
 #endif

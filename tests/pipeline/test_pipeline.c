@@ -44,12 +44,7 @@ static int setup(void **state)
         return -1;
     /* backbone + classification head in one file */
     mg_model bbm;
-    mg_build(&bbm, "s0", 1, "backbone.");
-    mg_add(&bbm, "cls.linear.weight", 2, NCLS, 1024, 0, 0, -0.1f, 0.1f);
-    mg_add(&bbm, "cls.linear.bias", 1, NCLS, 0, 0, 0, -0.1f, 0.1f);
-    bbm.contents = "[\"backbone\",\"cls\"]";
-    bbm.meta[0][0] = "cls.classes";
-    bbm.meta[0][1] = "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\"]";
+    mg_build_cls7(&bbm);
     bbm.meta[1][0] = "cls.resize";
     bbm.meta[1][1] = "72";
     bbm.meta[2][0] = "cls.crop";
@@ -69,22 +64,8 @@ static int setup(void **state)
     free(bytes);
     mg_free(&bbm);
 
-    dg_head h = {.c3 = 256, .c4 = 1024, .k = 5, .nextra = 4, .extra = {64, 32, 32, 16}};
-    for (int l = 0; l < 6; l++)
-        h.anchors[l] = 6;
     mg_model hm;
-    memset(&hm, 0, sizeof(hm));
-    dg_build(&hm, &h);
-    json_object *m = json_object_new_object();
-    dg_meta(m, "mo.contents", "[\"det\"]");
-    dg_meta(m, "mo.variant", "s0");
-    dg_meta(m, "mo.backbone_digest", digest);
-    dg_meta(m, "det.classes", "[\"__background__\",\"cat\",\"dog\",\"car\",\"N/A\"]");
-    dg_meta(m, "det.num_classes", "5");
-    dg_meta(m, "det.input_size", "[64,64]");
-    dg_meta(m, "det.aspect_ratios", "[[2,3],[2,3],[2,3],[2,3],[2,3],[2,3]]");
-    dg_meta(m, "det.extra_channels", "[64,32,32,16]");
-    dg_meta(m, "det.bn_eps", "0.001");
+    json_object *m = dg_small_head(&hm, digest);
     n = dg_serialize(&hm, m, &bytes);
     snprintf(det_path, sizeof(det_path), "%s/det.safetensors", dir);
     write_file(det_path, bytes, n);
@@ -98,23 +79,15 @@ static int setup(void **state)
     mg_free(&hm);
 
     /* segmentation heads trained at output stride 16 and 8 */
-    static const head_spec sh = {1024, 16, 12, 5, 3, {2, 4, 6}};
     mg_model sm;
-    memset(&sm, 0, sizeof(sm));
-    add_head(&sm, &sh);
-    char *classes = class_list(sh.k), *rates = rate_list(&sh);
+    const head_spec sh = small_seg_head(&sm, 5);
     for (int k = 0; k < 2; k++) {
-        const char *kv[] = {"mo.variant", "s0", "mo.backbone_digest", digest, "seg.classes",
-                            classes, "seg.rates", rates, "seg.output_stride", k ? "8" : "16",
-                            "mo.backbone_form", NULL, NULL};
-        n = serialize_with_meta(&sm, "[\"seg\"]", kv, &bytes);
+        n = serialize_seg_head(&sm, &sh, digest, k ? "8" : "16", &bytes);
         char *path = k ? seg8_path : seg_path;
         snprintf(path, 128, "%s/seg%d.safetensors", dir, k ? 8 : 16);
         write_file(path, bytes, n);
         free(bytes);
     }
-    free(classes);
-    free(rates);
     mg_free(&sm);
 
     pic = malloc(PW * PH * 3);

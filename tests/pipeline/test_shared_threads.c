@@ -51,12 +51,7 @@ static void write_file(const char *path, const uint8_t *b, size_t n)
 static void write_models(void)
 {
     mg_model bbm;
-    mg_build(&bbm, "s0", 1, "backbone.");
-    mg_add(&bbm, "cls.linear.weight", 2, NCLS, 1024, 0, 0, -0.1f, 0.1f);
-    mg_add(&bbm, "cls.linear.bias", 1, NCLS, 0, 0, 0, -0.1f, 0.1f);
-    bbm.contents = "[\"backbone\",\"cls\"]";
-    bbm.meta[0][0] = "cls.classes";
-    bbm.meta[0][1] = "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\"]";
+    mg_build_cls7(&bbm);
     bbm.meta[1][0] = "cls.resize";
     bbm.meta[1][1] = "72";
     bbm.meta[2][0] = "cls.crop";
@@ -74,41 +69,19 @@ static void write_models(void)
     free(bytes);
     mg_free(&bbm);
 
-    dg_head h = {.c3 = 256, .c4 = 1024, .k = 5, .nextra = 4, .extra = {64, 32, 32, 16}};
-    for (int l = 0; l < 6; l++)
-        h.anchors[l] = 6;
     mg_model hm;
-    memset(&hm, 0, sizeof(hm));
-    dg_build(&hm, &h);
-    json_object *m = json_object_new_object();
-    dg_meta(m, "mo.contents", "[\"det\"]");
-    dg_meta(m, "mo.variant", "s0");
-    dg_meta(m, "mo.backbone_digest", digest);
-    dg_meta(m, "det.classes", "[\"__background__\",\"cat\",\"dog\",\"car\",\"N/A\"]");
-    dg_meta(m, "det.num_classes", "5");
-    dg_meta(m, "det.input_size", "[64,64]");
-    dg_meta(m, "det.aspect_ratios", "[[2,3],[2,3],[2,3],[2,3],[2,3],[2,3]]");
-    dg_meta(m, "det.extra_channels", "[64,32,32,16]");
-    dg_meta(m, "det.bn_eps", "0.001");
+    json_object *m = dg_small_head(&hm, digest);
     n = dg_serialize(&hm, m, &bytes);
     write_file(det_path, bytes, n);
     free(bytes);
     json_object_put(m);
     mg_free(&hm);
 
-    static const head_spec sh = {1024, 16, 12, SEG_K, 3, {2, 4, 6}};
     mg_model sm;
-    memset(&sm, 0, sizeof(sm));
-    add_head(&sm, &sh);
-    char *classes = class_list(sh.k), *rates = rate_list(&sh);
-    const char *kv[] = {"mo.variant", "s0", "mo.backbone_digest", digest, "seg.classes",
-                        classes, "seg.rates", rates, "seg.output_stride", "16",
-                        "mo.backbone_form", NULL, NULL};
-    n = serialize_with_meta(&sm, "[\"seg\"]", kv, &bytes);
+    const head_spec sh = small_seg_head(&sm, SEG_K);
+    n = serialize_seg_head(&sm, &sh, digest, "16", &bytes);
     write_file(seg_path, bytes, n);
     free(bytes);
-    free(classes);
-    free(rates);
     mg_free(&sm);
 }
 

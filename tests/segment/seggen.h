@@ -116,4 +116,29 @@ static inline char *rate_list(const head_spec *h)
     return s;
 }
 
+/* The small head of the pipeline tests: s0's 1024 channels, ASPP rates 2/4/6, k classes,
+ * built into *m (free with mg_free); returns its geometry. */
+static inline head_spec small_seg_head(mg_model *m, int k)
+{
+    const head_spec h = {1024, 16, 12, k, 3, {2, 4, 6}};
+    memset(m, 0, sizeof(*m));
+    add_head(m, &h);
+    return h;
+}
+
+/* Serialize the head m built from h as a seg model file for the backbone digest at the given
+ * output stride ("16" or "8"), classes c0.. and h's rates (the pipeline tests' files). */
+static inline size_t serialize_seg_head(const mg_model *m, const head_spec *h, const char *digest,
+                                        const char *output_stride, uint8_t **out)
+{
+    char *classes = class_list(h->k), *rates = rate_list(h);
+    const char *kv[] = {"mo.variant", "s0", "mo.backbone_digest", digest, "seg.classes",
+                        classes, "seg.rates", rates, "seg.output_stride", output_stride,
+                        "mo.backbone_form", NULL, NULL};
+    const size_t n = serialize_with_meta(m, "[\"seg\"]", kv, out);
+    free(classes);
+    free(rates);
+    return n;
+}
+
 #endif
