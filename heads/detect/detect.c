@@ -5,7 +5,7 @@
  *
  * Kernels: the convolutions run on libmobileone's mo_conv_dsp (depthwise 3x3 and
  * pointwise GEMM over NHWC, with a ReLU6 activation mode), reached through its exported
- * internal header backbone/dsp/conv.h, so any SIMD kernel added there serves the head
+ * internal header mo_internal/conv.h (core/dsp), so any SIMD kernel added there serves the head
  * too.
  *
  * Memory: the model holds packed weights and the default boxes; a run uses only the
@@ -111,7 +111,7 @@ static int check_settings(const mo_det_settings *s, const char *fn)
 
 /* ------------------------------------------------------------------ metadata */
 
-/* Every field is read and range-checked by the shared table (backbone/meta.c); what is
+/* Every field is read and range-checked by the shared table (core/meta.c); what is
  * left here is how the fields fit together and with the backbone. */
 static int read_names(mo_det *d, const mo_file *f, mo_model_info *info)
 {
