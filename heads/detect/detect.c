@@ -3,7 +3,7 @@
  * checked against the backbone and the file's own configuration), the extra blocks and
  * prediction heads on the backbone's kernels, and torchvision's post-processing.
  *
- * Kernels: the convolutions run on libmobileone's mo_conv_dsp (depthwise 3x3 and
+ * Kernels: the convolutions run on libmo_core's mo_conv_dsp (depthwise 3x3 and
  * pointwise GEMM over NHWC, with a ReLU6 activation mode), reached through its exported
  * internal header mo_internal/conv.h (core/dsp), so any SIMD kernel added there serves the head
  * too.
