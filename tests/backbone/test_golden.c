@@ -7,7 +7,8 @@
  *
  * Tolerance: per tensor, max |C - ref| <= 1e-4 * max(1, max |ref|).
  *
- * Usage: test_golden DIR. Exits 77 (meson's SKIP) with a message when DIR or its
+ * Usage: test_golden DIR [CASE...]: with CASE names, only those cases run (the emulated
+ * AArch64 run picks a few: every one names a case of golden.json, else it fails). Exits 77 (meson's SKIP) with a message when DIR or its
  * golden.json is absent (generate them with tools/make_golden.py --out DIR).
  */
 #include <setjmp.h>
@@ -217,6 +218,17 @@ static int jint(json_object *o, const char *key, int def)
     return json_object_object_get_ex(o, key, &v) ? json_object_get_int(v) : def;
 }
 
+/* Whether case @p name runs: all when no CASE argument was given. */
+static int selected(int argc, char **argv, const char *name)
+{
+    if (argc <= 2)
+        return 1;
+    for (int a = 2; a < argc; a++)
+        if (strcmp(argv[a], name) == 0)
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -264,9 +276,20 @@ int main(int argc, char **argv)
         g->h = jint(o, "height", 0);
         g->w = jint(o, "width", 0);
         g->top1 = jint(o, "top1", -1);
+        if (!selected(argc, argv, name))
+            continue;
         tests[nt] = (struct CMUnitTest){.name = g->name, .test_func = run_case,
                                         .initial_state = g};
         nt++;
+    }
+    for (int a = 2; a < argc; a++) { /* a misspelt case must not pass by running nothing */
+        int found = 0;
+        for (size_t i = 0; i < nt; i++)
+            found |= strcmp(cases[i].name, argv[a]) == 0;
+        if (!found) {
+            fprintf(stderr, "%s: no case named %s\n", path, argv[a]);
+            return 1;
+        }
     }
     printf("golden: %zu cases in %s, tolerance max|C-ref| <= %.0e * max(1, max|ref|)\n", nt,
            golden_dir, REL_TOL);
