@@ -4,7 +4,7 @@ input and the same thread count (issue 11).
 
   /usr/bin/python3 bench/bench.py [--rows cls,det,seg,pipeline] [--variants s0,...,s4]
       [--seg-os 16,32] [--threads 1,2] [--runs 10] [--rounds 3] [--warmup 2]
-      [--build build] [--c-kernels] [--json bench/out/bench.json]
+      [--build build] [--c-kernels] [--tol 1e-3] [--json bench/out/bench.json]
 
 Rows (each at every --threads count):
   cls       MobileOne s0..s4 backbone + classifier, 224x224 input (tabby_cat.jpg), logits;
@@ -49,10 +49,10 @@ Steps, all under bench/out/ (not tracked):
      Linux keeps ru_maxrss across exec); the node runtime with the ORT library and no
      model takes base_rss_kb, in the JSON.
 
-Tolerance: float outputs agree when max |a - b| <= 1e-3 * max(1, max |PyTorch output|),
-for C vs ORT and C vs PyTorch (segmentation: C's feature-resolution logits vs PyTorch's,
-ORT's upsampled logits vs PyTorch's, and every C label must be an argmax of ORT's
-upsampled logits within that tolerance). Detections (det+nms) are matched to torchvision's
+Tolerance: float outputs agree when max |a - b| <= tol * max(1, max |PyTorch output|),
+tol = 1e-3 (--tol), for C vs ORT and C vs PyTorch (segmentation: C's feature-resolution
+logits vs PyTorch's, ORT's upsampled logits vs PyTorch's, and every C label must be an
+argmax of ORT's upsampled logits within that tolerance). Detections (det+nms) are matched to torchvision's
 postprocess_detections on the PyTorch raw outputs (same label, IoU >= 0.99, |score
 difference| <= 1e-3); at most 1% of them may be unmatched (ties at the score threshold or
 the top-k cut).
@@ -425,6 +425,11 @@ def tol_of(ref_out):
     return REL_TOL * max(1.0, float(np.abs(ref_out).max()))
 
 
+def set_tolerance(rel):
+    global REL_TOL
+    REL_TOL = rel
+
+
 def match_dets(a, b):
     """Greedy match of detections a to b (same label, IoU >= 0.99, |score diff| <= 1e-3):
     (unmatched count, max score difference of the matched)."""
@@ -626,6 +631,8 @@ def time_rows(rows, args, threads):
                         ct[r.key] += res["times_ms"]
                         c_rss[r.key] = max(c_rss.get(r.key, 0), res["max_rss_kb"])
                         r.results.setdefault(t, {})["mflop"] = res["mflop"]
+                        if "median_split_ms" in res:
+                            r.results[t]["split_ms"] = res["median_split_ms"]
                         for suf in r.c_outputs:
                             if read_bytes(prefix(r.key + ".t") + suf) != \
                                     read_bytes(prefix(r.key + ".chk") + suf):
@@ -715,14 +722,22 @@ def report(rows, args, threads, peak, meta):
     print()
     print("Rows:")
     for r in rows:
-        print("- %s: %s. %s%s" % (r.key, r.title, "; ".join(r.notes),
+        notes = list(r.notes)
+        for t in threads:
+            sp = r.results.get(t, {}).get("split_ms")
+            if sp:
+                notes.append("%d thread(s), medians of the last round: convert %.1f, "
+                             "preprocess %.1f, backbone passes %.1f, heads %.1f ms"
+                             % (t, sp["convert"], sp["preprocess"], sp["backbone"], sp["heads"]))
+        print("- %s: %s. %s%s" % (r.key, r.title, "; ".join(notes),
                                   "" if r.check_ok else " -> NOT TIMED (outputs disagree)"))
     print()
     print("C/ORT: ratio of the medians (< 1: the SDK is faster). MFLOP: the SDK's analytic "
           "count (mo_session_profile; the segmentation head counts only the dilated taps that "
           "read the image, so at output stride 32 ORT executes more than this), used for both "
-          "engines' GFLOP/s. RSS: peak resident set of each process (node alone with ORT "
-          "loaded: about %.0f MB)." % (meta.get("ort_base_mb", 0.0)))
+          "engines' GFLOP/s. RSS: peak resident set of each process%s."
+          % (" (node alone with ORT loaded: about %.0f MB)" % meta["ort_base_mb"]
+             if meta.get("ort_base_mb") else ""))
 
 
 def main(argv=None):
@@ -740,8 +755,11 @@ def main(argv=None):
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--c-kernels", action="store_true",
                     help="C reference kernels only (mo_set_cpu_flags_mask(0))")
+    ap.add_argument("--tol", type=float, default=REL_TOL,
+                    help="relative tolerance of the output checks (see above)")
     ap.add_argument("--json", default=os.path.join(OUT, "bench.json"))
     args = ap.parse_args(argv)
+    set_tolerance(args.tol)
     threads = [int(t) for t in args.threads.split(",") if t]
     t_start = time.time()
 

@@ -282,7 +282,7 @@ int main(int argc, char **argv)
     int ret;
     double flops = -1.0;
     long rss;
-    char extra[128] = "";
+    char extra[512] = "";
     if (task == TASK_PIPELINE) {
         mo_pipeline_settings ps;
         mo_pipeline_default_settings(&ps);
@@ -299,7 +299,8 @@ int main(int argc, char **argv)
                              .stride = {fw, 2 * ((fw + 1) / 2)}};
         mo_detection *dets = malloc(sizeof(mo_detection) * MAX_DETS);
         uint8_t *labels = malloc((size_t)fw * fh);
-        if (!dets || !labels)
+        double *split = malloc(sizeof(double) * 4 * (size_t)runs); /* the result's parts */
+        if (!dets || !labels || !split)
             return 1;
         mo_pipeline_result res;
         for (int r = -warmup; r < runs; r++) {
@@ -309,12 +310,23 @@ int main(int argc, char **argv)
             const double t0 = now_ms();
             if ((ret = mo_pipeline_run(ps_s, &fr, &res)) != MO_OK)
                 return die("pipeline run", ret);
-            if (r >= 0)
-                t[r] = now_ms() - t0;
+            if (r < 0)
+                continue;
+            t[r] = now_ms() - t0;
+            split[r] = res.ms_convert;
+            split[runs + r] = res.ms_preprocess;
+            split[2 * runs + r] = res.ms_backbone;
+            split[3 * runs + r] = res.ms_heads;
         }
         rss = max_rss_kb();
-        snprintf(extra, sizeof(extra), ",\"detections\":%d,\"top1\":%d,\"has_labels\":%d",
-                 res.num_detections, res.num_top ? res.top[0].index : -1, res.has_labels);
+        for (int k = 0; k < 4; k++)
+            qsort(split + k * runs, (size_t)runs, sizeof(double), cmp_double);
+        snprintf(extra, sizeof(extra), ",\"detections\":%d,\"top1\":%d,\"has_labels\":%d,"
+                 "\"median_split_ms\":{\"convert\":%.4f,\"preprocess\":%.4f,"
+                 "\"backbone\":%.4f,\"heads\":%.4f}", res.num_detections,
+                 res.num_top ? res.top[0].index : -1, res.has_labels, split[runs / 2],
+                 split[runs + runs / 2], split[2 * runs + runs / 2], split[3 * runs + runs / 2]);
+        free(split);
         mo_pipeline_session_close(&ps_s);
         mo_pipeline_close(&p);
         free(dets);
