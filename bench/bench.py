@@ -631,6 +631,7 @@ def time_rows(rows, args, threads):
                         ct[r.key] += res["times_ms"]
                         c_rss[r.key] = max(c_rss.get(r.key, 0), res["max_rss_kb"])
                         r.results.setdefault(t, {})["mflop"] = res["mflop"]
+                        r.results[t]["mflop_dense"] = res.get("mflop_dense", res["mflop"])
                         if "median_split_ms" in res:
                             r.results[t]["split_ms"] = res["median_split_ms"]
                         for suf in r.c_outputs:
@@ -723,8 +724,15 @@ def report(rows, args, threads, peak, meta):
     print("Rows:")
     for r in rows:
         notes = list(r.notes)
+        src = next((x for x in rows if x.key == r.ort_from), r)
         for t in threads:
-            sp = r.results.get(t, {}).get("split_ms")
+            res, ores = r.results.get(t, {}), src.results.get(t, {})
+            dense = res.get("mflop_dense", 0.0)
+            if dense > 1.01 * res.get("mflop", dense) and "o_med" in ores:
+                notes.append("%d thread(s): the dense count (every dilated tap, as ORT runs "
+                             "them) is %.0f MFLOP, ORT %.1f GFLOP/s on it"
+                             % (t, dense, dense / ores["o_med"]))
+            sp = res.get("split_ms")
             if sp:
                 notes.append("%d thread(s), medians of the last round: convert %.1f, "
                              "preprocess %.1f, backbone passes %.1f, heads %.1f ms"
@@ -734,8 +742,8 @@ def report(rows, args, threads, peak, meta):
     print()
     print("C/ORT: ratio of the medians (< 1: the SDK is faster). MFLOP: the SDK's analytic "
           "count (mo_session_profile; the segmentation head counts only the dilated taps that "
-          "read the image, so at output stride 32 ORT executes more than this), used for both "
-          "engines' GFLOP/s. RSS: peak resident set of each process%s."
+          "read the image, so ORT executes more than this: see the dense count in the notes), "
+          "used for both engines' GFLOP/s. RSS: peak resident set of each process%s."
           % (" (node alone with ORT loaded: about %.0f MB)" % meta["ort_base_mb"]
              if meta.get("ort_base_mb") else ""))
 

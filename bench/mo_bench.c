@@ -22,10 +22,12 @@
  * to three).
  *
  * Prints one JSON line: {"task":..,"threads":..,"runs":..,"times_ms":[..],"min_ms":..,
- * "median_ms":..,"mflop":..,"max_rss_kb":..}. "mflop" is the sum of the per-operation
- * FLOPs (mo_op_profile.flops) of one more, profiled, run after the timed ones (for the
- * pipeline: of the same passes run one by one, see pipeline_flops()); "max_rss_kb" is the
- * peak resident set (VmHWM) read before that profiled run.
+ * "median_ms":..,"mflop":..,"mflop_dense":..,"max_rss_kb":..}. "mflop" is the sum of the
+ * per-operation FLOPs (mo_op_profile.flops) of one more, profiled, run after the timed
+ * ones (for the pipeline: of the same passes run one by one, see pipeline_flops());
+ * "mflop_dense" counts every tap of the segmentation head's dilated convs (see
+ * profile_flops()); "max_rss_kb" is the peak resident set (VmHWM) read before that
+ * profiled run.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,15 +97,25 @@ static int write_file(const char *prefix, const char *suffix, const void *p, siz
     return 0;
 }
 
-static double profile_flops(const mo_session *s)
+/* Sum of the FLOPs the profile of @p s recorded; -1 when some were dropped. With
+ * @p dense, the segmentation head's dilated 3x3 convs (which count only the taps that read
+ * the image) are counted with all 9 taps over @p seg_cin input channels instead, as a
+ * dense implementation (ONNX Runtime) runs them. */
+static double profile_flops(const mo_session *s, double *dense, int seg_cin)
 {
     const mo_op_profile *ops;
     int n = 0, dropped = 0;
-    double sum = 0.0;
+    double sum = 0.0, full = 0.0;
     if (mo_session_profile(s, &ops, &n, &dropped) != MO_OK)
         return -1.0;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         sum += ops[i].flops;
+        full += !strcmp(ops[i].model, "seg") && !strcmp(ops[i].kind, "conv3x3_dil")
+                    ? 2.0 * 9 * seg_cin * ops[i].h * ops[i].w * ops[i].c
+                    : ops[i].flops;
+    }
+    if (dense)
+        *dense = full;
     return dropped ? -1.0 : sum;
 }
 
@@ -165,7 +177,7 @@ static double pipeline_flops(const char *model, const char **heads, int nh, int 
     if (cls) {
         const mo_tensor in = {x, crop, crop, 3, (ptrdiff_t)crop * 3};
         if (mo_backbone_run(s, &in, 32, &feats) || mo_cls_run(cls, s, &feats, logits) ||
-            (part = profile_flops(s)) < 0)
+            (part = profile_flops(s, NULL, 0)) < 0)
             goto fail;
         total += part;
     }
@@ -179,7 +191,7 @@ static double pipeline_flops(const char *model, const char **heads, int nh, int 
                                           si.output_stride, &feats)) ||
                     mo_seg_run(seg, s, &feats, fh, fw, labels, fw, NULL)))
             goto fail;
-        if ((part = profile_flops(s)) < 0)
+        if ((part = profile_flops(s, NULL, 0)) < 0)
             goto fail;
         total += part;
     }
@@ -280,7 +292,7 @@ int main(int argc, char **argv)
     fclose(fi);
 
     int ret;
-    double flops = -1.0;
+    double flops = -1.0, dense = -1.0;
     long rss;
     char extra[512] = "";
     if (task == TASK_PIPELINE) {
@@ -455,7 +467,7 @@ int main(int argc, char **argv)
                                        MAX_DETS, &nd)) != MO_OK) ||
             (seg && (ret = mo_seg_run(seg, s, &feats, h, w, labels, w, NULL)) != MO_OK))
             return die("profiled run", ret);
-        flops = profile_flops(s);
+        flops = profile_flops(s, &dense, si.in_channels);
         threads = mo_session_threads(s);
         free(logits);
         free(labels);
@@ -474,8 +486,9 @@ int main(int argc, char **argv)
     for (int r = 0; r < runs; r++)
         printf("%s%.4f", r ? "," : "", t[r]);
     qsort(t, (size_t)runs, sizeof(double), cmp_double);
-    printf("],\"min_ms\":%.4f,\"median_ms\":%.4f,\"mflop\":%.3f,\"max_rss_kb\":%ld%s}\n", t[0],
-           t[runs / 2], flops * 1e-6, rss, extra);
+    printf("],\"min_ms\":%.4f,\"median_ms\":%.4f,\"mflop\":%.3f,\"mflop_dense\":%.3f,"
+           "\"max_rss_kb\":%ld%s}\n", t[0], t[runs / 2], flops * 1e-6,
+           (dense < 0 ? flops : dense) * 1e-6, rss, extra);
     free(x);
     free(t);
     return flops < 0 ? 1 : 0;
