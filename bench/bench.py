@@ -10,9 +10,9 @@ Rows (each at every --threads count):
   cls       MobileOne s0..s4 backbone + classifier, 224x224 input (tabby_cat.jpg), logits;
   det       SSDLite320 (weights/ssdlite_s0.mo.safetensors on the S0 backbone), up to the
             raw outputs: class logits [3234 x 91] and box codes [3234 x 4];
-  det+nms   the same plus the SDK's post-processing (softmax, score 0.01, top-k, decoding,
+  det_nms   the same plus the SDK's post-processing (softmax, score 0.01, top-k, decoding,
             NMS), timed against ONNX Runtime's raw time (ONNX Runtime has no such step);
-  seg/16, seg/32  DeepLabV3 (weights/deeplab_s0.mo.safetensors) on 512x512 at output
+  seg16, seg32  DeepLabV3 (weights/deeplab_s0.mo.safetensors) on 512x512 at output
             stride 16 and 32: ONNX Runtime up to the upsampled logits [21 x 512 x 512], the
             SDK up to its label map (upsampling and argmax fused: it has no upsampled-logits
             output);
@@ -52,10 +52,10 @@ Steps, all under bench/out/ (not tracked):
 Tolerance: float outputs agree when max |a - b| <= tol * max(1, max |PyTorch output|),
 tol = 1e-3 (--tol), for C vs ORT and C vs PyTorch (segmentation: C's feature-resolution
 logits vs PyTorch's, ORT's upsampled logits vs PyTorch's, and every C label must be an
-argmax of ORT's upsampled logits within that tolerance). Detections (det+nms) are matched to torchvision's
-postprocess_detections on the PyTorch raw outputs (same label, IoU >= 0.99, |score
-difference| <= 1e-3); at most 1% of them may be unmatched (ties at the score threshold or
-the top-k cut).
+argmax of ORT's upsampled logits within that tolerance). Detections (det_nms) are matched
+to torchvision's postprocess_detections on the PyTorch raw outputs (same label, IoU >=
+0.99, |score difference| <= 1e-3); at most 1% of them may be unmatched (ties at the score
+threshold or the top-k cut).
 
 The machine may be shared: the load average is printed with the results.
 """
@@ -284,7 +284,6 @@ def normalized(path, h, w, seed):
     if path is None:
         return np.random.default_rng(seed).standard_normal((1, 3, h, w)).astype(np.float32), \
             "random normal (seed %d)" % seed
-    import torch
     import torch.nn.functional as F
     import mobileone_ref as ref
     from PIL import Image
