@@ -84,7 +84,7 @@ int main(int argc, char **argv)
         return die(model, ret);
     if ((ret = mo_backbone_open(&bb, f, NULL)) != MO_OK)
         return die("backbone", ret);
-    if ((ret = mo_cls_open(&cls, f, bb)) != MO_OK)
+    if ((ret = mo_cls_open(&cls, f, bb, NULL)) != MO_OK)
         return die("classifier", ret);
     mo_session_settings ss;
     mo_session_default_settings(&ss);

@@ -606,7 +606,7 @@ int main(int argc, char **argv)
     mo_pipeline_session *s = NULL;
     int r = mo_pipeline_open(&p, model, heads, nh, &set);
     if (!r)
-        r = mo_pipeline_session_open(&s, p);
+        r = mo_pipeline_session_open(&s, p, NULL);
     if (r) {
         fprintf(stderr, "mo-demo: %s (%s)\n", mo_strerror(r), mo_last_error());
         mo_pipeline_session_close(&s);

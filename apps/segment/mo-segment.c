@@ -264,7 +264,7 @@ static int segmenter_open(segmenter *s, const options *o)
     what = o->head ? o->head : o->model;
     if (o->head && (r = mo_file_open(&s->head_file, o->head)))
         goto fail;
-    if ((r = mo_seg_open(&s->seg, s->head_file ? s->head_file : s->file, s->bb)))
+    if ((r = mo_seg_open(&s->seg, s->head_file ? s->head_file : s->file, s->bb, NULL)))
         goto fail;
     mo_seg_get_info(s->seg, &s->info);
     /* the backbone's file first, the head's may override (validated by the library) */

@@ -315,7 +315,7 @@ static void run_frame(const mo_pipeline *p, const mo_frame *fr, mo_detection *de
                       mo_pipeline_result *res)
 {
     mo_pipeline_session *s;
-    assert_int_equal(mo_pipeline_session_open(&s, p), MO_OK);
+    assert_int_equal(mo_pipeline_session_open(&s, p, NULL), MO_OK);
     memset(res, 0, sizeof(*res));
     res->size = sizeof(*res);
     res->detections = det;
@@ -465,7 +465,7 @@ static void test_pipeline_errors(void **state)
     /* classification only; bad results and frames */
     assert_int_equal(mo_pipeline_open(&p, bb_path, NULL, 0, NULL), MO_OK);
     mo_pipeline_session *s;
-    assert_int_equal(mo_pipeline_session_open(&s, p), MO_OK);
+    assert_int_equal(mo_pipeline_session_open(&s, p, NULL), MO_OK);
     const mo_frame rgb = {.format = MO_FRAME_RGB, .width = PW, .height = PH, .data = {pic},
                           .stride = {PW * 3}};
     mo_pipeline_result res = {.size = sizeof(res)};
@@ -521,7 +521,7 @@ static void test_pipeline_segmentation(void **state)
                 mo_file *f;
                 mo_seg *seg;
                 assert_int_equal(mo_file_open(&f, heads[0]), MO_OK);
-                assert_int_equal(mo_seg_open(&seg, f, mo_pipeline_backbone(p)), MO_OK);
+                assert_int_equal(mo_seg_open(&seg, f, mo_pipeline_backbone(p), NULL), MO_OK);
                 mo_session_settings ss;
                 mo_session_default_settings(&ss);
                 ss.max_width = ss.max_height = IN;
@@ -544,7 +544,7 @@ static void test_pipeline_segmentation(void **state)
                 mo_file_close(&f);
             }
             mo_pipeline_session *s;
-            assert_int_equal(mo_pipeline_session_open(&s, p), MO_OK);
+            assert_int_equal(mo_pipeline_session_open(&s, p, NULL), MO_OK);
             mo_detection det[300];
             mo_pipeline_result res = {.size = sizeof(res), .detections = det,
                                       .det_capacity = 300, .labels = lab,
@@ -581,7 +581,7 @@ static void *thread_run(void *v)
     mo_pipeline_session *s = NULL;
     const mo_frame rgb = {.format = MO_FRAME_RGB, .width = PW, .height = PH, .data = {pic},
                           .stride = {PW * 3}};
-    a->rc = mo_pipeline_session_open(&s, a->p);
+    a->rc = mo_pipeline_session_open(&s, a->p, NULL);
     for (int i = 0; !a->rc && i < 3; i++) {
         a->res = (mo_pipeline_result){.size = sizeof(a->res), .detections = a->det,
                                       .det_capacity = 300, .labels = a->lab,
