@@ -104,7 +104,16 @@ static int add_kind(mo_pipeline *p, const mo_head_ops *ops, const mo_file *f)
     const mo_head_open_ctx ctx = {.set = &p->set, .bb_info = &p->bb_info};
     *hs = (head_slot){.ops = ops};
     int r = ops->open(&hs->h, f, p->bb, &ctx);
-    if (!r && !(r = ops->needs(hs->h, &p->set, &hs->needs)))
+    if (!r && !(r = ops->needs(hs->h, &p->set, &hs->needs))) {
+        const mo_head_needs *n = &hs->needs;
+        if (!n->levels || (n->levels & ~(((1u << MO_NUM_LEVELS) - 1u) | MO_HEAD_POOLED)) ||
+            (n->output_stride != 8 && n->output_stride != 16 && n->output_stride != 32) ||
+            (n->own_input && (n->input_w < 1 || n->input_h < 1)))
+            r = mo_fail(MO_EINVAL, "the %s head's needs (levels 0x%x, output stride %d, "
+                                   "input %dx%d) are not a backbone's", ops->what,
+                        n->levels, n->output_stride, n->input_w, n->input_h);
+    }
+    if (!r)
         p->n++;
     else
         ops->close(&hs->h);
