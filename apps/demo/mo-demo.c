@@ -59,24 +59,20 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
-/* Segmentation classes covering at least 0.5% of the image, largest first. */
-static int seg_classes(const uint8_t *lab, size_t npix, int order[256], double share[256])
+/* Segmentation classes covering at least 0.5% of the w x h label map, largest first
+ * (io's mo_labelmap_count()); 0, the background, is left out. */
+static int seg_classes(const uint8_t *lab, int w, int h, int order[256], double share[256])
 {
-    size_t count[256] = {0};
-    for (size_t i = 0; i < npix; i++)
-        count[lab[i]]++;
+    mo_label_count c[256];
+    const mo_labelmap m = {.data = (uint8_t *)lab, .w = w, .h = h};
+    const int k = mo_labelmap_count(&m, c);
+    const size_t npix = (size_t)w * (size_t)h;
     int n = 0;
-    for (int c = 1; c < 256; c++) /* 0 is the background */
-        if (count[c] * 200 >= npix)
-            order[n++] = c;
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && count[order[j]] > count[order[j - 1]]; j--) {
-            const int t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
+    for (int i = 0; i < k; i++)
+        if (c[i].label != 0 && c[i].pixels * 200 >= npix) {
+            order[n] = c[i].label;
+            share[n++] = 100.0 * (double)c[i].pixels / (double)npix;
         }
-    for (int i = 0; i < n; i++)
-        share[i] = 100.0 * (double)count[order[i]] / (double)npix;
     return n;
 }
 
@@ -211,7 +207,7 @@ static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipelin
     int order[256], n = 0;
     double share[256];
     if (r->has_labels)
-        n = seg_classes(r->labels, (size_t)src->w * src->h, order, share);
+        n = seg_classes(r->labels, src->w, src->h, order, share);
     /* the canvas: the picture (its first H rows, a W x H image of its own), then the legend */
     mo_image probe = {.w = W, .h = H};
     const int scale = mo_draw_text_scale(&probe);
@@ -410,7 +406,7 @@ static int run_video(const char *in, const char *out, const char *codec, const c
         if (res.has_labels) { /* the legend over the bottom of the frame */
             int order[256];
             double share[256];
-            const int n = seg_classes(lab, (size_t)W * H, order, share);
+            const int n = seg_classes(lab, W, H, order, share);
             const int scale = mo_draw_text_scale(&img);
             static legend_text text[256];
             mo_legend_entry ent[256];

@@ -315,32 +315,13 @@ static int ensure_session(segmenter *s, int h, int w, int os)
 
 /* ---------------------------------------------------------------- drawing */
 
-typedef struct class_share {
-    int label;
-    size_t pixels;
-} class_share;
+/* Classes present, largest first (io's mo_labelmap_count()). */
+typedef mo_label_count class_share;
 
-static int cmp_share(const void *a, const void *b)
-{
-    const class_share *x = a, *y = b;
-    if (x->pixels != y->pixels)
-        return x->pixels < y->pixels ? 1 : -1;
-    return x->label - y->label;
-}
-
-/* Classes present, largest first; returns how many. */
 static int class_shares(const mo_labelmap *m, class_share out[256])
 {
-    size_t count[256] = {0};
-    const size_t n = (size_t)m->w * (size_t)m->h;
-    for (size_t i = 0; i < n; i++)
-        count[m->data[i]]++;
-    int k = 0;
-    for (int l = 0; l < 256; l++)
-        if (count[l])
-            out[k++] = (class_share){l, count[l]};
-    qsort(out, (size_t)k, sizeof(*out), cmp_share);
-    return k;
+    const int k = mo_labelmap_count(m, out);
+    return k > 0 ? k : 0;
 }
 
 static const char *display_name(const segmenter *s, int label, char *buf, size_t n)

@@ -197,6 +197,21 @@ static void test_draw_legend_boxes(void **state)
     assert_int_equal(img.data[(100 * 600 + 299) * 3], (voc.rgb[15][0] + 510) / 3);
     assert_int_equal(img.data[(100 * 600 + 100) * 3], 0);
     assert_int_equal(img.data[(100 * 600 + 400) * 3], 0);
+    /* counts: 15 and 0 tie (300 x 200 each): the lower label first */
+    mo_label_count cnt[256];
+    m.data[0] = 7;
+    assert_int_equal(mo_labelmap_count(&m, cnt), 3);
+    assert_int_equal(cnt[0].label, 15);
+    assert_int_equal(cnt[0].pixels, 300 * 200);
+    assert_int_equal(cnt[1].label, 0);
+    assert_int_equal(cnt[1].pixels, 300 * 200 - 1);
+    assert_int_equal(cnt[2].label, 7);
+    assert_int_equal(cnt[2].pixels, 1);
+    m.data[0] = 0;
+    assert_int_equal(mo_labelmap_count(&m, cnt), 2);
+    assert_int_equal(cnt[0].label, 0); /* a tie: the lower label first */
+    assert_int_equal(cnt[1].label, 15);
+    assert_int_equal(mo_labelmap_count(NULL, cnt), MO_EINVAL);
     m.w = 599;
     assert_int_equal(mo_draw_label_edges(&img, &m, &voc, 0), MO_EINVAL);
     mo_labelmap_free(&m);
