@@ -202,7 +202,7 @@ int mo_pipeline_open(mo_pipeline **out, const char *backbone_file,
 {
     validate_input_or_ret(out, MO_EINVAL);
     *out = NULL;
-    validate_input_or_ret(backbone_file && n >= 0 && n <= 3 && (n == 0 || head_files),
+    validate_input_or_ret(backbone_file && n >= 0 && n <= MAX_HEADS && (n == 0 || head_files),
                           MO_EINVAL);
     mo_pipeline_settings set;
     mo_pipeline_default_settings(&set);

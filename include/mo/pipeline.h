@@ -145,7 +145,7 @@ MO_API void mo_pipeline_default_settings(mo_pipeline_settings *s);
  * @param[out] out receives the pipeline (NULL on failure); close with mo_pipeline_close()
  * @param backbone_file path of the backbone model file
  * @param head_files paths of head files (may be NULL when @p n is 0)
- * @param n number of head files, at most one per head kind (0..3)
+ * @param n number of head files, at most one per head kind (0..3 today)
  * @param s settings, or NULL for defaults
  * @return MO_OK; MO_EINVAL (NULL, bad settings, two heads of one kind, a file that holds
  *         no head, segmentation support not built in); MO_EIO, MO_EFORMAT,

@@ -24,8 +24,9 @@
 MO_API int mo_settings_take(void *dst, size_t lib_size, const void *src, const size_t *ends,
                             int n, const char *fn, const char *type);
 
-#define MO_SETTINGS_TAKE(dst, src, ends, fn, type)                                          \
-    mo_settings_take((dst), sizeof(*(dst)), (src), (ends), (int)(sizeof(ends) / sizeof((ends)[0])), \
-                     (fn), (type))
+/* mo_settings_take() with dst's size and the length of the array ends. */
+#define MO_SETTINGS_TAKE(dst, src, ends, fn, type)                                        \
+    mo_settings_take((dst), sizeof(*(dst)), (src), (ends),                                \
+                     (int)(sizeof(ends) / sizeof((ends)[0])), (fn), (type))
 
 #endif
