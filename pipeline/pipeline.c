@@ -452,12 +452,43 @@ static double now_ms(void)
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
+static int run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_result *out);
+
+/* The caller's result struct; one of older headers (a smaller size) gets the run into a
+ * full one, then the fields it has copied back (the settings rule of common.h). */
 int mo_pipeline_run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_result *out)
 {
     validate_input_or_ret(ps && frame && out, MO_EINVAL);
-    if (out->size < sizeof(*out))
-        return mo_fail(MO_EINVAL, "mo_pipeline_run: result.size %zu < %zu", out->size,
-                       sizeof(*out));
+    if (out->size == sizeof(*out))
+        return run(ps, frame, out);
+    static const size_t ends[] = {
+        MO_FIELD_END(mo_pipeline_result, num_top),
+        MO_FIELD_END(mo_pipeline_result, top),
+        MO_FIELD_END(mo_pipeline_result, detections),
+        MO_FIELD_END(mo_pipeline_result, det_capacity),
+        MO_FIELD_END(mo_pipeline_result, num_detections),
+        MO_FIELD_END(mo_pipeline_result, labels),
+        MO_FIELD_END(mo_pipeline_result, label_stride),
+        MO_FIELD_END(mo_pipeline_result, has_labels),
+        MO_FIELD_END(mo_pipeline_result, ms_convert),
+        MO_FIELD_END(mo_pipeline_result, ms_preprocess),
+        MO_FIELD_END(mo_pipeline_result, ms_backbone),
+        MO_FIELD_END(mo_pipeline_result, ms_heads),
+        MO_FIELD_END(mo_pipeline_result, ms_total)};
+    mo_pipeline_result full = {.size = sizeof(full)};
+    int r = MO_SETTINGS_TAKE(&full, out, ends, "mo_pipeline_run", "mo_pipeline_result");
+    if (r || (r = run(ps, frame, &full)))
+        return r;
+    size_t covered = 0; /* the fields that end within the caller's size */
+    for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]) && ends[i] <= out->size; i++)
+        covered = ends[i];
+    memcpy((char *)out + sizeof(size_t), (const char *)&full + sizeof(size_t),
+           covered - sizeof(size_t));
+    return MO_OK;
+}
+
+static int run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_result *out)
+{
     if (out->det_capacity < 0 || (out->labels && out->label_stride < frame->width))
         return mo_fail(MO_EINVAL, "mo_pipeline_run: negative det_capacity or label_stride "
                                   "below the frame width");

@@ -250,8 +250,11 @@ typedef struct mo_pipeline_result {
  * @param frame the frame (see ::mo_frame)
  * @param[in,out] out the caller sets `size`, `detections`/`det_capacity` and
  *        `labels`/`label_stride` (NULL to skip a head's output; the head still runs when
- *        another output needs its pass); the call sets the rest
- * @return MO_OK; MO_EINVAL (NULL, bad frame, `out->size` too small, label stride below
+ *        another output needs its pass); the call sets the rest. A struct of older headers
+ *        (a smaller `size`, the settings rule of common.h) gets the fields it has; bytes
+ *        past its `size` are neither read nor written.
+ * @return MO_OK; MO_EINVAL (NULL, bad frame, `out->size` above sizeof(mo_pipeline_result) or
+ *         below the end of `num_top`, label stride below
  *         the frame width, negative capacity); MO_ENOMEM; MO_EUNSUPPORTED (frame over
  *         the size limits of the preprocessing)
  */

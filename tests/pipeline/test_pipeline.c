@@ -690,6 +690,25 @@ static void test_settings_versions(void **state)
     assert_int_equal(r1.num_top, 3); /* top_k of the old caller's struct */
     assert_int_equal(r2.num_top, 3);
     assert_memory_equal(r1.top, r2.top, sizeof(mo_class_score) * 3);
+    /* a result struct of older headers (no timings): the fields it has, nothing past its
+     * size written; sizes above the library's or below num_top refused */
+    assert_int_equal(mo_pipeline_session_open(&s, p, NULL), MO_OK);
+    mo_pipeline_result full = {.size = sizeof(full)};
+    const size_t old = END(mo_pipeline_result, has_labels);
+    mo_pipeline_result *r3 = (mo_pipeline_result *)truncated(&full, sizeof(full), old);
+    assert_int_equal(mo_pipeline_run(s, &rgb, r3), MO_OK);
+    assert_int_equal(r3->size, old);
+    assert_int_equal(r3->num_top, 3);
+    assert_memory_equal(r3->top, r1.top, sizeof(mo_class_score) * 3);
+    for (size_t i = old; i < sizeof(sbuf); i++)
+        assert_int_equal(sbuf[i], 0xff);
+    assert_int_equal(mo_pipeline_run(s, &rgb, (mo_pipeline_result *)truncated(
+                                                  &full, sizeof(full), sizeof(full) + 8)),
+                     MO_EINVAL);
+    assert_int_equal(mo_pipeline_run(s, &rgb, (mo_pipeline_result *)truncated(
+                                                  &full, sizeof(full), sizeof(size_t))),
+                     MO_EINVAL);
+    mo_pipeline_session_close(&s);
     mo_pipeline_close(&p);
 
     mo_backbone_close(&bb);
