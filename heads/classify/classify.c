@@ -60,7 +60,7 @@ int mo_cls_open(mo_cls **out, const mo_file *f, const mo_backbone *bb, const mo_
                        MO_MAX_INPUT_SIDE);
     mo_model_info info;
     ret = mo_head_begin(f, "cls", "classification head", mo_backbone_variant(bb),
-                            mo_backbone_digest(bb), &info);
+                        mo_backbone_digest(bb), &info);
     if (ret)
         return ret;
     mo_cls *c = calloc(1, sizeof(*c));

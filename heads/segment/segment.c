@@ -12,8 +12,8 @@
 #include "mo_internal/backbone.h"
 #include "mo_internal/errors.h"
 #include "mo_internal/loader.h"
-#include "mo_internal/settings.h"
 #include "mo_internal/meta.h"
+#include "mo_internal/settings.h"
 #include "mo/cpu.h"
 #include "seg_internal.h"
 
@@ -181,7 +181,7 @@ int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb, const mo_
                                   "or 32", set.output_stride);
     mo_model_info info;
     ret = mo_head_begin(f, "seg", "segmentation head", mo_backbone_variant(bb),
-                            mo_backbone_digest(bb), &info);
+                        mo_backbone_digest(bb), &info);
     if (ret)
         return ret;
     mo_seg *s = calloc(1, sizeof(*s));
