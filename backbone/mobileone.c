@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "mo_internal/errors.h"
+#include "mo_internal/settings.h"
 #include "mo_internal/loader.h"
 #include "mo/cpu.h"
 
@@ -372,12 +373,12 @@ int mo_backbone_open(mo_backbone **out, const mo_file *f, const mo_backbone_sett
     validate_input_or_ret(f, MO_EINVAL);
     mo_backbone_settings def;
     mo_backbone_default_settings(&def);
-    if (s) {
-        if (s->size != sizeof(*s))
-            return mo_fail(MO_EINVAL, "mo_backbone_open: settings.size is %zu, expected %zu",
-                           s->size, sizeof(*s));
-        def.prefix = s->prefix ? s->prefix : def.prefix;
-    }
+    static const size_t ends[] = {MO_FIELD_END(mo_backbone_settings, prefix)};
+    int sr = MO_SETTINGS_TAKE(&def, s, ends, "mo_backbone_open", "mo_backbone_settings");
+    if (sr)
+        return sr;
+    if (!def.prefix)
+        def.prefix = "backbone.";
     if (strlen(def.prefix) > 128)
         return mo_fail(MO_EINVAL, "mo_backbone_open: prefix longer than 128 characters");
 

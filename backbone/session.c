@@ -28,6 +28,7 @@
 
 #include "mo_internal/backbone.h"
 #include "mo_internal/errors.h"
+#include "mo_internal/settings.h"
 #include "mo_internal/meta.h"
 #include "mo/limits.h"
 #include "mo_internal/pool.h"
@@ -209,12 +210,15 @@ int mo_session_open(mo_session **out, const mo_backbone *bb, const mo_session_se
     validate_input_or_ret(bb, MO_EINVAL);
     mo_session_settings set;
     mo_session_default_settings(&set);
-    if (s) {
-        if (s->size != sizeof(*s))
-            return mo_fail(MO_EINVAL, "mo_session_open: settings.size is %zu, expected %zu",
-                           s->size, sizeof(*s));
-        set = *s;
-    }
+    static const size_t ends[] = {
+        MO_FIELD_END(mo_session_settings, max_height),
+        MO_FIELD_END(mo_session_settings, max_width),
+        MO_FIELD_END(mo_session_settings, min_output_stride),
+        MO_FIELD_END(mo_session_settings, workspace_bytes),
+        MO_FIELD_END(mo_session_settings, threads)};
+    int sr = MO_SETTINGS_TAKE(&set, s, ends, "mo_session_open", "mo_session_settings");
+    if (sr)
+        return sr;
     if (set.max_height < 1 || set.max_height > MO_MAX_INPUT_SIDE || set.max_width < 1 ||
         set.max_width > MO_MAX_INPUT_SIDE)
         return mo_fail(MO_EINVAL, "mo_session_open: maximum input %dx%d outside 1..%d",

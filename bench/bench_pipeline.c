@@ -36,7 +36,7 @@ static int bench(const char *model, const char **heads, int nh, int share, const
     mo_pipeline_session *s = NULL;
     int r = mo_pipeline_open(&p, model, heads, nh, &set);
     if (!r)
-        r = mo_pipeline_session_open(&s, p);
+        r = mo_pipeline_session_open(&s, p, NULL);
     double *tot = calloc((size_t)iters, sizeof(double));
     if (!r && !tot)
         r = MO_ENOMEM;

@@ -139,14 +139,14 @@ static double pipeline_flops(const char *model, const char **heads, int nh, int 
     int crop = 224, resize = 256, h = 512, w = 512, nd;
     if (mo_file_open(&f, model) || mo_backbone_open(&bb, f, NULL))
         goto done;
-    if (mo_cls_open(&cls, f, bb) != MO_OK)
+    if (mo_cls_open(&cls, f, bb, NULL) != MO_OK)
         cls = NULL; /* a backbone file without a classifier: no classification pass */
     for (int i = 0; i < nh; i++) {
         if (mo_file_open(&hf[i], heads[i]))
             goto done;
         if (!det && mo_det_open(&det, hf[i], bb, NULL) == MO_OK)
             continue;
-        if (!seg && mo_seg_open(&seg, hf[i], bb) == MO_OK)
+        if (!seg && mo_seg_open(&seg, hf[i], bb, NULL) == MO_OK)
             continue;
     }
     if (cls)
@@ -303,7 +303,7 @@ int main(int argc, char **argv)
         mo_pipeline_session *ps_s = NULL;
         if ((ret = mo_pipeline_open(&p, model, heads, nh, &ps)) != MO_OK)
             return die("pipeline", ret);
-        if ((ret = mo_pipeline_session_open(&ps_s, p)) != MO_OK)
+        if ((ret = mo_pipeline_session_open(&ps_s, p, NULL)) != MO_OK)
             return die("pipeline session", ret);
         const uint8_t *y = x;
         const mo_frame fr = {.format = MO_FRAME_NV12, .width = fw, .height = fh,
@@ -358,11 +358,11 @@ int main(int argc, char **argv)
             return die(model, ret);
         if ((ret = mo_backbone_open(&bb, f, NULL)) != MO_OK)
             return die("backbone", ret);
-        if (task == TASK_CLS && (ret = mo_cls_open(&cls, f, bb)) != MO_OK)
+        if (task == TASK_CLS && (ret = mo_cls_open(&cls, f, bb, NULL)) != MO_OK)
             return die("classifier", ret);
         if (need_head && (ret = mo_file_open(&hf, heads[0])) != MO_OK)
             return die(heads[0], ret);
-        if (task == TASK_SEG && (ret = mo_seg_open(&seg, hf, bb)) != MO_OK)
+        if (task == TASK_SEG && (ret = mo_seg_open(&seg, hf, bb, NULL)) != MO_OK)
             return die("segmentation head", ret);
         if (task != TASK_SEG && need_head && (ret = mo_det_open(&det, hf, bb, &ds)) != MO_OK)
             return die("detection head", ret);

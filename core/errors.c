@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "mo_internal/errors.h"
+#include "mo_internal/settings.h"
 
 /* Thread-local so concurrent sessions do not overwrite each other's detail. */
 static _Thread_local char last_error[512];
@@ -73,4 +74,30 @@ const char *mo_version(void)
 unsigned mo_version_number(void)
 {
     return MO_VERSION_NUMBER;
+}
+
+/* Versioned settings structs (mo_internal/settings.h): the library's defaults are in dst;
+ * the caller's struct covers the fields up to its own `size`. */
+int mo_settings_take(void *dst, size_t lib_size, const void *src, const size_t *ends, int n,
+                     const char *fn, const char *type)
+{
+    if (!src)
+        return MO_OK;
+    size_t size;
+    memcpy(&size, src, sizeof(size));
+    if (size > lib_size)
+        return mo_fail(MO_EINVAL, "%s: %s.size is %zu, larger than this library's %zu (a "
+                                  "program built against newer headers than the library, "
+                                  "or a struct not initialised with its default_settings)",
+                       fn, type, size, lib_size);
+    if (n < 1 || size < ends[0])
+        return mo_fail(MO_EINVAL, "%s: %s.size is %zu, too small for its first setting (%zu "
+                                  "bytes; initialise the struct with its default_settings)",
+                       fn, type, size, n < 1 ? (size_t)0 : ends[0]);
+    size_t covered = ends[0];
+    for (int i = 1; i < n && ends[i] <= size; i++)
+        covered = ends[i];
+    memcpy(dst, src, covered);
+    memcpy(dst, &lib_size, sizeof(lib_size));
+    return MO_OK;
 }

@@ -50,7 +50,7 @@ int main(int argc, char **argv)
         mo_pipeline_session *s = NULL;
         err = mo_pipeline_open(&p, argv[1], (const char *const *)argv + 2, argc - 2, NULL);
         if (!err)
-            err = mo_pipeline_session_open(&s, p);
+            err = mo_pipeline_session_open(&s, p, NULL);
         mo_detection dets[100];
         uint8_t *labels = malloc((size_t)W * H);
         mo_pipeline_result res = {.size = sizeof(res), .detections = dets, .det_capacity = 100,

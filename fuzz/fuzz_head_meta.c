@@ -153,7 +153,7 @@ static void open_heads(const mo_file *f)
         report("det", mo_det_open(&d, f, bb, NULL));
         mo_det_close(&d);
         mo_seg *s = NULL;
-        report("seg", r = mo_seg_open(&s, f, bb));
+        report("seg", r = mo_seg_open(&s, f, bb, NULL));
         if (!r) {
             size_t bytes;
             mo_seg_workspace_size(s, 64, 64, 16, &bytes);
@@ -161,7 +161,7 @@ static void open_heads(const mo_file *f)
         }
     }
     mo_cls *c = NULL;
-    report("cls", mo_cls_open(&c, f, bb));
+    report("cls", mo_cls_open(&c, f, bb, NULL));
     mo_cls_close(&c);
     float mean[3], std[3];
     if (!mo_file_preprocess(f, mean, std) && !(std[0] > 0 && std[1] > 0 && std[2] > 0))

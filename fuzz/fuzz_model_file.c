@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mo_backbone *bb = NULL;
     if (!mo_backbone_open(&bb, f, NULL)) {
         mo_cls *cls = NULL;
-        if (!mo_cls_open(&cls, f, bb))
+        if (!mo_cls_open(&cls, f, bb, NULL))
             mo_cls_close(&cls);
         mo_backbone_close(&bb);
     }

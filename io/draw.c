@@ -1,5 +1,6 @@
 /* Drawing primitives for the demo apps. Everything clips; nothing allocates. */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mo_internal/errors.h"
@@ -128,22 +129,146 @@ void mo_draw_tag(mo_image *img, int x, int y, const char *text, int scale, mo_rg
 
 mo_rgb mo_draw_class_color(int index)
 {
-    /* Golden-ratio hue steps give well separated colours; fixed saturation and value. */
-    double hue = (double)((unsigned)index * 0.61803398875) ;
-    hue -= (long)hue;
-    double h6 = hue * 6.0, s = 0.75, v = 0.95;
-    int i = (int)h6;
-    double f = h6 - i, p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
-    double r, g, b;
-    switch (i % 6) {
-    case 0: r = v, g = t, b = p; break;
-    case 1: r = q, g = v, b = p; break;
-    case 2: r = p, g = v, b = t; break;
-    case 3: r = p, g = q, b = v; break;
-    case 4: r = t, g = p, b = v; break;
-    default: r = v, g = p, b = q; break;
+    static const mo_rgb pal[24] = {
+        { 230, 25, 75 },   { 60, 180, 75 },   { 255, 200, 20 },  { 0, 130, 200 },
+        { 245, 130, 48 },  { 145, 30, 180 },  { 70, 240, 240 },  { 240, 50, 230 },
+        { 190, 235, 40 },  { 250, 160, 190 }, { 0, 128, 128 },   { 200, 150, 255 },
+        { 170, 110, 40 },  { 255, 250, 160 }, { 128, 0, 0 },     { 120, 255, 180 },
+        { 128, 128, 0 },   { 255, 215, 180 }, { 0, 0, 128 },     { 255, 99, 71 },
+        { 30, 144, 255 },  { 154, 205, 50 },  { 218, 112, 214 }, { 255, 140, 0 },
+    };
+    return pal[(unsigned)index % 24u];
+}
+
+int mo_draw_box_thickness(const mo_image *img)
+{
+    if (!img)
+        return 1;
+    const int side = img->w < img->h ? img->w : img->h;
+    return side < 125 ? 1 : (side + 125) / 250;
+}
+
+void mo_draw_box(mo_image *img, int x0, int y0, int x1, int y1, int thickness, mo_rgb c)
+{
+    mo_draw_rect(img, x0 - 1, y0 - 1, x1 + 1, y1 + 1, 1, (mo_rgb){ 20, 20, 20 });
+    mo_draw_rect(img, x0, y0, x1, y1, thickness, c);
+}
+
+void mo_draw_tag_text(char *buf, size_t size, const char *name, float score, int scale,
+                      int max_w)
+{
+    if (!buf || !size)
+        return;
+    char n[64];
+    snprintf(n, sizeof(n), "%s", name ? name : "?");
+    for (size_t len = strlen(n);; len--) {
+        snprintf(buf, size, "%s %.2f", n, score);
+        int w;
+        mo_draw_text_size(buf, scale, &w, NULL);
+        if (w + 4 * scale <= max_w || len <= 2)
+            return;
+        n[len - 2] = '.';
+        n[len - 1] = 0;
     }
-    return (mo_rgb){ (uint8_t)(r * 255 + 0.5), (uint8_t)(g * 255 + 0.5), (uint8_t)(b * 255 + 0.5) };
+}
+
+int mo_draw_label_edges(mo_image *img, const mo_labelmap *m, const mo_palette *p, int skip)
+{
+    validate_input_or_ret(img && img->data && m && m->data && p, MO_EINVAL);
+    if (img->w != m->w || img->h != m->h)
+        return mo_fail(MO_EINVAL, "label map %dx%d does not match the image %dx%d", m->w,
+                       m->h, img->w, img->h);
+    for (int y = 0; y < m->h; y++)
+        for (int x = 0; x < m->w; x++) {
+            const int l = m->data[(size_t)y * m->w + x];
+            const int r = x + 1 < m->w ? m->data[(size_t)y * m->w + x + 1] : l;
+            const int d = y + 1 < m->h ? m->data[(size_t)(y + 1) * m->w + x] : l;
+            if (l == r && l == d)
+                continue;
+            const int c = l != skip ? l : r != skip ? r : d;
+            uint8_t *px = img->data + ((size_t)y * img->w + x) * 3;
+            for (int k = 0; k < 3; k++)
+                px[k] = (uint8_t)((p->rgb[c][k] + 255 * 2) / 3);
+        }
+    return MO_OK;
+}
+
+/* The legend's metrics at a text scale. */
+typedef struct legend_metrics {
+    int th, pad, sw, gap, row_h;
+} legend_metrics;
+
+static legend_metrics legend_at(int scale)
+{
+    legend_metrics L;
+    mo_draw_text_size("Ag", scale, NULL, &L.th);
+    L.pad = 3 * scale;
+    L.sw = L.th + 2 * scale;
+    L.gap = 4 * scale;
+    L.row_h = L.sw + 2 * L.pad;
+    return L;
+}
+
+static int entry_width(const mo_legend_entry *e, const legend_metrics *L, int scale)
+{
+    int tw = 0;
+    mo_draw_text_size(e->text ? e->text : "", scale, &tw, NULL);
+    return L->sw + L->pad + tw;
+}
+
+/* Lay the entries out over width pixels, drawing them on img unless it is NULL.
+ * Returns the number of rows. */
+static int legend_flow(mo_image *img, int y0, const mo_legend_entry *e, int n, int scale,
+                       int width)
+{
+    const legend_metrics L = legend_at(scale);
+    const int avail = width - L.pad;
+    const mo_rgb frame = { 200, 200, 200 }, white = { 255, 255, 255 };
+    int rows = 1, x = L.pad;
+    for (int i = 0; i < n; i++) {
+        const int ew = entry_width(&e[i], &L, scale);
+        if (x > L.pad && x + ew > avail) {
+            rows++;
+            x = L.pad;
+        }
+        if (img) {
+            const int sy = y0 + L.pad + (rows - 1) * L.row_h + L.pad;
+            if (e[i].outline) {
+                mo_draw_rect(img, x, sy, x + L.sw, sy + L.sw, scale, frame);
+            } else {
+                mo_draw_fill_rect(img, x, sy, x + L.sw, sy + L.sw, e[i].color, 1.0f);
+                mo_draw_rect(img, x, sy, x + L.sw, sy + L.sw, 1, frame);
+            }
+            mo_draw_text(img, x + L.sw + L.pad, sy + (L.sw - L.th) / 2, e[i].text ? e[i].text : "",
+                         scale, white);
+        }
+        x += ew + L.gap;
+    }
+    return rows;
+}
+
+int mo_draw_legend_height(const mo_legend_entry *e, int n, int scale, int width, int *min_width)
+{
+    if (scale < 1)
+        scale = 1;
+    const legend_metrics L = legend_at(scale);
+    int widest = 0;
+    for (int i = 0; e && i < n; i++) {
+        const int w = entry_width(&e[i], &L, scale) + 2 * L.pad;
+        widest = w > widest ? w : widest;
+    }
+    if (min_width)
+        *min_width = widest;
+    if (!e || n <= 0)
+        return 0;
+    return legend_flow(NULL, 0, e, n, scale, width) * L.row_h + L.pad;
+}
+
+void mo_draw_legend(mo_image *img, int y0, const mo_legend_entry *e, int n, int scale)
+{
+    if (!img || !img->data || !e || n <= 0)
+        return;
+    legend_flow(img, y0, e, n, scale < 1 ? 1 : scale, img->w);
 }
 
 int mo_draw_labels(mo_image *img, const mo_labelmap *labels, const mo_palette *palette,

@@ -227,3 +227,23 @@ done:
         remove(path);
     return err;
 }
+
+int mo_labelmap_count(const mo_labelmap *m, mo_label_count out[256])
+{
+    validate_input_or_ret(m && out && (m->data || (size_t)m->w * (size_t)m->h == 0), MO_EINVAL);
+    size_t count[256] = {0};
+    const size_t n = (size_t)m->w * (size_t)m->h;
+    for (size_t i = 0; i < n; i++)
+        count[m->data[i]]++;
+    int k = 0;
+    for (int l = 0; l < 256; l++) /* in label order, then a stable sort by count */
+        if (count[l]) {
+            int at = k++;
+            while (at > 0 && out[at - 1].pixels < count[l]) {
+                out[at] = out[at - 1];
+                at--;
+            }
+            out[at] = (mo_label_count){l, count[l]};
+        }
+    return k;
+}

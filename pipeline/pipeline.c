@@ -17,33 +17,59 @@
 #include "mo_internal/errors.h"
 #include "mo_internal/loader.h"
 #include "mo_internal/meta.h"
+#include "mo_internal/settings.h"
+#include "head.h"
 #include "pipeline_internal.h"
 #ifdef MO_PIPELINE_HAVE_SEG
 #include "mo/segment.h"
 #endif
 
+/* The head kinds the pipeline can hold, in the order their heads are listed. Adding a
+ * kind: its mo_head_ops in pipeline/head_<kind>.c (pipeline/head.h) and one line here. */
+static const mo_head_ops *const head_kinds[] = {
+    &mo_head_cls_ops,
+    &mo_head_det_ops,
+#ifdef MO_PIPELINE_HAVE_SEG
+    &mo_head_seg_ops,
+#endif
+};
+#define NUM_KINDS ((int)(sizeof(head_kinds) / sizeof(head_kinds[0])))
+#define MAX_HEADS 8
+
+typedef struct head_slot {
+    const mo_head_ops *ops;
+    void *h;             /* the head (mo_cls, mo_det, mo_seg) */
+    mo_head_needs needs; /* under the pipeline's settings */
+} head_slot;
+
 struct mo_pipeline {
     mo_pipeline_settings set;
     mo_file *bb_file;
     mo_backbone *bb;
-    mo_cls *cls;
-    mo_det *det;
-    int cls_resize, cls_crop;
+    mo_model_info bb_info; /* the backbone file's preprocessing (no classes, no strings) */
     float mean[3], std[3];
     int shared_w, shared_h; /* input of the shared pass */
-#ifdef MO_PIPELINE_HAVE_SEG
-    mo_seg *seg;
-    mo_seg_info seg_info;
-#endif
-    int seg_os; /* 0 without a segmentation head */
+    int n;                  /* heads */
+    head_slot head[MAX_HEADS];
 };
+
+/* One backbone pass: its input (the shared one, or a head's own), and the heads that read
+ * it, in decreasing output stride (each lower stride recomputes the dilated stages). */
+typedef struct pass_plan {
+    int own;              /* index of the head whose prepare() makes the input, or -1 */
+    int n;
+    int idx[MAX_HEADS];
+} pass_plan;
 
 struct mo_pipeline_session {
     const mo_pipeline *p;
     mo_session *s;
-    float *shared_in, *cls_in;
+    float *shared_in;
+    float *own_in[MAX_HEADS]; /* inputs of the heads with their own preprocessing */
     uint8_t *rgb;
     size_t rgb_bytes;
+    int npass;
+    pass_plan pass[MAX_HEADS];
 };
 
 void mo_pipeline_default_settings(mo_pipeline_settings *s)
@@ -55,16 +81,52 @@ void mo_pipeline_default_settings(mo_pipeline_settings *s)
                                 .threads = 1};
 }
 
-/* The crop and resize a file asks for (model info, core/loader.c); absent: keep them. */
-static void cls_sides(mo_pipeline *p, const mo_file *f, const mo_model_info *info)
+void mo_pipeline_session_default_settings(mo_pipeline_session_settings *s)
 {
-    if (mo_file_meta(f, "cls.resize"))
-        p->cls_resize = info->cls_resize;
-    if (mo_file_meta(f, "cls.crop"))
-        p->cls_crop = info->cls_crop;
+    if (s)
+        *s = (mo_pipeline_session_settings){.size = sizeof(*s), .threads = -1};
 }
 
-static int session_plan(const mo_pipeline *p, mo_session_settings *ss, size_t *inputs);
+static const head_slot *find_head(const mo_pipeline *p, const mo_head_ops *ops)
+{
+    for (int i = 0; p && i < p->n; i++)
+        if (p->head[i].ops == ops)
+            return &p->head[i];
+    return NULL;
+}
+
+/* Open f as a head of kind ops on p's backbone and add it. */
+static int add_kind(mo_pipeline *p, const mo_head_ops *ops, const mo_file *f)
+{
+    if (p->n == MAX_HEADS)
+        return mo_fail(MO_EINVAL, "more than %d heads", MAX_HEADS);
+    head_slot *hs = &p->head[p->n];
+    const mo_head_open_ctx ctx = {.set = &p->set, .bb_info = &p->bb_info};
+    *hs = (head_slot){.ops = ops};
+    int r = ops->open(&hs->h, f, p->bb, &ctx);
+    if (!r && !(r = ops->needs(hs->h, &p->set, &hs->needs))) {
+        const mo_head_needs *n = &hs->needs;
+        if (!n->levels || (n->levels & ~(((1u << MO_NUM_LEVELS) - 1u) | MO_HEAD_POOLED)) ||
+            (n->output_stride != 8 && n->output_stride != 16 && n->output_stride != 32) ||
+            (n->own_input && (n->input_w < 1 || n->input_h < 1)))
+            r = mo_fail(MO_EINVAL, "the %s head's needs (levels 0x%x, output stride %d, "
+                                   "input %dx%d) are not a backbone's", ops->what,
+                        n->levels, n->output_stride, n->input_w, n->input_h);
+    }
+    if (!r)
+        p->n++;
+    else
+        ops->close(&hs->h);
+    return r;
+}
+
+static void drop_head(mo_pipeline *p, int i)
+{
+    p->head[i].ops->close(&p->head[i].h);
+    for (int j = i + 1; j < p->n; j++)
+        p->head[j - 1] = p->head[j];
+    p->n--;
+}
 
 /* The pipeline's head detection: which head f holds (mo.contents), opened as that head. */
 int mo_pipeline_add_head(mo_pipeline *p, const mo_file *f, const char *path)
@@ -74,30 +136,21 @@ int mo_pipeline_add_head(mo_pipeline *p, const mo_file *f, const char *path)
     int r = mo_model_info_read(f, NULL, &info);
     if (r)
         return mo_fail_prefix(r, "%s", path);
-    const int is_cls = !!(info.contents & MO_HOLDS_CLS), is_det = !!(info.contents & MO_HOLDS_DET),
-              is_seg = !!(info.contents & MO_HOLDS_SEG);
-    if (is_det + is_seg + is_cls != 1)
+    const unsigned heads = info.contents & (MO_HOLDS_CLS | MO_HOLDS_DET | MO_HOLDS_SEG);
+    const mo_head_ops *ops = NULL;
+    for (int k = 0; k < NUM_KINDS; k++)
+        if (heads == head_kinds[k]->holds)
+            ops = head_kinds[k];
+    if (!heads || (heads & (heads - 1)))
         r = mo_fail(MO_EINVAL, "%s: mo.contents names %s head kind (cls, det or seg)", path,
-                    is_det + is_seg + is_cls ? "more than one" : "no");
-    else if ((is_det && p->det) || (is_seg && p->seg_os) || (is_cls && p->cls))
-        r = mo_fail(MO_EINVAL, "%s: a second %s head", path,
-                    is_det ? "detection" : is_seg ? "segmentation" : "classification");
-    else if (is_det)
-        r = mo_det_open(&p->det, f, p->bb, NULL);
-    else if (is_cls) {
-        if (!(r = mo_cls_open(&p->cls, f, p->bb)))
-            cls_sides(p, f, &info);
-    } else {
-#ifdef MO_PIPELINE_HAVE_SEG
-        if (!(r = mo_seg_open(&p->seg, f, p->bb)) &&
-            !(r = mo_seg_get_info(p->seg, &p->seg_info)))
-            p->seg_os = p->set.seg_output_stride ? p->set.seg_output_stride
-                                                 : p->seg_info.output_stride;
-#else
+                    heads ? "more than one" : "no");
+    else if (!ops)
         r = mo_fail(MO_EINVAL, "%s: segmentation head, but the SDK was built without "
                                "libmo_segment", path);
-#endif
-    }
+    else if (find_head(p, ops))
+        r = mo_fail(MO_EINVAL, "%s: a second %s head", path, ops->what);
+    else
+        r = add_kind(p, ops, f);
     if (r && !strstr(mo_last_error(), path))
         mo_fail_prefix(r, "%s", path);
     return r;
@@ -105,14 +158,8 @@ int mo_pipeline_add_head(mo_pipeline *p, const mo_file *f, const char *path)
 
 void mo_pipeline_drop_heads(mo_pipeline *p)
 {
-    if (!p)
-        return;
-    mo_cls_close(&p->cls);
-    mo_det_close(&p->det);
-#ifdef MO_PIPELINE_HAVE_SEG
-    mo_seg_close(&p->seg);
-#endif
-    p->seg_os = 0;
+    while (p && p->n)
+        drop_head(p, p->n - 1);
 }
 
 static int open_head(mo_pipeline *p, const char *path)
@@ -125,21 +172,52 @@ static int open_head(mo_pipeline *p, const char *path)
     return r;
 }
 
+static int session_plan(const mo_pipeline *p, int threads, mo_session_settings *ss,
+                        size_t *inputs);
+
+/* The shared input size: the one a head fixes (detection's), else the settings'. */
+static int shared_size(mo_pipeline *p)
+{
+    p->shared_w = p->set.shared_width;
+    p->shared_h = p->set.shared_height;
+    const head_slot *fixer = NULL;
+    for (int i = 0; i < p->n; i++) {
+        const mo_head_needs *n = &p->head[i].needs;
+        if (n->own_input || !n->input_w)
+            continue;
+        if (fixer && (n->input_w != p->shared_w || n->input_h != p->shared_h))
+            return mo_fail(MO_EMISMATCH, "the %s head's input %dx%d differs from the %s "
+                                         "head's %dx%d: one shared pass cannot feed both",
+                           p->head[i].ops->what, n->input_w, n->input_h, fixer->ops->what,
+                           p->shared_w, p->shared_h);
+        fixer = &p->head[i];
+        p->shared_w = n->input_w;
+        p->shared_h = n->input_h;
+    }
+    return MO_OK;
+}
+
 int mo_pipeline_open(mo_pipeline **out, const char *backbone_file,
                      const char *const *head_files, int n, const mo_pipeline_settings *s)
 {
     validate_input_or_ret(out, MO_EINVAL);
     *out = NULL;
-    validate_input_or_ret(backbone_file && n >= 0 && n <= 3 && (n == 0 || head_files),
+    validate_input_or_ret(backbone_file && n >= 0 && n <= MAX_HEADS && (n == 0 || head_files),
                           MO_EINVAL);
     mo_pipeline_settings set;
     mo_pipeline_default_settings(&set);
-    if (s) {
-        if (s->size != sizeof(*s))
-            return mo_fail(MO_EINVAL, "mo_pipeline_open: settings.size %zu, expected %zu",
-                           s->size, sizeof(*s));
-        set = *s;
-    }
+    static const size_t ends[] = {
+        MO_FIELD_END(mo_pipeline_settings, share_backbone),
+        MO_FIELD_END(mo_pipeline_settings, classify_shared),
+        MO_FIELD_END(mo_pipeline_settings, classify),
+        MO_FIELD_END(mo_pipeline_settings, shared_width),
+        MO_FIELD_END(mo_pipeline_settings, shared_height),
+        MO_FIELD_END(mo_pipeline_settings, seg_output_stride),
+        MO_FIELD_END(mo_pipeline_settings, top_k),
+        MO_FIELD_END(mo_pipeline_settings, threads)};
+    int r = MO_SETTINGS_TAKE(&set, s, ends, "mo_pipeline_open", "mo_pipeline_settings");
+    if (r)
+        return r;
     if (set.top_k < 1 || set.top_k > MO_PIPELINE_MAX_TOPK || set.shared_width < 1 ||
         set.shared_height < 1 || set.shared_width > MO_MAX_INPUT_SIDE ||
         set.shared_height > MO_MAX_INPUT_SIDE ||
@@ -152,35 +230,29 @@ int mo_pipeline_open(mo_pipeline **out, const char *backbone_file,
     if (!p)
         return mo_fail(MO_ENOMEM, "mo_pipeline_open: out of memory");
     p->set = set;
-    int r = mo_file_open(&p->bb_file, backbone_file);
+    r = mo_file_open(&p->bb_file, backbone_file);
     if (!r)
         r = mo_backbone_open(&p->bb, p->bb_file, NULL);
-    mo_model_info info;
-    if (!r && !(r = mo_model_info_read(p->bb_file, NULL, &info))) {
-        memcpy(p->mean, info.mean, sizeof(p->mean));
-        memcpy(p->std, info.std, sizeof(p->std));
-        p->cls_resize = info.cls_resize;
-        p->cls_crop = info.cls_crop;
+    if (!r && !(r = mo_model_info_read(p->bb_file, NULL, &p->bb_info))) {
+        memcpy(p->mean, p->bb_info.mean, sizeof(p->mean));
+        memcpy(p->std, p->bb_info.std, sizeof(p->std));
     }
+    /* a classification head in the backbone file */
     if (!r && set.classify && mo_file_meta(p->bb_file, "cls.classes"))
-        r = mo_cls_open(&p->cls, p->bb_file, p->bb);
+        r = add_kind(p, &mo_head_cls_ops, p->bb_file);
     for (int i = 0; !r && i < n; i++)
         r = head_files[i] ? open_head(p, head_files[i]) : mo_fail(MO_EINVAL, "NULL head path");
-    if (!set.classify)
-        mo_cls_close(&p->cls);
+    for (int i = p->n - 1; !r && !set.classify && i >= 0; i--)
+        if (p->head[i].ops == &mo_head_cls_ops)
+            drop_head(p, i);
     mo_file_close(&p->bb_file);
-    if (r) {
-        mo_pipeline_close(&p);
-        return r;
-    }
-    p->shared_w = set.shared_width;
-    p->shared_h = set.shared_height;
-    if (p->det)
-        mo_det_input_size(p->det, &p->shared_w, &p->shared_h);
+    p->bb_info.variant = p->bb_info.backbone_digest = NULL; /* they lived in the file */
+    if (!r)
+        r = shared_size(p);
     /* all the heads' sizes together (each head checked its own at open) */
     mo_session_settings ss;
     size_t inputs;
-    if ((r = session_plan(p, &ss, &inputs)) ||
+    if (r || (r = session_plan(p, set.threads, &ss, &inputs)) ||
         (r = mo_meta_check_memory(p->bb, ss.max_height, ss.max_width, ss.min_output_stride,
                                   ss.workspace_bytes + inputs,
                                   "det.input_size, cls.crop and the shared size"))) {
@@ -196,11 +268,7 @@ void mo_pipeline_close(mo_pipeline **pp)
     if (!pp || !*pp)
         return;
     mo_pipeline *p = *pp;
-    mo_cls_close(&p->cls);
-    mo_det_close(&p->det);
-#ifdef MO_PIPELINE_HAVE_SEG
-    mo_seg_close(&p->seg);
-#endif
+    mo_pipeline_drop_heads(p);
     mo_backbone_close(&p->bb);
     mo_file_close(&p->bb_file);
     free(p);
@@ -208,13 +276,25 @@ void mo_pipeline_close(mo_pipeline **pp)
 }
 
 const mo_backbone *mo_pipeline_backbone(const mo_pipeline *p) { return p ? p->bb : NULL; }
-const mo_cls *mo_pipeline_cls(const mo_pipeline *p) { return p ? p->cls : NULL; }
-const mo_det *mo_pipeline_det(const mo_pipeline *p) { return p ? p->det : NULL; }
+
+const mo_cls *mo_pipeline_cls(const mo_pipeline *p)
+{
+    const head_slot *hs = find_head(p, &mo_head_cls_ops);
+    return hs ? hs->h : NULL;
+}
+
+const mo_det *mo_pipeline_det(const mo_pipeline *p)
+{
+    const head_slot *hs = find_head(p, &mo_head_det_ops);
+    return hs ? hs->h : NULL;
+}
 
 int mo_pipeline_seg_num_classes(const mo_pipeline *p)
 {
 #ifdef MO_PIPELINE_HAVE_SEG
-    return p && p->seg ? p->seg_info.num_classes : 0;
+    const head_slot *hs = find_head(p, &mo_head_seg_ops);
+    mo_seg_info info;
+    return hs && !mo_seg_get_info(hs->h, &info) ? info.num_classes : 0;
 #else
     (void)p;
     return 0;
@@ -224,7 +304,8 @@ int mo_pipeline_seg_num_classes(const mo_pipeline *p)
 const char *mo_pipeline_seg_class_name(const mo_pipeline *p, int i)
 {
 #ifdef MO_PIPELINE_HAVE_SEG
-    return p && p->seg ? mo_seg_class_name(p->seg, i) : NULL;
+    const head_slot *hs = find_head(p, &mo_head_seg_ops);
+    return hs ? mo_seg_class_name(hs->h, i) : NULL;
 #else
     (void)p;
     (void)i;
@@ -234,62 +315,115 @@ const char *mo_pipeline_seg_class_name(const mo_pipeline *p, int i)
 
 static int max_i(int a, int b) { return a > b ? a : b; }
 
+/* The passes: with sharing, one pass at the shared input for every head that takes it;
+ * without, one per head; a head with its own preprocessing always has its own. */
+static int plan_passes(const mo_pipeline *p, pass_plan *pass)
+{
+    int np = 0;
+    for (int i = 0; i < p->n; i++) {
+        const mo_head_needs *n = &p->head[i].needs;
+        pass_plan *pp = NULL;
+        if (!n->own_input && p->set.share_backbone)
+            for (int k = 0; k < np && !pp; k++)
+                if (pass[k].own < 0)
+                    pp = &pass[k];
+        if (!pp) {
+            pp = &pass[np++];
+            *pp = (pass_plan){.own = n->own_input ? i : -1};
+        }
+        /* insert keeping the output strides decreasing (stable) */
+        int at = pp->n;
+        while (at > 0 && p->head[pp->idx[at - 1]].needs.output_stride < n->output_stride) {
+            pp->idx[at] = pp->idx[at - 1];
+            at--;
+        }
+        pp->idx[at] = i;
+        pp->n++;
+    }
+    /* the shared passes first, as the file comment of pipeline.h describes */
+    for (int a = 1; a < np; a++)
+        for (int b = a; b > 0 && pass[b - 1].own >= 0 && pass[b].own < 0; b--) {
+            pass_plan t = pass[b];
+            pass[b] = pass[b - 1];
+            pass[b - 1] = t;
+        }
+    return np;
+}
+
 /* The session a pipeline needs, and the bytes of its float input tensors. */
-static int session_plan(const mo_pipeline *p, mo_session_settings *ss, size_t *inputs)
+static int session_plan(const mo_pipeline *p, int threads, mo_session_settings *ss,
+                        size_t *inputs)
 {
     mo_session_default_settings(ss);
-    const int shared = p->det || p->seg_os || (p->cls && p->set.classify_shared);
     ss->max_width = ss->max_height = 1;
+    ss->min_output_stride = 32;
+    ss->threads = threads;
+    ss->workspace_bytes = 0;
+    *inputs = 0;
+    int shared = 0;
+    for (int i = 0; i < p->n; i++)
+        shared |= !p->head[i].needs.own_input;
     if (shared) {
         ss->max_width = p->shared_w;
         ss->max_height = p->shared_h;
+        *inputs += sizeof(float) * 3 * (size_t)p->shared_w * p->shared_h;
     }
-    if (p->cls && !p->set.classify_shared) {
-        ss->max_width = max_i(ss->max_width, p->cls_crop);
-        ss->max_height = max_i(ss->max_height, p->cls_crop);
-    }
-    ss->min_output_stride = p->seg_os ? p->seg_os : 32;
-    ss->threads = p->set.threads;
-    ss->workspace_bytes = p->det ? mo_det_workspace_size(p->det) : 0;
-    if (p->cls && ss->workspace_bytes < sizeof(float) * (size_t)mo_cls_num_classes(p->cls))
-        ss->workspace_bytes = sizeof(float) * (size_t)mo_cls_num_classes(p->cls); /* logits */
-    int r = MO_OK;
-#ifdef MO_PIPELINE_HAVE_SEG
-    if (p->seg) {
+    for (int i = 0; i < p->n; i++) {
+        const head_slot *hs = &p->head[i];
+        const mo_head_needs *n = &hs->needs;
+        const int w = n->own_input ? n->input_w : p->shared_w;
+        const int h = n->own_input ? n->input_h : p->shared_h;
+        if (n->own_input) {
+            ss->max_width = max_i(ss->max_width, w);
+            ss->max_height = max_i(ss->max_height, h);
+            *inputs += sizeof(float) * 3 * (size_t)w * h;
+        }
+        if (n->output_stride < ss->min_output_stride)
+            ss->min_output_stride = n->output_stride;
         size_t b = 0;
-        r = mo_seg_workspace_size(p->seg, p->shared_h, p->shared_w, p->seg_os, &b);
+        int r = hs->ops->workspace_size(hs->h, h, w, n->output_stride, &b);
+        if (r)
+            return r;
         if (b > ss->workspace_bytes)
             ss->workspace_bytes = b;
     }
-#endif
-    *inputs = 0;
-    if (shared)
-        *inputs += sizeof(float) * 3 * (size_t)p->shared_w * p->shared_h;
-    if (p->cls && !p->set.classify_shared)
-        *inputs += sizeof(float) * 3 * (size_t)p->cls_crop * p->cls_crop;
-    return r;
+    return MO_OK;
 }
 
-int mo_pipeline_session_open(mo_pipeline_session **out, const mo_pipeline *p)
+int mo_pipeline_session_open(mo_pipeline_session **out, const mo_pipeline *p,
+                             const mo_pipeline_session_settings *s)
 {
-    validate_input_or_ret(out && p, MO_EINVAL);
+    validate_input_or_ret(out, MO_EINVAL);
     *out = NULL;
+    validate_input_or_ret(p, MO_EINVAL);
+    mo_pipeline_session_settings set;
+    mo_pipeline_session_default_settings(&set);
+    static const size_t ends[] = {MO_FIELD_END(mo_pipeline_session_settings, threads)};
+    int r = MO_SETTINGS_TAKE(&set, s, ends, "mo_pipeline_session_open",
+                             "mo_pipeline_session_settings");
+    if (r)
+        return r;
+    if (set.threads < -1 || set.threads > MO_MAX_THREADS)
+        return mo_fail(MO_EINVAL, "mo_pipeline_session_open: threads %d outside -1..%d",
+                       set.threads, MO_MAX_THREADS);
     mo_pipeline_session *ps = calloc(1, sizeof(*ps));
     if (!ps)
         return mo_fail(MO_ENOMEM, "mo_pipeline_session_open: out of memory");
     ps->p = p;
+    ps->npass = plan_passes(p, ps->pass);
     mo_session_settings ss;
     size_t inputs;
-    const int shared = p->det || p->seg_os || (p->cls && p->set.classify_shared);
-    int r = session_plan(p, &ss, &inputs);
+    r = session_plan(p, set.threads < 0 ? p->set.threads : set.threads, &ss, &inputs);
     if (!r)
         r = mo_session_open(&ps->s, p->bb, &ss);
-    if (!r && shared &&
-        !(ps->shared_in = malloc(sizeof(float) * 3 * (size_t)p->shared_w * p->shared_h)))
-        r = mo_fail(MO_ENOMEM, "mo_pipeline_session_open: out of memory");
-    if (!r && p->cls && !p->set.classify_shared &&
-        !(ps->cls_in = malloc(sizeof(float) * 3 * (size_t)p->cls_crop * p->cls_crop)))
-        r = mo_fail(MO_ENOMEM, "mo_pipeline_session_open: out of memory");
+    for (int k = 0; !r && k < ps->npass; k++) {
+        const int own = ps->pass[k].own;
+        const mo_head_needs *n = own >= 0 ? &p->head[own].needs : NULL;
+        float **buf = own >= 0 ? &ps->own_in[own] : &ps->shared_in;
+        const size_t px = n ? (size_t)n->input_w * n->input_h : (size_t)p->shared_w * p->shared_h;
+        if (!*buf && !(*buf = malloc(sizeof(float) * 3 * px)))
+            r = mo_fail(MO_ENOMEM, "mo_pipeline_session_open: out of memory");
+    }
     if (r) {
         mo_pipeline_session_close(&ps);
         return r;
@@ -304,7 +438,8 @@ void mo_pipeline_session_close(mo_pipeline_session **s)
         return;
     mo_session_close(&(*s)->s);
     free((*s)->shared_in);
-    free((*s)->cls_in);
+    for (int i = 0; i < MAX_HEADS; i++)
+        free((*s)->own_in[i]);
     free((*s)->rgb);
     free(*s);
     *s = NULL;
@@ -317,32 +452,43 @@ static double now_ms(void)
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
-/* Classification of features: softmax and top-k into out. */
-static int classify(const mo_pipeline *p, mo_session *s, const mo_features *f,
-                    mo_pipeline_result *out)
-{
-    const int k = mo_cls_num_classes(p->cls);
-    size_t bytes = 0;
-    float *logits = mo_session_workspace(s, &bytes);
-    if (!logits || bytes < sizeof(float) * (size_t)k)
-        return mo_fail(MO_EINVAL, "pipeline: workspace too small for %d class logits", k);
-    int r = mo_cls_run(p->cls, s, f, logits);
-    if (r)
-        return r;
-    mo_softmax(logits, k);
-    r = mo_topk(logits, k, p->set.top_k, out->top);
-    if (r < 0)
-        return r;
-    out->num_top = r;
-    return MO_OK;
-}
+static int run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_result *out);
 
+/* The caller's result struct; one of older headers (a smaller size) gets the run into a
+ * full one, then the fields it has copied back (the settings rule of common.h). */
 int mo_pipeline_run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_result *out)
 {
     validate_input_or_ret(ps && frame && out, MO_EINVAL);
-    if (out->size < sizeof(*out))
-        return mo_fail(MO_EINVAL, "mo_pipeline_run: result.size %zu < %zu", out->size,
-                       sizeof(*out));
+    if (out->size == sizeof(*out))
+        return run(ps, frame, out);
+    static const size_t ends[] = {
+        MO_FIELD_END(mo_pipeline_result, num_top),
+        MO_FIELD_END(mo_pipeline_result, top),
+        MO_FIELD_END(mo_pipeline_result, detections),
+        MO_FIELD_END(mo_pipeline_result, det_capacity),
+        MO_FIELD_END(mo_pipeline_result, num_detections),
+        MO_FIELD_END(mo_pipeline_result, labels),
+        MO_FIELD_END(mo_pipeline_result, label_stride),
+        MO_FIELD_END(mo_pipeline_result, has_labels),
+        MO_FIELD_END(mo_pipeline_result, ms_convert),
+        MO_FIELD_END(mo_pipeline_result, ms_preprocess),
+        MO_FIELD_END(mo_pipeline_result, ms_backbone),
+        MO_FIELD_END(mo_pipeline_result, ms_heads),
+        MO_FIELD_END(mo_pipeline_result, ms_total)};
+    mo_pipeline_result full = {.size = sizeof(full)};
+    int r = MO_SETTINGS_TAKE(&full, out, ends, "mo_pipeline_run", "mo_pipeline_result");
+    if (r || (r = run(ps, frame, &full)))
+        return r;
+    size_t covered = 0; /* the fields that end within the caller's size */
+    for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]) && ends[i] <= out->size; i++)
+        covered = ends[i];
+    memcpy((char *)out + sizeof(size_t), (const char *)&full + sizeof(size_t),
+           covered - sizeof(size_t));
+    return MO_OK;
+}
+
+static int run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_result *out)
+{
     if (out->det_capacity < 0 || (out->labels && out->label_stride < frame->width))
         return mo_fail(MO_EINVAL, "mo_pipeline_run: negative det_capacity or label_stride "
                                   "below the frame width");
@@ -378,86 +524,49 @@ int mo_pipeline_run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_
     double t1 = now_ms();
     out->ms_convert = t1 - t0;
 
-    /* Passes: with sharing, one pass at the shared input for det, seg (and cls when
-     * classify_shared); without, one per head. */
-    const int share = p->set.share_backbone;
-    const int want_det = p->det != NULL, want_seg = p->seg_os != 0;
-    const int cls_shared = p->cls && p->set.classify_shared;
+    /* The passes (plan_passes()), each one loop over its heads. */
     mo_features f;
-    for (int pass = 0; pass < 3; pass++) {
-        /* pass 0: det (+ seg, + cls when shared and sharing); 1: seg alone; 2: cls_shared alone */
-        int do_det = 0, do_seg = 0, do_cls = 0;
-        if (share) {
-            if (pass > 0)
-                break;
-            do_det = want_det, do_seg = want_seg, do_cls = cls_shared;
-        } else {
-            do_det = pass == 0 && want_det;
-            do_seg = pass == 1 && want_seg;
-            do_cls = pass == 2 && cls_shared;
-        }
-        if (!do_det && !do_seg && !do_cls)
-            continue;
+    for (int k = 0; k < ps->npass; k++) {
+        const pass_plan *pp = &ps->pass[k];
         t1 = now_ms();
         mo_tensor t = {.data = ps->shared_in, .w = p->shared_w, .h = p->shared_h};
-        if ((r = mo_preprocess_resize(&img, p->mean, p->std, &t)))
+        if (pp->own >= 0) {
+            const head_slot *hs = &p->head[pp->own];
+            t = (mo_tensor){.data = ps->own_in[pp->own]};
+            r = hs->ops->prepare(hs->h, &img, p->mean, p->std, &t);
+        } else {
+            r = mo_preprocess_resize(&img, p->mean, p->std, &t);
+        }
+        if (r)
             return r;
         double t2 = now_ms();
         out->ms_preprocess += t2 - t1;
-        /* detection and classification want stride 32; segmentation alone runs at its
-         * stride directly */
-        const int os = do_det || do_cls ? 32 : p->seg_os;
+        /* the pass runs at its first (largest) output stride */
+        int os = p->head[pp->idx[0]].needs.output_stride;
         if ((r = mo_backbone_run(s, &t, os, &f)))
             return r;
         double t3 = now_ms();
         out->ms_backbone += t3 - t2;
-        if (do_cls && (r = classify(p, s, &f, out)))
-            return r;
-        mo_detection none[1];
-        if (do_det && (r = mo_det_run(p->det, s, &f, NULL, img.w, img.h,
-                                      out->detections ? out->detections : none,
-                                      out->detections ? out->det_capacity : 0,
-                                      &out->num_detections)))
-            return r;
-        double t4 = now_ms();
-        out->ms_heads += t4 - t3;
-#ifdef MO_PIPELINE_HAVE_SEG
-        if (do_seg) {
-            if (os != p->seg_os) {
+        for (int i = 0; i < pp->n; i++) {
+            const head_slot *hs = &p->head[pp->idx[i]];
+            if (hs->needs.output_stride != os) {
                 /* only the dilated stages are recomputed, from the last shared level */
-                const int keep = p->seg_os == 16 ? 2 : 1;
-                if ((r = mo_backbone_run_from(s, &f, keep, p->seg_os, &f)))
+                os = hs->needs.output_stride;
+                if ((r = mo_backbone_run_from(s, &f, os == 16 ? 2 : 1, os, &f)))
+                    return r;
+                const double t4 = now_ms();
+                out->ms_backbone += t4 - t3;
+                t3 = t4;
+            }
+            if (!hs->ops->wanted || hs->ops->wanted(out)) {
+                mo_head_job job = {.s = s, .f = &f, .frame = &img, .set = &p->set, .out = out};
+                if ((r = hs->ops->run(hs->h, &job)) || (r = hs->ops->results(hs->h, &job)))
                     return r;
             }
-            double t5 = now_ms();
-            out->ms_backbone += t5 - t4;
-            if (out->labels) {
-                if ((r = mo_seg_run(p->seg, s, &f, img.h, img.w, out->labels,
-                                    out->label_stride, NULL)))
-                    return r;
-                out->has_labels = 1;
-            }
-            out->ms_heads += now_ms() - t5;
+            const double t5 = now_ms();
+            out->ms_heads += t5 - t3;
+            t3 = t5;
         }
-#endif
-    }
-
-    /* exact classification: its own preprocessing and pass */
-    if (p->cls && !cls_shared) {
-        t1 = now_ms();
-        mo_tensor t = {.data = ps->cls_in};
-        if ((r = mo_preprocess_classify(&img, p->cls_resize, p->cls_crop, p->mean, p->std,
-                                        &t)))
-            return r;
-        double t2 = now_ms();
-        out->ms_preprocess += t2 - t1;
-        if ((r = mo_backbone_run(s, &t, 32, &f)))
-            return r;
-        double t3 = now_ms();
-        out->ms_backbone += t3 - t2;
-        if ((r = classify(p, s, &f, out)))
-            return r;
-        out->ms_heads += now_ms() - t3;
     }
     out->ms_total = now_ms() - t0;
     return MO_OK;

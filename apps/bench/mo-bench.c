@@ -177,7 +177,7 @@ int main(int argc, char **argv)
         code = die("backbone", ret, 2);
         goto done;
     }
-    if (use_cls && (ret = mo_cls_open(&cls, f, bb)) != MO_OK) {
+    if (use_cls && (ret = mo_cls_open(&cls, f, bb, NULL)) != MO_OK) {
         code = die("classifier (--cls)", ret, 2);
         goto done;
     }
@@ -187,7 +187,7 @@ int main(int argc, char **argv)
         goto done;
     }
     if (seg_path && ((ret = mo_file_open(&fs, seg_path)) != MO_OK ||
-                     (ret = mo_seg_open(&seg, fs, bb)) != MO_OK)) {
+                     (ret = mo_seg_open(&seg, fs, bb, NULL)) != MO_OK)) {
         code = die(seg_path, ret, 2);
         goto done;
     }

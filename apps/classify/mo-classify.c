@@ -45,7 +45,7 @@ static int classifier_open(classifier *c, const char *path)
     memset(c, 0, sizeof(*c));
     int r;
     if ((r = mo_file_open(&c->file, path)) || (r = mo_backbone_open(&c->bb, c->file, NULL)) ||
-        (r = mo_cls_open(&c->cls, c->file, c->bb))) {
+        (r = mo_cls_open(&c->cls, c->file, c->bb, NULL))) {
         fprintf(stderr, "mo-classify: %s: %s (%s)\n", path, mo_strerror(r), mo_last_error());
         return -1;
     }

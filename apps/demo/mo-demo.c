@@ -59,73 +59,35 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
-/* Segmentation classes covering at least 0.5% of the image, largest first. */
-static int seg_classes(const uint8_t *lab, size_t npix, int order[256], double share[256])
+/* Segmentation classes covering at least 0.5% of the w x h label map, largest first
+ * (io's mo_labelmap_count()); 0, the background, is left out. */
+static int seg_classes(const uint8_t *lab, int w, int h, int order[256], double share[256])
 {
-    size_t count[256] = {0};
-    for (size_t i = 0; i < npix; i++)
-        count[lab[i]]++;
+    mo_label_count c[256];
+    const mo_labelmap m = {.data = (uint8_t *)lab, .w = w, .h = h};
+    const int k = mo_labelmap_count(&m, c);
+    const size_t npix = (size_t)w * (size_t)h;
     int n = 0;
-    for (int c = 1; c < 256; c++) /* 0 is the background */
-        if (count[c] * 200 >= npix)
-            order[n++] = c;
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && count[order[j]] > count[order[j - 1]]; j--) {
-            const int t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
+    for (int i = 0; i < k; i++)
+        if (c[i].label != 0 && c[i].pixels * 200 >= npix) {
+            order[n] = c[i].label;
+            share[n++] = 100.0 * (double)c[i].pixels / (double)npix;
         }
-    for (int i = 0; i < n; i++)
-        share[i] = 100.0 * (double)count[order[i]] / (double)npix;
     return n;
 }
 
-/* Lay out (draw = 0: only measure the height) the legend entries "[swatch] name 12%"
- * left to right from y0 over the canvas width. */
-static int legend(mo_image *img, int y0, int draw, const mo_pipeline *p, const int *order,
-                  const double *share, int n, const mo_palette *pal, int scale)
+/* The legend entries "[swatch] name 12%" of the segmented classes (drawn by io's
+ * mo_draw_legend()); text[i] holds entry i's text. */
+typedef char legend_text[96];
+static void legend_entries(const mo_pipeline *p, const int *order, const double *share, int n,
+                           const mo_palette *pal, legend_text *text, mo_legend_entry *e)
 {
-    int th;
-    mo_draw_text_size("Ag", scale, NULL, &th);
-    const int pad = 3 * scale, sw = th, row = th + 2 * pad;
-    int x = pad, y = y0 + pad;
     for (int i = 0; i < n; i++) {
-        char text[96];
         const char *name = mo_pipeline_seg_class_name(p, order[i]);
-        snprintf(text, sizeof(text), "%s %.0f%%", name ? name : "?", share[i]);
-        int tw;
-        mo_draw_text_size(text, scale, &tw, NULL);
-        const int ew = sw + pad + tw;
-        if (x > pad && x + ew > img->w - pad) {
-            x = pad;
-            y += row;
-        }
-        if (draw) {
-            const mo_rgb c = {pal->rgb[order[i]][0], pal->rgb[order[i]][1],
-                              pal->rgb[order[i]][2]};
-            mo_draw_fill_rect(img, x, y + pad, x + sw, y + pad + sw, c, 1.0f);
-            mo_draw_rect(img, x, y + pad, x + sw, y + pad + sw, 1, (mo_rgb){200, 200, 200});
-            mo_draw_text(img, x + sw + pad, y + pad, text, scale, (mo_rgb){240, 240, 240});
-        }
-        x += ew + 3 * pad;
-    }
-    return n ? y + row + pad - y0 : 0;
-}
-
-/* "name 0.87" shortened until it fits in max_w pixels. */
-static void fit_text(char *buf, size_t size, const char *name, float score, int scale,
-                     int max_w)
-{
-    char n[64];
-    snprintf(n, sizeof(n), "%s", name ? name : "?");
-    for (size_t len = strlen(n);; len--) {
-        snprintf(buf, size, "%s %.2f", n, score);
-        int w;
-        mo_draw_text_size(buf, scale, &w, NULL);
-        if (w + 4 * scale <= max_w || len <= 2)
-            return;
-        n[len - 2] = '.';
-        n[len - 1] = 0;
+        snprintf(text[i], sizeof(text[i]), "%s %.0f%%", name ? name : "?", share[i]);
+        e[i] = (mo_legend_entry){.text = text[i],
+                                 .color = {pal->rgb[order[i]][0], pal->rgb[order[i]][1],
+                                           pal->rgb[order[i]][2]}};
     }
 }
 
@@ -152,8 +114,7 @@ static int draw_results(mo_image *img, int fw, int fh, const mo_labelmap *mask,
         mo_draw_labels(img, mask, pal, 0.45f, 0);
     /* boxes: lowest score first so the best end on top, then their tags */
     const mo_det *det = mo_pipeline_det(p);
-    const int side = W < H ? W : H;
-    const int thick = side < 125 ? 1 : (side + 125) / 250;
+    const int thick = mo_draw_box_thickness(img);
     /* One box per object in the picture: a candidate overlapping a better one of any class
      * by IoU > overlap is not drawn (the detections are per-class NMS, as torchvision's,
      * so one object can carry a box per class it resembles). */
@@ -172,11 +133,9 @@ static int draw_results(mo_image *img, int fw, int fh, const mo_labelmap *mask,
     nb = nb < o->max_boxes ? nb : o->max_boxes;
     for (int i = nb - 1; i >= 0; i--) {
         const mo_detection *d = &r->detections[keep[i]];
-        const mo_rgb c = mo_draw_class_color(d->label);
-        const int x0 = (int)(d->x1 * fx + 0.5), y0 = (int)(d->y1 * fy + 0.5);
-        const int x1 = (int)(d->x2 * fx + 0.5), y1 = (int)(d->y2 * fy + 0.5);
-        mo_draw_rect(img, x0 - 1, y0 - 1, x1 + 1, y1 + 1, 1, (mo_rgb){20, 20, 20});
-        mo_draw_rect(img, x0, y0, x1, y1, thick, c);
+        mo_draw_box(img, (int)(d->x1 * fx + 0.5), (int)(d->y1 * fy + 0.5),
+                    (int)(d->x2 * fx + 0.5), (int)(d->y2 * fy + 0.5), thick,
+                    mo_draw_class_color(d->label));
     }
     /* the corner panel: top classes, then the timing */
     char lines[MO_PIPELINE_MAX_TOPK + 1][96];
@@ -208,7 +167,8 @@ static int draw_results(mo_image *img, int fw, int fh, const mo_labelmap *mask,
     for (int i = nb - 1; i >= 0; i--) {
         const mo_detection *d = &r->detections[keep[i]];
         char text[96];
-        fit_text(text, sizeof(text), mo_det_class_name(det, d->label), d->score, scale, W);
+        mo_draw_tag_text(text, sizeof(text), mo_det_class_name(det, d->label), d->score, scale,
+                         W);
         int x = (int)(d->x1 * fx + 0.5), y = (int)(d->y1 * fy + 0.5);
         const int top_of_tag = y - tag_h >= 0 ? y - tag_h : y;
         if (x < panel_w && top_of_tag < panel_h) {
@@ -247,11 +207,14 @@ static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipelin
     int order[256], n = 0;
     double share[256];
     if (r->has_labels)
-        n = seg_classes(r->labels, (size_t)src->w * src->h, order, share);
+        n = seg_classes(r->labels, src->w, src->h, order, share);
     /* the canvas: the picture (its first H rows, a W x H image of its own), then the legend */
     mo_image probe = {.w = W, .h = H};
     const int scale = mo_draw_text_scale(&probe);
-    const int strip = legend(&probe, 0, 0, p, order, share, n, pal, scale);
+    legend_text text[256];
+    mo_legend_entry ent[256];
+    legend_entries(p, order, share, n, pal, text, ent);
+    const int strip = mo_draw_legend_height(ent, n, scale, W, NULL);
     int rc = mo_image_alloc(out, W, H + strip);
     if (rc)
         return rc;
@@ -288,7 +251,7 @@ static int composite(const mo_image *src, const mo_pipeline *p, const mo_pipelin
         return rc;
     }
     mo_draw_fill_rect(out, 0, H, W, H + strip, (mo_rgb){24, 24, 24}, 1.0f);
-    legend(out, H, 1, p, order, share, n, pal, scale);
+    mo_draw_legend(out, H, ent, n, scale);
     return MO_OK;
 }
 
@@ -443,12 +406,15 @@ static int run_video(const char *in, const char *out, const char *codec, const c
         if (res.has_labels) { /* the legend over the bottom of the frame */
             int order[256];
             double share[256];
-            const int n = seg_classes(lab, (size_t)W * H, order, share);
+            const int n = seg_classes(lab, W, H, order, share);
             const int scale = mo_draw_text_scale(&img);
-            const int strip = legend(&img, 0, 0, p, order, share, n, pal, scale);
+            static legend_text text[256];
+            mo_legend_entry ent[256];
+            legend_entries(p, order, share, n, pal, text, ent);
+            const int strip = mo_draw_legend_height(ent, n, scale, W, NULL);
             if (strip && strip < H) {
                 mo_draw_fill_rect(&img, 0, H - strip, W, H, (mo_rgb){24, 24, 24}, 0.75f);
-                legend(&img, H - strip, 1, p, order, share, n, pal, scale);
+                mo_draw_legend(&img, H - strip, ent, n, scale);
             }
         }
         tn = now_s();
@@ -606,7 +572,7 @@ int main(int argc, char **argv)
     mo_pipeline_session *s = NULL;
     int r = mo_pipeline_open(&p, model, heads, nh, &set);
     if (!r)
-        r = mo_pipeline_session_open(&s, p);
+        r = mo_pipeline_session_open(&s, p, NULL);
     if (r) {
         fprintf(stderr, "mo-demo: %s (%s)\n", mo_strerror(r), mo_last_error());
         mo_pipeline_session_close(&s);

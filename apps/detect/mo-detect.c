@@ -204,65 +204,29 @@ static long long image_id(const id_map *m, const char *path)
 
 /* ------------------------------------------------------------------ drawing */
 
-/* Class colours: 24 well separated, saturated colours, by label modulo 24 (consecutive
- * labels always differ; COCO's frequent classes person, car, chair, cup, bottle and dining
- * table all get different ones). */
-static mo_rgb class_color(int label)
-{
-    static const mo_rgb pal[24] = {
-        { 230, 25, 75 },   { 60, 180, 75 },   { 255, 200, 20 },  { 0, 130, 200 },
-        { 245, 130, 48 },  { 145, 30, 180 },  { 70, 240, 240 },  { 240, 50, 230 },
-        { 190, 235, 40 },  { 250, 160, 190 }, { 0, 128, 128 },   { 200, 150, 255 },
-        { 170, 110, 40 },  { 255, 250, 160 }, { 128, 0, 0 },     { 120, 255, 180 },
-        { 128, 128, 0 },   { 255, 215, 180 }, { 0, 0, 128 },     { 255, 99, 71 },
-        { 30, 144, 255 },  { 154, 205, 50 },  { 218, 112, 214 }, { 255, 140, 0 },
-    };
-    return pal[(unsigned)label % 24u];
-}
-
-/* "name 0.87", the name shortened (with a final '.') until the tag fits in max_w pixels. */
-static void tag_text(char *buf, size_t size, const char *name, float score, int scale, int max_w)
-{
-    char n[64];
-    snprintf(n, sizeof(n), "%s", name ? name : "?");
-    for (size_t len = strlen(n);; len--) {
-        snprintf(buf, size, "%s %.2f", n, score);
-        int w, h;
-        mo_draw_text_size(buf, scale, &w, &h);
-        if (w + 4 * scale <= max_w || len <= 2)
-            return;
-        n[len - 2] = '.';
-        n[len - 1] = 0;
-    }
-}
-
 /* Draw the detections (in original image pixels) on img, which is the image enlarged
  * f times. */
 static void draw(mo_image *img, int f, const mo_det *det, const mo_detection *d, int n,
                  float min_score)
 {
-    const int side = img->w < img->h ? img->w : img->h;
-    const int thick = side < 125 ? 1 : (side + 125) / 250; /* 2 px at 480, 12 at 3000 */
+    const int thick = mo_draw_box_thickness(img); /* 2 px at 480, 12 at 3000 */
     const int scale = mo_draw_text_scale(img);
     /* boxes first (lowest score first, so the best end on top), then every tag above them */
     for (int i = n - 1; i >= 0; i--) {
         if (d[i].score < min_score)
             continue;
-        const mo_rgb c = class_color(d[i].label);
-        const int x0 = (int)(d[i].x1 * f + 0.5f), y0 = (int)(d[i].y1 * f + 0.5f);
-        const int x1 = (int)(d[i].x2 * f + 0.5f), y1 = (int)(d[i].y2 * f + 0.5f);
-        /* a dark hairline outside the colour keeps boxes visible on bright backgrounds */
-        mo_draw_rect(img, x0 - 1, y0 - 1, x1 + 1, y1 + 1, 1, (mo_rgb){ 20, 20, 20 });
-        mo_draw_rect(img, x0, y0, x1, y1, thick, c);
+        mo_draw_box(img, (int)(d[i].x1 * f + 0.5f), (int)(d[i].y1 * f + 0.5f),
+                    (int)(d[i].x2 * f + 0.5f), (int)(d[i].y2 * f + 0.5f), thick,
+                    mo_draw_class_color(d[i].label));
     }
     for (int i = n - 1; i >= 0; i--) {
         if (d[i].score < min_score)
             continue;
         char text[96];
-        tag_text(text, sizeof(text), mo_det_class_name(det, d[i].label), d[i].score, scale,
-                 img->w);
+        mo_draw_tag_text(text, sizeof(text), mo_det_class_name(det, d[i].label), d[i].score,
+                         scale, img->w);
         mo_draw_tag(img, (int)(d[i].x1 * f + 0.5f), (int)(d[i].y1 * f + 0.5f), text, scale,
-                    class_color(d[i].label));
+                    mo_draw_class_color(d[i].label));
     }
 }
 

@@ -136,7 +136,7 @@ static int detect_all(mo_coco_eval *ev, const char *model, const char *head, con
         return cli_usage("--head %s holds no detection head", head);
     }
     if (!r)
-        r = mo_pipeline_session_open(&s, p);
+        r = mo_pipeline_session_open(&s, p, NULL);
     if (r) {
         mo_pipeline_close(&p);
         return cli_error(head, r);

@@ -57,7 +57,7 @@ static int eval_model(const item *items, int n, const char *root, const char *mo
     float *in = NULL, *p = NULL;
     int r, ret = 0;
     if ((r = mo_file_open(&file, model)) || (r = mo_backbone_open(&bb, file, NULL)) ||
-        (r = mo_cls_open(&cls, file, bb))) {
+        (r = mo_cls_open(&cls, file, bb, NULL))) {
         ret = cli_error(model, r);
         goto done;
     }

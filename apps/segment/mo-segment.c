@@ -264,7 +264,7 @@ static int segmenter_open(segmenter *s, const options *o)
     what = o->head ? o->head : o->model;
     if (o->head && (r = mo_file_open(&s->head_file, o->head)))
         goto fail;
-    if ((r = mo_seg_open(&s->seg, s->head_file ? s->head_file : s->file, s->bb)))
+    if ((r = mo_seg_open(&s->seg, s->head_file ? s->head_file : s->file, s->bb, NULL)))
         goto fail;
     mo_seg_get_info(s->seg, &s->info);
     /* the backbone's file first, the head's may override (validated by the library) */
@@ -315,32 +315,13 @@ static int ensure_session(segmenter *s, int h, int w, int os)
 
 /* ---------------------------------------------------------------- drawing */
 
-typedef struct class_share {
-    int label;
-    size_t pixels;
-} class_share;
+/* Classes present, largest first (io's mo_labelmap_count()). */
+typedef mo_label_count class_share;
 
-static int cmp_share(const void *a, const void *b)
-{
-    const class_share *x = a, *y = b;
-    if (x->pixels != y->pixels)
-        return x->pixels < y->pixels ? 1 : -1;
-    return x->label - y->label;
-}
-
-/* Classes present, largest first; returns how many. */
 static int class_shares(const mo_labelmap *m, class_share out[256])
 {
-    size_t count[256] = {0};
-    const size_t n = (size_t)m->w * (size_t)m->h;
-    for (size_t i = 0; i < n; i++)
-        count[m->data[i]]++;
-    int k = 0;
-    for (int l = 0; l < 256; l++)
-        if (count[l])
-            out[k++] = (class_share){l, count[l]};
-    qsort(out, (size_t)k, sizeof(*out), cmp_share);
-    return k;
+    const int k = mo_labelmap_count(m, out);
+    return k > 0 ? k : 0;
 }
 
 static const char *display_name(const segmenter *s, int label, char *buf, size_t n)
@@ -353,29 +334,6 @@ static const char *display_name(const segmenter *s, int label, char *buf, size_t
     if (label == s->background)
         return "background";
     return name;
-}
-
-static mo_rgb palette_rgb(const mo_palette *p, int l)
-{
-    return (mo_rgb){p->rgb[l][0], p->rgb[l][1], p->rgb[l][2]};
-}
-
-/* Pixels on a class boundary (label differs from the right or lower neighbour) painted in
- * their class colour, lightened so edges read on the blended mask. */
-static void draw_boundaries(mo_image *img, const mo_labelmap *m, const mo_palette *p, int skip)
-{
-    for (int y = 0; y < m->h; y++)
-        for (int x = 0; x < m->w; x++) {
-            const int l = m->data[(size_t)y * m->w + x];
-            const int r = x + 1 < m->w ? m->data[(size_t)y * m->w + x + 1] : l;
-            const int d = y + 1 < m->h ? m->data[(size_t)(y + 1) * m->w + x] : l;
-            if (l == r && l == d)
-                continue;
-            const int c = l != skip ? l : r != skip ? r : d;
-            uint8_t *px = img->data + ((size_t)y * img->w + x) * 3;
-            for (int k = 0; k < 3; k++)
-                px[k] = (uint8_t)((p->rgb[c][k] + 255 * 2) / 3);
-        }
 }
 
 /*
@@ -391,13 +349,11 @@ static int make_overlay(const segmenter *s, const mo_image *img, const mo_labelm
     class_share sh[256];
     const int nsh = class_shares(stats, sh);
     const int scale = mo_draw_text_scale(img);
-    int th;
-    mo_draw_text_size("Ag", scale, NULL, &th);
-    const int pad = 3 * scale, sw = th + 2 * scale, gap = 4 * scale, row_h = sw + 2 * pad;
 
-    /* the entries' texts; the canvas is at least as wide as the widest entry */
+    /* the entries (io's legend: mo_draw_legend()); the canvas is at least as wide as the
+     * widest entry */
     char text[256][96];
-    int ew[256], width = img->w;
+    mo_legend_entry ent[256];
     for (int i = 0; i < nsh; i++) {
         char buf[32];
         const double pct = 100.0 * (double)sh[i].pixels / ((double)m->w * m->h);
@@ -406,23 +362,17 @@ static int make_overlay(const segmenter *s, const mo_image *img, const mo_labelm
             snprintf(text[i], sizeof(text[i]), "%s <0.1%%", name);
         else
             snprintf(text[i], sizeof(text[i]), "%s %.*f%%", name, pct < 10 ? 1 : 0, pct);
-        int tw;
-        mo_draw_text_size(text[i], scale, &tw, NULL);
-        ew[i] = sw + pad + tw;
-        if (ew[i] + 2 * pad > width)
-            width = ew[i] + 2 * pad;
+        const int l = sh[i].label;
+        ent[i] = (mo_legend_entry){.text = text[i],
+                                   .color = {s->palette.rgb[l][0], s->palette.rgb[l][1],
+                                             s->palette.rgb[l][2]},
+                                   .outline = l == s->background}; /* not tinted */
     }
-    /* flow them left to right to know the strip height */
-    const int avail = width - pad;
-    int rows = 1, x = pad;
-    for (int i = 0; i < nsh; i++) {
-        if (x > pad && x + ew[i] > avail) {
-            rows++;
-            x = pad;
-        }
-        x += ew[i] + gap;
-    }
-    const int strip = rows * row_h + pad;
+    int width = img->w, min_width = 0;
+    mo_draw_legend_height(ent, nsh, scale, width, &min_width);
+    if (min_width > width)
+        width = min_width;
+    const int strip = mo_draw_legend_height(ent, nsh, scale, width, NULL);
     mo_limits lim;
     mo_limits_get(&lim);
     const double max_px = (double)(lim.image_max_pixels < MO_IMAGE_MAX_PIXELS
@@ -462,9 +412,9 @@ static int make_overlay(const segmenter *s, const mo_image *img, const mo_labelm
     memcpy(blend.data, img->data, (size_t)img->w * img->h * 3);
     r = mo_draw_labels(&blend, m, &s->palette, alpha, s->background);
     if (!r)
-        draw_boundaries(&blend, m, &s->palette, s->background);
+        r = mo_draw_label_edges(&blend, m, &s->palette, s->background);
 
-    const mo_rgb panel = {24, 24, 24}, frame = {200, 200, 200}, white = {255, 255, 255};
+    const mo_rgb panel = {24, 24, 24};
     if (width != img->w) {
         mo_draw_fill_rect(out, 0, 0, out->w, out->h, panel, 1.0f);
         for (int y = 0; !r && y < img->h; y++)
@@ -478,23 +428,7 @@ static int make_overlay(const segmenter *s, const mo_image *img, const mo_labelm
         mo_image_free(out);
         return r;
     }
-    x = pad;
-    int y = img->h + pad;
-    for (int i = 0; i < nsh; i++) {
-        if (x > pad && x + ew[i] > avail) {
-            y += row_h;
-            x = pad;
-        }
-        const int l = sh[i].label, sy = y + pad;
-        if (l == s->background) {
-            mo_draw_rect(out, x, sy, x + sw, sy + sw, scale, frame); /* not tinted */
-        } else {
-            mo_draw_fill_rect(out, x, sy, x + sw, sy + sw, palette_rgb(&s->palette, l), 1.0f);
-            mo_draw_rect(out, x, sy, x + sw, sy + sw, 1, frame);
-        }
-        mo_draw_text(out, x + sw + pad, sy + (sw - th) / 2, text[i], scale, white);
-        x += ew[i] + gap;
-    }
+    mo_draw_legend(out, img->h, ent, nsh, scale);
     return MO_OK;
 }
 

@@ -8,6 +8,7 @@
 #include "mo_internal/backbone.h"
 #include "mo_internal/errors.h"
 #include "mo_internal/loader.h"
+#include "mo_internal/settings.h"
 #include "mo/classify.h"
 
 struct mo_cls {
@@ -34,14 +35,32 @@ void mo_cls_close(mo_cls **pc)
 /* Pairing, metadata and the linear layer, through the loader toolkit (core/loader.c). A
  * crop whose session would exceed mo_limits.model_memory_bytes is refused here, before
  * anyone allocates it. */
-int mo_cls_open(mo_cls **out, const mo_file *f, const mo_backbone *bb)
+void mo_cls_default_settings(mo_cls_settings *s)
+{
+    if (s)
+        *s = (mo_cls_settings){.size = sizeof(*s)};
+}
+
+int mo_cls_open(mo_cls **out, const mo_file *f, const mo_backbone *bb, const mo_cls_settings *s)
 {
     validate_input_or_ret(out, MO_EINVAL);
     *out = NULL;
     validate_input_or_ret(f && bb, MO_EINVAL);
+    mo_cls_settings set;
+    mo_cls_default_settings(&set);
+    static const size_t ends[] = {MO_FIELD_END(mo_cls_settings, resize),
+                                  MO_FIELD_END(mo_cls_settings, crop)};
+    int ret = MO_SETTINGS_TAKE(&set, s, ends, "mo_cls_open", "mo_cls_settings");
+    if (ret)
+        return ret;
+    if (set.resize < 0 || set.resize > MO_MAX_INPUT_SIDE || set.crop < 0 ||
+        set.crop > MO_MAX_INPUT_SIDE)
+        return mo_fail(MO_EINVAL, "mo_cls_open: settings resize %d or crop %d outside "
+                                  "0..%d (0: the file's)", set.resize, set.crop,
+                       MO_MAX_INPUT_SIDE);
     mo_model_info info;
-    int ret = mo_head_begin(f, "cls", "classification head", mo_backbone_variant(bb),
-                            mo_backbone_digest(bb), &info);
+    ret = mo_head_begin(f, "cls", "classification head", mo_backbone_variant(bb),
+                        mo_backbone_digest(bb), &info);
     if (ret)
         return ret;
     mo_cls *c = calloc(1, sizeof(*c));
@@ -53,12 +72,12 @@ int mo_cls_open(mo_cls **out, const mo_file *f, const mo_backbone *bb)
     mo_loader_init(&L, f, "classification head", "cls.", 0.0);
     c->names = info.classes;
     c->k = info.num_classes;
-    c->resize = info.cls_resize;
-    c->crop = info.cls_crop;
+    c->resize = set.resize ? set.resize : info.cls_resize;
+    c->crop = set.crop ? set.crop : info.cls_crop;
     memcpy(c->mean, info.mean, sizeof(c->mean));
     memcpy(c->std, info.std, sizeof(c->std));
     c->c = mo_backbone_channels(bb, MO_NUM_LEVELS - 1);
-    if ((ret = mo_meta_check_memory(bb, info.cls_crop, info.cls_crop, 32,
+    if ((ret = mo_meta_check_memory(bb, c->crop, c->crop, 32,
                                     sizeof(float) * (size_t)c->k, "cls.crop")))
         goto fail;
     c->weight = malloc(sizeof(float) * (size_t)c->k * (size_t)c->c);

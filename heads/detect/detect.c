@@ -21,6 +21,7 @@
 #include "mo_internal/backbone.h"
 #include "mo_internal/conv.h"
 #include "mo_internal/errors.h"
+#include "mo_internal/settings.h"
 #include "mo_internal/loader.h"
 #include "mo_internal/meta.h"
 #include "mo/cpu.h"
@@ -88,11 +89,20 @@ MO_API void mo_det_default_settings(mo_det_settings *s)
     s->max_classes_per_box = 0;
 }
 
-static int check_settings(const mo_det_settings *s, const char *fn)
+/* The caller's settings over *s (defaults, or the open-time settings), then checked. */
+static int check_settings(mo_det_settings *s, const mo_det_settings *caller, const char *fn)
 {
-    if (s->size != sizeof(*s))
-        return mo_fail(MO_EINVAL, "%s: settings.size is %zu, expected %zu (initialise with "
-                       "mo_det_default_settings)", fn, s->size, sizeof(*s));
+    static const size_t ends[] = {
+        MO_FIELD_END(mo_det_settings, score_thresh),
+        MO_FIELD_END(mo_det_settings, topk_candidates),
+        MO_FIELD_END(mo_det_settings, nms_thresh),
+        MO_FIELD_END(mo_det_settings, detections_per_img),
+        MO_FIELD_END(mo_det_settings, class_agnostic),
+        MO_FIELD_END(mo_det_settings, soft_nms_sigma),
+        MO_FIELD_END(mo_det_settings, max_classes_per_box)};
+    int r = MO_SETTINGS_TAKE(s, caller, ends, fn, "mo_det_settings");
+    if (r)
+        return r;
     if (!isfinite(s->score_thresh))
         return mo_fail(MO_EINVAL, "%s: score_thresh is not a number", fn);
     if (!isfinite(s->nms_thresh))
@@ -349,10 +359,8 @@ MO_API int mo_det_open(mo_det **out, const mo_file *f, const mo_backbone *bb,
     validate_input_or_ret(f && bb, MO_EINVAL);
     mo_det_settings set;
     mo_det_default_settings(&set);
-    if (s)
-        set = *s;
     mo_model_info info; /* classes, det.input_size, mo.mean, mo.std (core/loader.c) */
-    int ret = check_settings(&set, "mo_det_open");
+    int ret = check_settings(&set, s, "mo_det_open");
     if (ret || (ret = mo_head_begin(f, "det", "detection head", mo_backbone_variant(bb),
                                     mo_backbone_digest(bb), &info)))
         return ret;
@@ -693,8 +701,9 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
                           MO_EINVAL);
     if (image_w < 1 || image_h < 1)
         return mo_fail(MO_EINVAL, "mo_det_postprocess: image size %dx%d", image_w, image_h);
-    const mo_det_settings *set = settings ? settings : &d->set;
-    int ret = check_settings(set, "mo_det_postprocess");
+    mo_det_settings taken = d->set; /* an older caller's missing fields: the open-time ones */
+    const mo_det_settings *set = &taken;
+    int ret = check_settings(&taken, settings, "mo_det_postprocess");
     if (ret)
         return ret;
     if (set->topk_candidates > d->set.topk_candidates && d->set.topk_candidates < d->n)

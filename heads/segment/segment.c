@@ -13,6 +13,7 @@
 #include "mo_internal/errors.h"
 #include "mo_internal/loader.h"
 #include "mo_internal/meta.h"
+#include "mo_internal/settings.h"
 #include "mo/cpu.h"
 #include "seg_internal.h"
 
@@ -157,14 +158,30 @@ done:
     return ret;
 }
 
-int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb)
+void mo_seg_default_settings(mo_seg_settings *s)
+{
+    if (s)
+        *s = (mo_seg_settings){.size = sizeof(*s)};
+}
+
+int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb, const mo_seg_settings *st)
 {
     validate_input_or_ret(out, MO_EINVAL);
     *out = NULL;
     validate_input_or_ret(f && bb, MO_EINVAL);
+    mo_seg_settings set;
+    mo_seg_default_settings(&set);
+    static const size_t ends[] = {MO_FIELD_END(mo_seg_settings, output_stride)};
+    int ret = MO_SETTINGS_TAKE(&set, st, ends, "mo_seg_open", "mo_seg_settings");
+    if (ret)
+        return ret;
+    if (set.output_stride != 0 && set.output_stride != 8 && set.output_stride != 16 &&
+        set.output_stride != 32)
+        return mo_fail(MO_EINVAL, "mo_seg_open: settings output_stride %d is not 0, 8, 16 "
+                                  "or 32", set.output_stride);
     mo_model_info info;
-    int ret = mo_head_begin(f, "seg", "segmentation head", mo_backbone_variant(bb),
-                            mo_backbone_digest(bb), &info);
+    ret = mo_head_begin(f, "seg", "segmentation head", mo_backbone_variant(bb),
+                        mo_backbone_digest(bb), &info);
     if (ret)
         return ret;
     mo_seg *s = calloc(1, sizeof(*s));
@@ -178,6 +195,8 @@ int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb)
     mo_loader_init(&L, f, "segmentation head", PFX, 0.0);
     if ((ret = read_meta(s, f, &info, &eps)))
         goto fail;
+    if (set.output_stride)
+        s->os = set.output_stride;
     L.bn_eps = eps;
 
     /* sizes from the tensors, checked against each other and the backbone */

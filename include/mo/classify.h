@@ -21,6 +21,22 @@ typedef struct mo_class_score {
 } mo_class_score;
 
 /**
+ * Settings of mo_cls_open(). Initialise with mo_cls_default_settings(); a caller built
+ * against older headers keeps its smaller `size` (see the "Settings structs" rule in
+ * common.h).
+ */
+typedef struct mo_cls_settings {
+    size_t size;   /**< sizeof(mo_cls_settings), set by mo_cls_default_settings() */
+    int resize;    /**< shorter side before the centre crop: 0 (default) takes the file's
+                        "cls.resize" (256 without it); else 1..::MO_MAX_INPUT_SIDE */
+    int crop;      /**< side of the centre crop: 0 (default) takes the file's "cls.crop"
+                        (224 without it); else 1..::MO_MAX_INPUT_SIDE */
+} mo_cls_settings;
+
+/** @brief Fill @p s with the defaults. @param[out] s settings to fill (NULL: nothing) */
+MO_API void mo_cls_default_settings(mo_cls_settings *s);
+
+/**
  * @brief Load the classification head (tensors "cls.linear.weight", "cls.linear.bias",
  *        metadata "cls.classes") from @p f and check it fits @p bb.
  *
@@ -30,7 +46,8 @@ typedef struct mo_class_score {
  * @param[out] out receives the head; close it with mo_cls_close()
  * @param f an open model file; it may be closed once this returns
  * @param bb the backbone the head runs on
- * @return MO_OK, MO_EINVAL, MO_ENOMEM, MO_EFORMAT (missing tensor/metadata, or metadata
+ * @param s settings, or NULL for defaults
+ * @return MO_OK, MO_EINVAL (NULL, settings.size or a setting out of range), MO_ENOMEM, MO_EFORMAT (missing tensor/metadata, or metadata
  *         outside its range: "cls.classes", "cls.resize", "cls.crop", "mo.mean", "mo.std",
  *         see weights/FORMAT.md), MO_EMISMATCH (input width differs from the backbone, or
  *         the head was trained on another backbone, or the file has other "cls."
@@ -38,7 +55,8 @@ typedef struct mo_class_score {
  *         mo_limits.max_categories, or a "cls.crop" whose session would exceed
  *         mo_limits.model_memory_bytes); mo_last_error() names the field
  */
-MO_API int mo_cls_open(mo_cls **out, const mo_file *f, const mo_backbone *bb);
+MO_API int mo_cls_open(mo_cls **out, const mo_file *f, const mo_backbone *bb,
+                       const mo_cls_settings *s);
 
 /** @brief Free the head and set `*c` to NULL. @param c the head (NULL accepted) */
 MO_API void mo_cls_close(mo_cls **c);
@@ -52,7 +70,8 @@ MO_API const char *mo_cls_class_name(const mo_cls *c, int i);
 
 /**
  * @brief The preprocessing the head's file asks for, read and validated once when the head
- *        was opened (`cls.resize`, `cls.crop`, `mo.mean`, `mo.std`; weights/FORMAT.md).
+ *        was opened (`cls.resize`, `cls.crop`, `mo.mean`, `mo.std`; weights/FORMAT.md),
+ *        with the resize and crop of its ::mo_cls_settings when they were set.
  * @param c the head
  * @param[out] resize shorter side before the centre crop, or NULL
  * @param[out] crop side of the centre crop, or NULL

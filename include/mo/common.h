@@ -4,6 +4,19 @@
  *
  * Every call that can fail returns an `int`: ::MO_OK (0) on success or one of the
  * negative `MO_E*` codes below. mo_strerror() turns a code into a message.
+ *
+ * Settings structs: every `open` call takes a pointer to its settings struct
+ * (::mo_backbone_settings, ::mo_session_settings, ::mo_cls_settings, ::mo_det_settings,
+ * ::mo_seg_settings, ::mo_pipeline_settings, ::mo_pipeline_session_settings), or NULL for
+ * the defaults. Each struct starts with `size_t size`, which its `*_default_settings()`
+ * sets to the struct's `sizeof` in the headers the program was built with; initialise
+ * the struct with it, then change fields. New fields are only ever appended, and a
+ * version that adds fields grows `sizeof` (padding included). So a program built against
+ * older headers passes a smaller `size`: the library reads only the fields that `size`
+ * covers (a field counts when it ends at or before `size`) and takes its defaults for the
+ * rest. A `size` larger than the library's struct (a program built against newer headers
+ * than the library it runs with) or too small to hold the first setting after `size` is
+ * ::MO_EINVAL, and mo_last_error() names the struct and both sizes.
  */
 #ifndef MO_COMMON_H
 #define MO_COMMON_H

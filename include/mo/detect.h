@@ -224,7 +224,7 @@ MO_API void mo_det_default_settings(mo_det_settings *s);
  * @param bb the backbone the head runs on
  * @param s settings used by mo_det_run() when it is given none (NULL: defaults); they
  *        also size the workspace (topk_candidates)
- * @return MO_OK; MO_EINVAL (NULL, bad settings); MO_ENOMEM; MO_EFORMAT (no `det`
+ * @return MO_OK; MO_EINVAL (NULL, bad settings or settings.size); MO_ENOMEM; MO_EFORMAT (no `det`
  *         in mo.contents, missing or malformed metadata or tensor, metadata outside its
  *         range (weights/FORMAT.md), BatchNorm variance not positive); MO_EUNSUPPORTED
  *         (more classes than mo_limits.max_categories, or a det.input_size whose session,
@@ -308,13 +308,14 @@ MO_API int mo_det_run_raw(const mo_det *d, mo_session *s, const mo_features *f,
  * @param s the calling thread's session (workspace)
  * @param logits N x K class logits
  * @param regression N x 4 box codes
- * @param settings NULL for those given to mo_det_open()
+ * @param settings NULL for those given to mo_det_open(); a smaller `size` (older headers)
+ *        takes the open-time values for the fields it does not cover
  * @param image_w,image_h size of the original image (boxes are scaled per axis)
  * @param[out] out room for @p cap detections, highest score first
  * @param cap capacity of @p out
  * @param[out] n number written: min(cap, number of detections)
- * @return MO_OK; MO_EINVAL (NULL, sizes < 1, bad settings, topk_candidates above the
- *         open-time value, workspace too small)
+ * @return MO_OK; MO_EINVAL (NULL, sizes < 1, bad settings or settings.size, topk_candidates
+ *         above the open-time value, workspace too small)
  */
 MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logits,
                               const float *regression, const mo_det_settings *settings,

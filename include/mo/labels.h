@@ -59,6 +59,21 @@ MO_API int mo_labelmap_alloc(mo_labelmap *out, int w, int h);
  *  @param m the map */
 MO_API void mo_labelmap_free(mo_labelmap *m);
 
+/** Pixels of one label in a label map (mo_labelmap_count()). */
+typedef struct mo_label_count {
+    int label;     /**< the label, 0..255 */
+    size_t pixels; /**< how many pixels carry it */
+} mo_label_count;
+
+/**
+ * @brief The labels present in a label map with their pixel counts, most pixels first
+ *        (ties: lower label first), e.g. for a legend of the classes in a mask.
+ * @param m the label map
+ * @param[out] out room for 256 entries
+ * @return the number of labels present (0..256), or MO_EINVAL (NULL)
+ */
+MO_API int mo_labelmap_count(const mo_labelmap *m, mo_label_count out[256]);
+
 /**
  * @brief Read a label PNG (indexed, 8-bit grayscale, or RGB(A) coloured with @p palette).
  * @param path PNG file

@@ -128,7 +128,8 @@ typedef struct mo_pipeline_settings {
     int threads;          /**< threads of each session's backbone passes, the calling
                                thread included (mo_session_settings.threads): 1
                                (default), 0 = one per CPU, at most ::MO_MAX_THREADS; the
-                               results do not depend on it */
+                               results do not depend on it. A session may set its own
+                               (mo_pipeline_session_settings.threads) */
 } mo_pipeline_settings;
 
 /** @brief Fill @p s with the defaults. @param[out] s settings to fill */
@@ -144,7 +145,7 @@ MO_API void mo_pipeline_default_settings(mo_pipeline_settings *s);
  * @param[out] out receives the pipeline (NULL on failure); close with mo_pipeline_close()
  * @param backbone_file path of the backbone model file
  * @param head_files paths of head files (may be NULL when @p n is 0)
- * @param n number of head files, 0..3
+ * @param n number of head files, at most one per head kind (0..3 today)
  * @param s settings, or NULL for defaults
  * @return MO_OK; MO_EINVAL (NULL, bad settings, two heads of one kind, a file that holds
  *         no head, segmentation support not built in); MO_EIO, MO_EFORMAT,
@@ -183,14 +184,32 @@ MO_API const char *mo_pipeline_seg_class_name(const mo_pipeline *p, int i);
 MO_API int mo_pipeline_seg_num_classes(const mo_pipeline *p);
 
 /**
+ * Settings of mo_pipeline_session_open(). Initialise with
+ * mo_pipeline_session_default_settings(); a caller built against older headers keeps its
+ * smaller `size` (the "Settings structs" rule in common.h).
+ */
+typedef struct mo_pipeline_session_settings {
+    size_t size;   /**< sizeof(mo_pipeline_session_settings), set by the default_settings */
+    int threads;   /**< threads of this session's backbone passes and heads, the calling
+                        thread included (mo_session_settings.threads): -1 (default) takes
+                        mo_pipeline_settings.threads; 0 = one per CPU; 1..::MO_MAX_THREADS.
+                        The results do not depend on it. */
+} mo_pipeline_session_settings;
+
+/** @brief Fill @p s with the defaults. @param[out] s settings to fill (NULL: nothing) */
+MO_API void mo_pipeline_session_default_settings(mo_pipeline_session_settings *s);
+
+/**
  * @brief Open a per-thread session: backbone session, head workspace (the largest of the
  *        heads' `*_workspace_size()`), input tensors; all allocated here.
  * @param[out] out receives the session; close with mo_pipeline_session_close()
  * @param p the pipeline; must outlive the session
- * @return MO_OK, MO_EINVAL (NULL), MO_ENOMEM (memory, or the backbone's worker threads
- *         could not be started)
+ * @param s settings, or NULL for defaults
+ * @return MO_OK, MO_EINVAL (NULL, settings.size, threads out of range), MO_ENOMEM
+ *         (memory, or the backbone's worker threads could not be started)
  */
-MO_API int mo_pipeline_session_open(mo_pipeline_session **out, const mo_pipeline *p);
+MO_API int mo_pipeline_session_open(mo_pipeline_session **out, const mo_pipeline *p,
+                                    const mo_pipeline_session_settings *s);
 
 /** @brief Free a session and set `*s` to NULL. Accepts NULL. @param s the session */
 MO_API void mo_pipeline_session_close(mo_pipeline_session **s);
@@ -231,8 +250,11 @@ typedef struct mo_pipeline_result {
  * @param frame the frame (see ::mo_frame)
  * @param[in,out] out the caller sets `size`, `detections`/`det_capacity` and
  *        `labels`/`label_stride` (NULL to skip a head's output; the head still runs when
- *        another output needs its pass); the call sets the rest
- * @return MO_OK; MO_EINVAL (NULL, bad frame, `out->size` too small, label stride below
+ *        another output needs its pass); the call sets the rest. A struct of older headers
+ *        (a smaller `size`, the settings rule of common.h) gets the fields it has; bytes
+ *        past its `size` are neither read nor written.
+ * @return MO_OK; MO_EINVAL (NULL, bad frame, `out->size` above sizeof(mo_pipeline_result) or
+ *         below the end of `num_top`, label stride below
  *         the frame width, negative capacity); MO_ENOMEM; MO_EUNSUPPORTED (frame over
  *         the size limits of the preprocessing)
  */

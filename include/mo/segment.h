@@ -60,8 +60,24 @@ typedef struct mo_seg_info {
     int head_channels;            /**< channels of the 3x3 conv after ASPP (256) */
     int num_rates;                /**< dilated ASPP branches, 1..::MO_SEG_MAX_RATES */
     int rates[MO_SEG_MAX_RATES];  /**< their atrous rates */
-    int output_stride;            /**< output stride the head was trained at (32, 16, 8) */
+    int output_stride;            /**< output stride to run the backbone at (32, 16, 8): the
+                                       one the head was trained at (seg.output_stride),
+                                       unless mo_seg_settings.output_stride overrides it */
 } mo_seg_info;
+
+/**
+ * Settings of mo_seg_open(). Initialise with mo_seg_default_settings(); a caller built
+ * against older headers keeps its smaller `size` (the "Settings structs" rule in common.h).
+ */
+typedef struct mo_seg_settings {
+    size_t size;        /**< sizeof(mo_seg_settings), set by mo_seg_default_settings() */
+    int output_stride;  /**< 0 (default): the stride the head was trained at
+                             (seg.output_stride); else 8, 16 or 32, reported by
+                             mo_seg_get_info() as the stride to run the backbone at */
+} mo_seg_settings;
+
+/** @brief Fill @p s with the defaults. @param[out] s settings to fill (NULL: nothing) */
+MO_API void mo_seg_default_settings(mo_seg_settings *s);
 
 /**
  * @brief Load a DeepLabV3 head from @p f and check that it fits @p bb.
@@ -71,8 +87,9 @@ typedef struct mo_seg_info {
  * @param[out] out receives the head; close with mo_seg_close(). NULL on failure.
  * @param f an open model file; it may be closed once this returns
  * @param bb the backbone the head will run on
+ * @param s settings, or NULL for defaults
  * @return MO_OK;
- *         MO_EINVAL (NULL argument);
+ *         MO_EINVAL (NULL argument, settings.size, output_stride not 0, 8, 16 or 32);
  *         MO_EFORMAT (no `seg.` tensors, missing tensor or metadata, malformed
  *         `seg.classes` / `seg.rates` / `seg.output_stride` / `seg.bn_eps` / `mo.mean` /
  *         `mo.std` or a value outside its range (weights/FORMAT.md), a rate of 0 or
@@ -86,7 +103,8 @@ typedef struct mo_seg_info {
  *         MO_ENOMEM.
  *         mo_last_error() names the tensor or key.
  */
-MO_API int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb);
+MO_API int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb,
+                       const mo_seg_settings *s);
 
 /** @brief Free the head and set `*seg` to NULL. Accepts NULL and `*seg == NULL`.
  *  @param seg the head */

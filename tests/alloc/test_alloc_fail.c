@@ -135,7 +135,7 @@ static int step_backbone_open(void)
 static int step_cls_open(void)
 {
     mo_cls *c = NULL;
-    const int r = mo_cls_open(&c, fx.bbf, fx.bb);
+    const int r = mo_cls_open(&c, fx.bbf, fx.bb, NULL);
     mo_cls_close(&c);
     return r;
 }
@@ -158,7 +158,7 @@ static int step_seg_open(void)
     mo_seg *s = NULL;
     int r = mo_file_open(&f, seg_path);
     if (!r)
-        r = mo_seg_open(&s, f, fx.bb);
+        r = mo_seg_open(&s, f, fx.bb, NULL);
     mo_seg_close(&s);
     mo_file_close(&f);
     return r;
@@ -255,7 +255,7 @@ static int step_pipeline_run(void)
                               .labels = labels, .label_stride = PW};
     const mo_frame fr = {.format = MO_FRAME_RGB, .width = PW, .height = PH, .data = {pic},
                          .stride = {PW * 3}};
-    int r = mo_pipeline_session_open(&s, fx.pipe);
+    int r = mo_pipeline_session_open(&s, fx.pipe, NULL);
     if (!r)
         r = mo_pipeline_run(s, &fr, &res);
     mo_pipeline_session_close(&s);
@@ -408,11 +408,11 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     make_models();
     CHECK(!mo_file_open(&fx.bbf, bb_path) && !mo_backbone_open(&fx.bb, fx.bbf, NULL));
-    CHECK(!mo_cls_open(&fx.cls, fx.bbf, fx.bb));
+    CHECK(!mo_cls_open(&fx.cls, fx.bbf, fx.bb, NULL));
     mo_file *f = NULL;
     CHECK(!mo_file_open(&f, det_path) && !mo_det_open(&fx.det, f, fx.bb, NULL));
     mo_file_close(&f);
-    CHECK(!mo_file_open(&f, seg_path) && !mo_seg_open(&fx.seg, f, fx.bb));
+    CHECK(!mo_file_open(&f, seg_path) && !mo_seg_open(&fx.seg, f, fx.bb, NULL));
     mo_file_close(&f);
     const char *heads[2] = {det_path, seg_path};
     CHECK(!mo_pipeline_open(&fx.pipe, bb_path, heads, 2, NULL));

@@ -44,7 +44,7 @@ static void test_logits(void **state)
     mo_cls *cls = NULL;
     mo_session *s = NULL;
     assert_int_equal(mo_backbone_open(&bb, f, NULL), MO_OK);
-    assert_int_equal(mo_cls_open(&cls, f, bb), MO_OK);
+    assert_int_equal(mo_cls_open(&cls, f, bb, NULL), MO_OK);
     assert_int_equal(mo_cls_num_classes(cls), 3);
     assert_string_equal(mo_cls_class_name(cls, 2), "a \"quoted\" name");
     assert_null(mo_cls_class_name(cls, 3));
@@ -101,13 +101,13 @@ static void test_pairing(void **state)
     mh.meta[1][1] = digest;
     mo_file *fh = open_mg(&mh);
     mo_cls *cls = NULL;
-    assert_int_equal(mo_cls_open(&cls, fh, bb), MO_OK);
+    assert_int_equal(mo_cls_open(&cls, fh, bb, NULL), MO_OK);
     mo_cls_close(&cls);
     mo_file_close(&fh);
 
     mh.meta[1][1] = "0123456789abcdef";
     fh = open_mg(&mh);
-    assert_int_equal(mo_cls_open(&cls, fh, bb), MO_EMISMATCH);
+    assert_int_equal(mo_cls_open(&cls, fh, bb, NULL), MO_EMISMATCH);
     assert_non_null(strstr(mo_last_error(), "0123456789abcdef"));
     assert_null(cls);
     mo_file_close(&fh);
@@ -115,7 +115,7 @@ static void test_pairing(void **state)
     mh.meta[1][1] = digest;
     snprintf(mh.variant, sizeof(mh.variant), "s1");
     fh = open_mg(&mh);
-    assert_int_equal(mo_cls_open(&cls, fh, bb), MO_EMISMATCH);
+    assert_int_equal(mo_cls_open(&cls, fh, bb, NULL), MO_EMISMATCH);
     assert_non_null(strstr(mo_last_error(), "s1"));
     mo_file_close(&fh);
 
@@ -131,7 +131,7 @@ static void expect_head_refused(mg_model *m, int code, const char *word)
     mo_backbone *bb = NULL;
     mo_cls *cls = (mo_cls *)0x1;
     assert_int_equal(mo_backbone_open(&bb, f, NULL), MO_OK);
-    assert_int_equal(mo_cls_open(&cls, f, bb), code);
+    assert_int_equal(mo_cls_open(&cls, f, bb, NULL), code);
     assert_null(cls);
     if (!strstr(mo_last_error(), word))
         fail_msg("message '%s' lacks '%s'", mo_last_error(), word);
@@ -161,7 +161,7 @@ static void test_bad_heads(void **state)
     mg_remove(&m, "cls.linear.bias");
     expect_head_refused(&m, MO_EFORMAT, "cls.linear.bias");
     mg_free(&m);
-    assert_int_equal(mo_cls_open(NULL, NULL, NULL), MO_EINVAL);
+    assert_int_equal(mo_cls_open(NULL, NULL, NULL, NULL), MO_EINVAL);
 }
 
 static void test_softmax_topk(void **state)

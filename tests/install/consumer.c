@@ -23,7 +23,7 @@ int main(int argc, char **argv)
     if (!r)
         r = mo_backbone_open(&bb, f, NULL);
     if (!r)
-        r = mo_cls_open(&cls, f, bb);
+        r = mo_cls_open(&cls, f, bb, NULL);
     if (!r)
         r = mo_session_open(&s, bb, NULL);
     if (!r) {

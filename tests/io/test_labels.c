@@ -146,6 +146,96 @@ static void test_draw_clipping(void **state)
     assert_true(a.r != b.r || a.g != b.g || a.b != b.b);
 }
 
+/* The apps' drawing in io: one class palette, boxes, tag texts, label edges, the legend. */
+static void test_draw_legend_boxes(void **state)
+{
+    (void)state;
+    /* 24 distinct colours, repeating by index modulo 24 (negative indices too) */
+    for (int i = 0; i < 24; i++) {
+        const mo_rgb a = mo_draw_class_color(i), b = mo_draw_class_color(i + 24);
+        assert_memory_equal(&a, &b, sizeof(a));
+        for (int j = 0; j < i; j++) {
+            const mo_rgb c = mo_draw_class_color(j);
+            assert_true(a.r != c.r || a.g != c.g || a.b != c.b);
+        }
+    }
+    (void)mo_draw_class_color(-7);
+    mo_image img;
+    assert_int_equal(mo_image_alloc(&img, 600, 200), MO_OK);
+    memset(img.data, 0, 600 * 200 * 3);
+    assert_int_equal(mo_draw_box_thickness(&img), 1);
+    img.h = 480;
+    assert_int_equal(mo_draw_box_thickness(&(mo_image){.w = 600, .h = 480}), 2);
+    img.h = 200;
+    const mo_rgb c = mo_draw_class_color(3);
+    mo_draw_box(&img, 10, 10, 50, 40, 2, c);
+    assert_memory_equal(img.data + (10 * 600 + 10) * 3, &c, 3);   /* the colour inside */
+    assert_int_equal(img.data[(9 * 600 + 9) * 3], 20);            /* the dark line outside */
+    mo_draw_box(&img, -5, -5, 700, 300, 3, c);                     /* clipped */
+    /* tag texts: shortened until they fit, never below 2 characters of the name */
+    char t[96];
+    mo_draw_tag_text(t, sizeof(t), "person", 0.876f, 1, 1000);
+    assert_string_equal(t, "person 0.88");
+    mo_draw_tag_text(t, sizeof(t), "motorcycle", 0.5f, 2, 60);
+    int tw;
+    mo_draw_text_size(t, 2, &tw, NULL);
+    assert_true(tw + 8 <= 60 || strlen(t) <= strlen("m. 0.50"));
+    assert_non_null(strchr(t, '.'));
+    mo_draw_tag_text(t, sizeof(t), NULL, 0.5f, 1, 1000);
+    assert_string_equal(t, "? 0.50");
+    /* label edges: only where the label changes */
+    mo_labelmap m;
+    mo_palette voc;
+    mo_palette_voc(&voc);
+    assert_int_equal(mo_labelmap_alloc(&m, 600, 200), MO_OK);
+    memset(m.data, 0, 600 * 200);
+    memset(img.data, 0, 600 * 200 * 3);
+    for (int y = 0; y < 200; y++)
+        for (int x = 300; x < 600; x++)
+            m.data[y * 600 + x] = 15;
+    assert_int_equal(mo_draw_label_edges(&img, &m, &voc, 0), MO_OK);
+    assert_int_equal(img.data[(100 * 600 + 299) * 3], (voc.rgb[15][0] + 510) / 3);
+    assert_int_equal(img.data[(100 * 600 + 100) * 3], 0);
+    assert_int_equal(img.data[(100 * 600 + 400) * 3], 0);
+    /* counts: 15 and 0 tie (300 x 200 each): the lower label first */
+    mo_label_count cnt[256];
+    m.data[0] = 7;
+    assert_int_equal(mo_labelmap_count(&m, cnt), 3);
+    assert_int_equal(cnt[0].label, 15);
+    assert_int_equal(cnt[0].pixels, 300 * 200);
+    assert_int_equal(cnt[1].label, 0);
+    assert_int_equal(cnt[1].pixels, 300 * 200 - 1);
+    assert_int_equal(cnt[2].label, 7);
+    assert_int_equal(cnt[2].pixels, 1);
+    m.data[0] = 0;
+    assert_int_equal(mo_labelmap_count(&m, cnt), 2);
+    assert_int_equal(cnt[0].label, 0); /* a tie: the lower label first */
+    assert_int_equal(cnt[1].label, 15);
+    assert_int_equal(mo_labelmap_count(NULL, cnt), MO_EINVAL);
+    m.w = 599;
+    assert_int_equal(mo_draw_label_edges(&img, &m, &voc, 0), MO_EINVAL);
+    mo_labelmap_free(&m);
+    /* legend: height from the layout, wraps to more rows on a narrower strip, draws only
+     * inside its strip */
+    const mo_legend_entry e[] = {{"person 40%", {255, 0, 0}, 0}, {"background", {0, 0, 0}, 1},
+                                 {"a much longer class name 3%", {0, 255, 0}, 0}};
+    int minw = 0;
+    const int h1 = mo_draw_legend_height(e, 3, 1, 600, &minw); /* one row */
+    const int h2 = mo_draw_legend_height(e, 3, 1, minw, NULL); /* one per entry */
+    assert_true(h1 > 0 && h2 > h1);
+    assert_true(minw > 100 && minw < 300);
+    assert_int_equal(mo_draw_legend_height(e, 0, 2, 600, NULL), 0);
+    memset(img.data, 0, 600 * 200 * 3);
+    mo_draw_legend(&img, 50, e, 3, 1);
+    int lit_top = 200, lit_bottom = -1;
+    for (int y = 0; y < 200; y++)
+        for (int x = 0; x < 600; x++)
+            if (img.data[(y * 600 + x) * 3] || img.data[(y * 600 + x) * 3 + 1])
+                lit_top = y < lit_top ? y : lit_top, lit_bottom = y;
+    assert_true(lit_top >= 50 && lit_bottom < 50 + h1);
+    mo_image_free(&img);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_indexed),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_draw_clipping),
+        cmocka_unit_test(test_draw_legend_boxes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,7 +133,7 @@ static int open_kind(enum kind kind, const uint8_t *bytes, size_t n)
         return r;
     if (kind == CLS) {
         mo_cls *c = NULL;
-        r = mo_cls_open(&c, f, bb);
+        r = mo_cls_open(&c, f, bb, NULL);
         mo_cls_close(&c);
     } else if (kind == DET) {
         mo_det *d = NULL;
@@ -141,7 +141,7 @@ static int open_kind(enum kind kind, const uint8_t *bytes, size_t n)
         mo_det_close(&d);
     } else if (kind == SEG) {
         mo_seg *s = NULL;
-        r = mo_seg_open(&s, f, bb);
+        r = mo_seg_open(&s, f, bb, NULL);
         mo_seg_close(&s);
     } else {
         mo_backbone *b = NULL;
@@ -396,7 +396,7 @@ static void test_readers(void **state)
     assert_int_equal(mo_file_open_memory(&f, b, n), MO_OK);
     free(b);
     mo_cls *c = NULL;
-    assert_int_equal(mo_cls_open(&c, f, bb), MO_OK);
+    assert_int_equal(mo_cls_open(&c, f, bb, NULL), MO_OK);
     assert_string_equal(mo_cls_class_name(c, 0), "caf\xc3\xa9");
     assert_string_equal(mo_cls_class_name(c, 1), "\xf0\x9f\x98\x80 \"q\"");
     assert_string_equal(mo_cls_class_name(c, 2), "t\tab");

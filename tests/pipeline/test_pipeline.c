@@ -315,7 +315,7 @@ static void run_frame(const mo_pipeline *p, const mo_frame *fr, mo_detection *de
                       mo_pipeline_result *res)
 {
     mo_pipeline_session *s;
-    assert_int_equal(mo_pipeline_session_open(&s, p), MO_OK);
+    assert_int_equal(mo_pipeline_session_open(&s, p, NULL), MO_OK);
     memset(res, 0, sizeof(*res));
     res->size = sizeof(*res);
     res->detections = det;
@@ -465,7 +465,7 @@ static void test_pipeline_errors(void **state)
     /* classification only; bad results and frames */
     assert_int_equal(mo_pipeline_open(&p, bb_path, NULL, 0, NULL), MO_OK);
     mo_pipeline_session *s;
-    assert_int_equal(mo_pipeline_session_open(&s, p), MO_OK);
+    assert_int_equal(mo_pipeline_session_open(&s, p, NULL), MO_OK);
     const mo_frame rgb = {.format = MO_FRAME_RGB, .width = PW, .height = PH, .data = {pic},
                           .stride = {PW * 3}};
     mo_pipeline_result res = {.size = sizeof(res)};
@@ -488,6 +488,233 @@ static void test_pipeline_errors(void **state)
     mo_pipeline_session_close(NULL);
     mo_pipeline_close(&p);
     mo_pipeline_close(NULL);
+}
+
+/* ------------------------------------------------------- versioned settings */
+
+/* A caller's settings struct of `size` bytes: the first `size` bytes of `full`, the rest
+ * of the buffer 0xff, so a library that read past `size` would find garbage (negative or
+ * huge values its checks refuse). */
+static _Alignas(16) unsigned char sbuf[512];
+static const void *truncated(const void *full, size_t full_size, size_t size)
+{
+    assert_true(full_size + 64 <= sizeof(sbuf));
+    memset(sbuf, 0xff, sizeof(sbuf));
+    memcpy(sbuf, full, size < full_size ? size : full_size);
+    memcpy(sbuf, &size, sizeof(size));
+    return sbuf;
+}
+#define TRUNC(s, n) truncated(&(s), sizeof(s), (n))
+#define END(T, f) (offsetof(T, f) + sizeof(((T *)0)->f))
+
+/* Every settings struct starts with its size; defaults set it; a caller built against
+ * older headers (a smaller size) gets the defaults for the fields it does not cover; a
+ * size above the library's or below its first setting is refused with a message. */
+static void test_settings_versions(void **state)
+{
+    (void)state;
+    mo_file *bbf = NULL, *detf = NULL, *segf = NULL;
+    mo_backbone *bb = NULL;
+    assert_int_equal(mo_file_open(&bbf, bb_path), MO_OK);
+    assert_int_equal(mo_file_open(&detf, det_path), MO_OK);
+    assert_int_equal(mo_file_open(&segf, seg_path), MO_OK);
+
+    /* backbone: one setting (prefix) */
+    mo_backbone_settings bs;
+    mo_backbone_default_settings(&bs);
+    assert_int_equal(bs.size, sizeof(bs));
+    assert_int_equal(mo_backbone_open(&bb, bbf, TRUNC(bs, sizeof(bs) + 8)), MO_EINVAL);
+    assert_non_null(strstr(mo_last_error(), "larger than this library's"));
+    assert_int_equal(mo_backbone_open(&bb, bbf, TRUNC(bs, sizeof(size_t))), MO_EINVAL);
+    assert_non_null(strstr(mo_last_error(), "too small"));
+    assert_int_equal(mo_backbone_open(&bb, bbf, TRUNC(bs, 0)), MO_EINVAL);
+    assert_int_equal(mo_backbone_open(&bb, bbf, &bs), MO_OK);
+
+    /* session: an old caller up to min_output_stride; workspace_bytes and threads would
+     * be 2^64 - 1 and -1 if read */
+    mo_session_settings ss;
+    mo_session_default_settings(&ss);
+    assert_int_equal(ss.size, sizeof(ss));
+    ss.max_height = ss.max_width = 40;
+    mo_session *se = NULL;
+    assert_int_equal(mo_session_open(&se, bb, TRUNC(ss, END(mo_session_settings,
+                                                            min_output_stride))), MO_OK);
+    assert_int_equal(mo_session_threads(se), 1);
+    size_t wsb = 1;
+    assert_null(mo_session_workspace(se, &wsb));
+    assert_int_equal(wsb, 0);
+    mo_session_close(&se);
+    /* a size inside a field covers the fields before it only */
+    assert_int_equal(mo_session_open(&se, bb, TRUNC(ss, END(mo_session_settings,
+                                                            min_output_stride) + 2)), MO_OK);
+    mo_session_close(&se);
+    assert_int_equal(mo_session_open(&se, bb, TRUNC(ss, sizeof(ss) + 1)), MO_EINVAL);
+    assert_int_equal(mo_session_open(&se, bb, TRUNC(ss, sizeof(size_t) + 2)), MO_EINVAL);
+    assert_null(se);
+
+    /* classification: an old caller with resize only; crop is the file's (64) */
+    mo_cls_settings cs;
+    mo_cls_default_settings(&cs);
+    assert_int_equal(cs.size, sizeof(cs));
+    cs.resize = 80;
+    mo_cls *cls = NULL;
+    assert_int_equal(mo_cls_open(&cls, bbf, bb, TRUNC(cs, END(mo_cls_settings, resize))), MO_OK);
+    int resize = 0, crop = 0;
+    assert_int_equal(mo_cls_preprocess(cls, &resize, &crop, NULL, NULL), MO_OK);
+    assert_int_equal(resize, 80);
+    assert_int_equal(crop, 64);
+    mo_cls_close(&cls);
+    cs.crop = 48; /* the whole struct: both set */
+    assert_int_equal(mo_cls_open(&cls, bbf, bb, &cs), MO_OK);
+    assert_int_equal(mo_cls_preprocess(cls, &resize, &crop, NULL, NULL), MO_OK);
+    assert_int_equal(crop, 48);
+    mo_cls_close(&cls);
+    cs.crop = -1;
+    assert_int_equal(mo_cls_open(&cls, bbf, bb, &cs), MO_EINVAL);
+    assert_int_equal(mo_cls_open(&cls, bbf, bb, TRUNC(cs, sizeof(cs) + 4)), MO_EINVAL);
+    assert_int_equal(mo_cls_open(&cls, bbf, bb, TRUNC(cs, sizeof(size_t))), MO_EINVAL);
+    assert_null(cls);
+
+    /* segmentation: one setting, the output stride */
+    mo_seg_settings gs;
+    mo_seg_default_settings(&gs);
+    assert_int_equal(gs.size, sizeof(gs));
+    gs.output_stride = 8;
+    mo_seg *seg = NULL;
+    mo_seg_info info;
+    assert_int_equal(mo_seg_open(&seg, segf, bb, &gs), MO_OK);
+    assert_int_equal(mo_seg_get_info(seg, &info), MO_OK);
+    assert_int_equal(info.output_stride, 8);
+    mo_seg_close(&seg);
+    assert_int_equal(mo_seg_open(&seg, segf, bb, NULL), MO_OK);
+    assert_int_equal(mo_seg_get_info(seg, &info), MO_OK);
+    assert_int_equal(info.output_stride, 16); /* the file's */
+    mo_seg_close(&seg);
+    gs.output_stride = 12;
+    assert_int_equal(mo_seg_open(&seg, segf, bb, &gs), MO_EINVAL);
+    assert_int_equal(mo_seg_open(&seg, segf, bb, TRUNC(gs, sizeof(gs) + 8)), MO_EINVAL);
+    assert_int_equal(mo_seg_open(&seg, segf, bb, TRUNC(gs, sizeof(size_t))), MO_EINVAL);
+    assert_null(seg);
+
+    /* detection: the struct of a version before max_classes_per_box (it would be -1, which
+     * open refuses, if read); open and post-processing take the default (0). */
+    struct det_settings_v0 {
+        size_t size;
+        double score_thresh;
+        int topk_candidates;
+        double nms_thresh;
+        int detections_per_img;
+        int class_agnostic;
+        double soft_nms_sigma;
+    };
+    assert_true(sizeof(struct det_settings_v0) < sizeof(mo_det_settings));
+    assert_int_equal(sizeof(struct det_settings_v0), END(mo_det_settings, soft_nms_sigma));
+    mo_det_settings ds;
+    mo_det_default_settings(&ds);
+    assert_int_equal(ds.size, sizeof(ds));
+    ds.score_thresh = 0.01;
+    ds.detections_per_img = 7;
+    mo_det *det = NULL;
+    assert_int_equal(mo_det_open(&det, detf, bb, TRUNC(ds, sizeof(struct det_settings_v0))),
+                     MO_OK);
+    ds.max_classes_per_box = -1;
+    assert_int_equal(mo_det_open(&det, detf, bb, &ds), MO_EINVAL);
+    assert_non_null(strstr(mo_last_error(), "max_classes_per_box"));
+    assert_int_equal(mo_det_open(&det, detf, bb, TRUNC(ds, sizeof(ds) + 8)), MO_EINVAL);
+    assert_int_equal(mo_det_open(&det, detf, bb, TRUNC(ds, sizeof(size_t) + 4)), MO_EINVAL);
+    assert_null(det);
+    /* post-processing of one run with the v0 struct equals the full struct with the
+     * default max_classes_per_box */
+    assert_int_equal(mo_det_open(&det, detf, bb, NULL), MO_OK);
+    int dw, dh;
+    mo_det_input_size(det, &dw, &dh);
+    mo_session_default_settings(&ss);
+    ss.max_height = dh, ss.max_width = dw, ss.workspace_bytes = mo_det_workspace_size(det);
+    assert_int_equal(mo_session_open(&se, bb, &ss), MO_OK);
+    float *in = malloc(sizeof(float) * 3 * (size_t)dw * dh);
+    for (int i = 0; i < 3 * dw * dh; i++)
+        in[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    mo_tensor t = {.data = in, .h = dh, .w = dw, .c = 3, .row_stride = 3 * dw};
+    mo_features f;
+    assert_int_equal(mo_backbone_run(se, &t, 32, &f), MO_OK);
+    mo_detection d0[50], d1[50];
+    int n0 = -1, n1 = -2;
+    ds.max_classes_per_box = 0;
+    assert_int_equal(mo_det_run(det, se, &f, &ds, PW, PH, d0, 50, &n0), MO_OK);
+    assert_int_equal(mo_det_run(det, se, &f, TRUNC(ds, sizeof(struct det_settings_v0)), PW,
+                                PH, d1, 50, &n1), MO_OK);
+    assert_int_equal(n0, n1);
+    assert_true(n0 > 0 && n0 <= 7);
+    assert_memory_equal(d0, d1, sizeof(mo_detection) * (size_t)n0);
+    ds.max_classes_per_box = -1;
+    assert_int_equal(mo_det_run(det, se, &f, &ds, PW, PH, d0, 50, &n0), MO_EINVAL);
+    free(in);
+    mo_session_close(&se);
+    mo_det_close(&det);
+
+    /* pipeline: an old caller without `threads` (it would be -1 if read) */
+    mo_pipeline_settings ps;
+    mo_pipeline_default_settings(&ps);
+    ps.top_k = 3;
+    mo_pipeline *p = NULL;
+    assert_int_equal(mo_pipeline_open(&p, bb_path, NULL, 0,
+                                      TRUNC(ps, END(mo_pipeline_settings, top_k))), MO_OK);
+    mo_pipeline *p2 = NULL;
+    assert_int_equal(mo_pipeline_open(&p2, bb_path, NULL, 0, TRUNC(ps, sizeof(ps) + 8)),
+                     MO_EINVAL);
+    assert_int_equal(mo_pipeline_open(&p2, bb_path, NULL, 0, TRUNC(ps, sizeof(size_t))),
+                     MO_EINVAL);
+    assert_null(p2);
+    /* the pipeline session: threads from the pipeline (-1), or its own */
+    mo_pipeline_session_settings pss;
+    mo_pipeline_session_default_settings(&pss);
+    assert_int_equal(pss.size, sizeof(pss));
+    assert_int_equal(pss.threads, -1);
+    mo_pipeline_session *s = NULL;
+    assert_int_equal(mo_pipeline_session_open(&s, p, TRUNC(pss, sizeof(size_t))), MO_EINVAL);
+    assert_non_null(strstr(mo_last_error(), "mo_pipeline_session_settings"));
+    assert_int_equal(mo_pipeline_session_open(&s, p, TRUNC(pss, sizeof(pss) + 8)), MO_EINVAL);
+    pss.threads = MO_MAX_THREADS + 1;
+    assert_int_equal(mo_pipeline_session_open(&s, p, &pss), MO_EINVAL);
+    assert_null(s);
+    const mo_frame rgb = {.format = MO_FRAME_RGB, .width = PW, .height = PH, .data = {pic},
+                          .stride = {PW * 3}};
+    mo_pipeline_result r1 = {.size = sizeof(r1)}, r2 = {.size = sizeof(r2)};
+    assert_int_equal(mo_pipeline_session_open(&s, p, NULL), MO_OK);
+    assert_int_equal(mo_pipeline_run(s, &rgb, &r1), MO_OK);
+    mo_pipeline_session_close(&s);
+    pss.threads = 2; /* a session of its own thread count: the same results */
+    assert_int_equal(mo_pipeline_session_open(&s, p, &pss), MO_OK);
+    assert_int_equal(mo_pipeline_run(s, &rgb, &r2), MO_OK);
+    mo_pipeline_session_close(&s);
+    assert_int_equal(r1.num_top, 3); /* top_k of the old caller's struct */
+    assert_int_equal(r2.num_top, 3);
+    assert_memory_equal(r1.top, r2.top, sizeof(mo_class_score) * 3);
+    /* a result struct of older headers (no timings): the fields it has, nothing past its
+     * size written; sizes above the library's or below num_top refused */
+    assert_int_equal(mo_pipeline_session_open(&s, p, NULL), MO_OK);
+    mo_pipeline_result full = {.size = sizeof(full)};
+    const size_t old = END(mo_pipeline_result, has_labels);
+    mo_pipeline_result *r3 = (mo_pipeline_result *)truncated(&full, sizeof(full), old);
+    assert_int_equal(mo_pipeline_run(s, &rgb, r3), MO_OK);
+    assert_int_equal(r3->size, old);
+    assert_int_equal(r3->num_top, 3);
+    assert_memory_equal(r3->top, r1.top, sizeof(mo_class_score) * 3);
+    for (size_t i = old; i < sizeof(sbuf); i++)
+        assert_int_equal(sbuf[i], 0xff);
+    assert_int_equal(mo_pipeline_run(s, &rgb, (mo_pipeline_result *)truncated(
+                                                  &full, sizeof(full), sizeof(full) + 8)),
+                     MO_EINVAL);
+    assert_int_equal(mo_pipeline_run(s, &rgb, (mo_pipeline_result *)truncated(
+                                                  &full, sizeof(full), sizeof(size_t))),
+                     MO_EINVAL);
+    mo_pipeline_session_close(&s);
+    mo_pipeline_close(&p);
+
+    mo_backbone_close(&bb);
+    mo_file_close(&bbf);
+    mo_file_close(&detf);
+    mo_file_close(&segf);
 }
 
 /* Detection + segmentation (+ classification): one pass at stride 32, stage4 (stride 16)
@@ -521,7 +748,7 @@ static void test_pipeline_segmentation(void **state)
                 mo_file *f;
                 mo_seg *seg;
                 assert_int_equal(mo_file_open(&f, heads[0]), MO_OK);
-                assert_int_equal(mo_seg_open(&seg, f, mo_pipeline_backbone(p)), MO_OK);
+                assert_int_equal(mo_seg_open(&seg, f, mo_pipeline_backbone(p), NULL), MO_OK);
                 mo_session_settings ss;
                 mo_session_default_settings(&ss);
                 ss.max_width = ss.max_height = IN;
@@ -544,7 +771,7 @@ static void test_pipeline_segmentation(void **state)
                 mo_file_close(&f);
             }
             mo_pipeline_session *s;
-            assert_int_equal(mo_pipeline_session_open(&s, p), MO_OK);
+            assert_int_equal(mo_pipeline_session_open(&s, p, NULL), MO_OK);
             mo_detection det[300];
             mo_pipeline_result res = {.size = sizeof(res), .detections = det,
                                       .det_capacity = 300, .labels = lab,
@@ -581,7 +808,7 @@ static void *thread_run(void *v)
     mo_pipeline_session *s = NULL;
     const mo_frame rgb = {.format = MO_FRAME_RGB, .width = PW, .height = PH, .data = {pic},
                           .stride = {PW * 3}};
-    a->rc = mo_pipeline_session_open(&s, a->p);
+    a->rc = mo_pipeline_session_open(&s, a->p, NULL);
     for (int i = 0; !a->rc && i < 3; i++) {
         a->res = (mo_pipeline_result){.size = sizeof(a->res), .detections = a->det,
                                       .det_capacity = 300, .labels = a->lab,
@@ -644,6 +871,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_vs_heads),
         cmocka_unit_test(test_pipeline_formats),
         cmocka_unit_test(test_pipeline_errors),
+        cmocka_unit_test(test_settings_versions),
         cmocka_unit_test(test_pipeline_segmentation),
         cmocka_unit_test(test_pipeline_threads),
     };

@@ -265,9 +265,9 @@ static void test_heads_shared(void **state)
     assert_int_equal(mo_file_open(&m.detf, det_path), MO_OK);
     assert_int_equal(mo_file_open(&m.segf, seg_path), MO_OK);
     assert_int_equal(mo_backbone_open(&m.bb, m.bbf, NULL), MO_OK);
-    assert_int_equal(mo_cls_open(&m.cls, m.bbf, m.bb), MO_OK);
+    assert_int_equal(mo_cls_open(&m.cls, m.bbf, m.bb, NULL), MO_OK);
     assert_int_equal(mo_det_open(&m.det, m.detf, m.bb, NULL), MO_OK);
-    assert_int_equal(mo_seg_open(&m.seg, m.segf, m.bb), MO_OK);
+    assert_int_equal(mo_seg_open(&m.seg, m.segf, m.bb, NULL), MO_OK);
     size_t segws = 0;
     assert_int_equal(mo_seg_workspace_size(m.seg, IN, IN, 16, &segws), MO_OK);
     m.workspace = mo_det_workspace_size(m.det);
@@ -357,7 +357,7 @@ static void *pipe_worker_run(void *v)
 {
     pipe_worker *w = v;
     mo_pipeline_session *s = NULL;
-    w->rc = mo_pipeline_session_open(&s, w->p);
+    w->rc = mo_pipeline_session_open(&s, w->p, NULL);
     for (int r = 0; !w->rc && r < ROUNDS; r++)
         w->rc = pipe_run(s, (w->t + r) % NIMG, &w->out[r]);
     mo_pipeline_session_close(&s);
@@ -372,7 +372,7 @@ static void test_pipeline_shared(void **state)
     assert_int_equal(mo_pipeline_open(&p, bb_path, heads, 2, NULL), MO_OK);
     static pipe_out ref[NIMG];
     mo_pipeline_session *s = NULL;
-    assert_int_equal(mo_pipeline_session_open(&s, p), MO_OK);
+    assert_int_equal(mo_pipeline_session_open(&s, p, NULL), MO_OK);
     for (int i = 0; i < NIMG; i++) {
         assert_int_equal(pipe_run(s, i, &ref[i]), MO_OK);
         assert_true(ref[i].res.num_top > 0 && ref[i].res.num_detections > 0 &&

@@ -96,11 +96,11 @@ static void open_models(models *m, int threads)
     memset(m, 0, sizeof(*m));
     assert_int_equal(mo_file_open_memory(&m->f, bb_bytes, bb_n), MO_OK);
     assert_int_equal(mo_backbone_open(&m->bb, m->f, NULL), MO_OK);
-    assert_int_equal(mo_cls_open(&m->cls, m->f, m->bb), MO_OK);
+    assert_int_equal(mo_cls_open(&m->cls, m->f, m->bb, NULL), MO_OK);
     assert_int_equal(mo_file_open_memory(&m->fd, det_bytes, det_n), MO_OK);
     assert_int_equal(mo_det_open(&m->det, m->fd, m->bb, NULL), MO_OK);
     assert_int_equal(mo_file_open_memory(&m->fs, seg_bytes, seg_n), MO_OK);
-    assert_int_equal(mo_seg_open(&m->seg, m->fs, m->bb), MO_OK);
+    assert_int_equal(mo_seg_open(&m->seg, m->fs, m->bb, NULL), MO_OK);
     mo_session_settings ss;
     mo_session_default_settings(&ss);
     ss.max_height = ss.max_width = IN;

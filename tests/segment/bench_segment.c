@@ -73,7 +73,7 @@ int main(int argc, char **argv)
     mg_free(&m);
     int r = mo_file_open_memory(&hf, buf, n);
     if (!r)
-        r = mo_seg_open(&seg, hf, bb);
+        r = mo_seg_open(&seg, hf, bb, NULL);
     if (r) {
         fprintf(stderr, "head: %s (%s)\n", mo_strerror(r), mo_last_error());
         return 1;

@@ -68,7 +68,7 @@ int main(int argc, char **argv)
     mo_seg *seg = NULL;
     int r;
     if ((r = mo_file_open(&mf, model)) || (r = mo_file_open(&hf, head)) ||
-        (r = mo_backbone_open(&bb, mf, NULL)) || (r = mo_seg_open(&seg, hf, bb))) {
+        (r = mo_backbone_open(&bb, mf, NULL)) || (r = mo_seg_open(&seg, hf, bb, NULL))) {
         fprintf(stderr, "seg_dump: %s (%s)\n", mo_strerror(r), mo_last_error());
         return 2;
     }

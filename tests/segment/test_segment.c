@@ -467,7 +467,7 @@ static void check_head(const head_spec *hs, int h, int w, int os)
 {
     mo_file *f = head_file(hs, NULL, NULL);
     mo_seg *seg = NULL;
-    int r = mo_seg_open(&seg, f, bb);
+    int r = mo_seg_open(&seg, f, bb, NULL);
     if (r)
         fail_msg("open: %s (%s)", mo_strerror(r), mo_last_error());
     mo_seg_info info;
@@ -562,7 +562,7 @@ static void test_head_vs_naive(void **state)
 static void expect_open_fails(mo_file *f, int code, const char *word)
 {
     mo_seg *seg = (mo_seg *)&seg; /* must come back NULL */
-    const int r = mo_seg_open(&seg, f, bb);
+    const int r = mo_seg_open(&seg, f, bb, NULL);
     if (r != code || (word && !strstr(mo_last_error(), word)))
         fail_msg("expected %s with \"%s\", got %s: %s", mo_strerror(code), word ? word : "",
                  mo_strerror(r), mo_last_error());
@@ -649,9 +649,9 @@ static void test_bad_heads(void **state)
     expect_open_fails(head_file(&h, NULL, stray_tensor), MO_EFORMAT, "num_batches_tracked");
     /* the backbone file holds no head */
     mo_seg *seg = NULL;
-    assert_int_equal(mo_seg_open(&seg, bb_file, bb), MO_EFORMAT);
-    assert_int_equal(mo_seg_open(NULL, bb_file, bb), MO_EINVAL);
-    assert_int_equal(mo_seg_open(&seg, NULL, bb), MO_EINVAL);
+    assert_int_equal(mo_seg_open(&seg, bb_file, bb, NULL), MO_EFORMAT);
+    assert_int_equal(mo_seg_open(NULL, bb_file, bb, NULL), MO_EINVAL);
+    assert_int_equal(mo_seg_open(&seg, NULL, bb, NULL), MO_EINVAL);
     mo_seg_close(NULL);
     mo_seg_close(&seg);
 }
@@ -661,7 +661,7 @@ static void test_bad_runs(void **state)
     (void)state;
     mo_file *f = head_file(&small_head, NULL, NULL);
     mo_seg *seg = NULL;
-    assert_int_equal(mo_seg_open(&seg, f, bb), MO_OK);
+    assert_int_equal(mo_seg_open(&seg, f, bb, NULL), MO_OK);
     size_t bytes;
     /* absurd sizes */
     static const int bad[][3] = {{0, 10, 16},     {10, 0, 16},      {-5, 10, 16},
@@ -735,7 +735,7 @@ static void check_threads(const head_spec *hs, int h, int w, int os)
 {
     mo_file *f = head_file(hs, NULL, NULL);
     mo_seg *seg = NULL;
-    assert_int_equal(mo_seg_open(&seg, f, bb), MO_OK);
+    assert_int_equal(mo_seg_open(&seg, f, bb, NULL), MO_OK);
     float *img = rand_buf((size_t)h * w * 3, 2.0f);
     mo_tensor in = {img, h, w, 3, (ptrdiff_t)w * 3};
     float *logits1 = NULL, *probs1 = NULL, *probs = malloc(sizeof(float) * (size_t)h * w * hs->k);
