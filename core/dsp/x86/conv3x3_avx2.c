@@ -17,6 +17,11 @@
  * whose input slice stays in L2 while the 16-channel panels pass over it; the weights of
  * a tap are thus read once per block, not once per row.
  *
+ * Narrow inputs (cin <= C3_KC, the head's 3x3 conv): no slicing is needed, so the tile
+ * keeps its accumulators over all its valid taps (rows cut where a tap starts or stops
+ * reading the image), the weights of a panel (9 x cin x 16 floats) staying in L2: the same
+ * FMAs in the same order, without the stores and loads between taps (c3_narrow).
+ *
  * Order of the sums: each element starts from the bias (written into dst first) or the old
  * dst value, then gets its valid taps in order ky * 3 + kx, each in input-channel slices
  * in order, one FMA per input channel; partial sums cross slices and taps through dst
@@ -107,6 +112,136 @@ static void c3_row(float *dst, size_t ldd, const float *src, size_t lds, int n, 
     }
 }
 
+/*
+ * Narrow inputs (cin <= C3_KC): the same m x 16 tile with the whole reduction in
+ * registers, the taps of tap[0..ntap) (input offsets soff from each pixel's centre, weight
+ * panels wt) one after the other, each over every input channel: the sequence of FMAs of
+ * the per-tap passes, without the stores and loads between taps.
+ */
+static ALWAYS_INLINE void c3_tile_taps(float *restrict dst, size_t ldd,
+                                       const float *restrict src, size_t lds, int cin,
+                                       const ptrdiff_t *soff, const float *const *wt,
+                                       int ntap, int nc, const int m)
+{
+    const int partial = nc < 16;
+    const __m256i m0 = c3_lanes_below(nc, 0), m1 = c3_lanes_below(nc, 8);
+    __m256 acc[C3_MR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < m; i++) {
+        if (partial) {
+            acc[i][0] = _mm256_maskload_ps(dst + i * ldd, m0);
+            acc[i][1] = _mm256_maskload_ps(dst + i * ldd + 8, m1);
+        } else {
+            acc[i][0] = _mm256_loadu_ps(dst + i * ldd);
+            acc[i][1] = _mm256_loadu_ps(dst + i * ldd + 8);
+        }
+    }
+    for (int t = 0; t < ntap; t++) {
+        const float *restrict a = src + soff[t];
+        const float *restrict w = wt[t];
+        for (int k = 0; k < cin; k++, a++, w += 16) {
+            const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
+#pragma GCC unroll 6
+            for (int i = 0; i < m; i++) {
+                const __m256 x = _mm256_broadcast_ss(a + i * lds);
+                acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
+                acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < m; i++) {
+        if (partial) {
+            _mm256_maskstore_ps(dst + i * ldd, m0, acc[i][0]);
+            _mm256_maskstore_ps(dst + i * ldd + 8, m1, acc[i][1]);
+        } else {
+            _mm256_storeu_ps(dst + i * ldd, acc[i][0]);
+            _mm256_storeu_ps(dst + i * ldd + 8, acc[i][1]);
+        }
+    }
+}
+
+static void c3_row_taps(float *dst, size_t ldd, const float *src, size_t lds, int n, int cin,
+                        const ptrdiff_t *soff, const float *const *wt, int ntap, int nc)
+{
+    const int nt = (n + C3_MR - 1) / C3_MR, base = n / nt, big = n % nt;
+    for (int t = 0; t < nt; t++) {
+        const int m = base + (t < big);
+        switch (m) {
+        case 6: c3_tile_taps(dst, ldd, src, lds, cin, soff, wt, ntap, nc, 6); break;
+        case 5: c3_tile_taps(dst, ldd, src, lds, cin, soff, wt, ntap, nc, 5); break;
+        case 4: c3_tile_taps(dst, ldd, src, lds, cin, soff, wt, ntap, nc, 4); break;
+        case 3: c3_tile_taps(dst, ldd, src, lds, cin, soff, wt, ntap, nc, 3); break;
+        case 2: c3_tile_taps(dst, ldd, src, lds, cin, soff, wt, ntap, nc, 2); break;
+        default: c3_tile_taps(dst, ldd, src, lds, cin, soff, wt, ntap, nc, 1); break;
+        }
+        dst += (size_t)m * ldd;
+        src += (size_t)m * lds;
+    }
+}
+
+/*
+ * cin <= C3_KC: per 16-channel panel (its 9 taps, 9 x cin x 16 floats, stay in L2), per
+ * output row, the row cut where a tap starts or stops reading the image (the column
+ * ranges of kx = 0 and kx = 2), each run with its list of valid taps in order.
+ */
+static void c3_narrow(float *dst, ptrdiff_t dst_stride, ptrdiff_t dst_pixel, const float *src,
+                      ptrdiff_t src_stride, int ih, int iw, int cin, int cout, int stride,
+                      int dil, const float *weight, int y0, int y1)
+{
+    const int ow = MO_CONV_OUT(iw, stride);
+    const size_t tap = mo_pw_packed_size(cin, cout);
+    const int np = (cout + 15) / 16;
+    const size_t lds = (size_t)stride * (size_t)cin;
+    int lo[3], hi[3];
+    for (int kx = 0; kx < 3; kx++)
+        mo_conv3x3_range(iw, stride, (kx - 1) * dil, &lo[kx], &hi[kx]);
+    /* column cuts, sorted */
+    int cut[6] = {0, lo[0], hi[0], lo[2], hi[2], ow}, nct = 6;
+    for (int i = 1; i < nct; i++)
+        for (int j = i; j > 0 && cut[j - 1] > cut[j]; j--) {
+            const int tmp = cut[j];
+            cut[j] = cut[j - 1];
+            cut[j - 1] = tmp;
+        }
+    for (int pj = 0; pj < np; pj++) {
+        const int co = pj * 16, nc = cout - co < 16 ? cout - co : 16;
+        for (int y = y0; y < y1; y++) {
+            int kyv[3], nky = 0;
+            for (int ky = 0; ky < 3; ky++) {
+                const int iy = y * stride + (ky - 1) * dil;
+                if (iy >= 0 && iy < ih)
+                    kyv[nky++] = ky;
+            }
+            for (int c = 0; c + 1 < nct; c++) {
+                const int xa = cut[c], xb = cut[c + 1];
+                if (xa >= xb)
+                    continue;
+                ptrdiff_t soff[9];
+                const float *wt[9];
+                int ntap = 0;
+                for (int i = 0; i < nky; i++)
+                    for (int kx = 0; kx < 3; kx++) {
+                        if (xa < lo[kx] || xb > hi[kx])
+                            continue; /* constant over [xa, xb): the cuts include lo, hi */
+                        const int t = kyv[i] * 3 + kx;
+                        soff[ntap] = (ptrdiff_t)(kyv[i] - 1) * dil * src_stride +
+                                     (ptrdiff_t)(kx - 1) * dil * cin;
+                        wt[ntap] = weight + (size_t)t * tap + (size_t)pj * (size_t)cin * 16;
+                        ntap++;
+                    }
+                if (!ntap)
+                    continue;
+                c3_row_taps(dst + (ptrdiff_t)y * dst_stride + (ptrdiff_t)xa * dst_pixel + co,
+                            (size_t)dst_pixel,
+                            src + (ptrdiff_t)y * stride * src_stride +
+                                (ptrdiff_t)xa * stride * cin,
+                            lds, xb - xa, cin, soff, wt, ntap, nc);
+            }
+        }
+    }
+}
+
 /* Start values and activation of rows [y0, y1). */
 static void c3_fill(float *dst, ptrdiff_t dst_stride, ptrdiff_t dst_pixel, int ow, int cout,
                     const float *bias, int y0, int y1)
@@ -151,6 +286,13 @@ decl_conv3x3_fn(mo_conv3x3_avx2)
     const size_t lds = (size_t)stride * (size_t)cin, ldd = (size_t)dst_pixel;
     if (bias)
         c3_fill(dst, dst_stride, dst_pixel, ow, cout, bias, y0, y1);
+    if (cin <= C3_KC) {
+        c3_narrow(dst, dst_stride, dst_pixel, src, src_stride, ih, iw, cin, cout, stride, dil,
+                  weight, y0, y1);
+        if (relu)
+            c3_act(dst, dst_stride, dst_pixel, ow, cout, relu, y0, y1);
+        return;
+    }
     for (int t = 0; t < 9; t++) {
         const int dy = (t / 3 - 1) * dil, dx = (t % 3 - 1) * dil;
         int ya, yb, xa, xb;
