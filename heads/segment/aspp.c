@@ -154,12 +154,17 @@ static void seg_share(void *ctx, int i, int n)
                 gemm(j->cat + (ptrdiff_t)y * w * j->ldcat, j->ldcat,
                      x->data + y * x->row_stride, cin, (size_t)w, cin, a, seg->b0_w);
         break;
-    case OP_RATE: { /* dilated 3x3 branch rate_i */
+    case OP_RATE: { /* dilated 3x3 branch rate_i, its bias; the ReLU is OP_RELU's */
         float *dst = j->cat + (ptrdiff_t)(j->rate_i + 1) * a;
+        if (j->clip) {
+            seg->dsp.conv3x3(dst, (ptrdiff_t)w * j->ldcat, j->ldcat, x->data, x->row_stride, h,
+                             w, cin, a, 1, seg->rates[j->rate_i], seg->r_w[j->rate_i],
+                             seg->r_b[j->rate_i], MO_ACT_NONE, y0, y1);
+            break;
+        }
         fill_rows(dst + (ptrdiff_t)p0 * j->ldcat, j->ldcat, np, seg->r_b[j->rate_i], a);
         seg_conv3x3_acc_rows(gemm, dst, j->ldcat, x->data, x->row_stride, h, w, cin, a,
-                             seg->rates[j->rate_i], seg->r_w[j->rate_i], j->clip, j->zeros,
-                             y0, y1);
+                             seg->rates[j->rate_i], seg->r_w[j->rate_i], 0, j->zeros, y0, y1);
         break;
     }
     case OP_RELU:
@@ -171,9 +176,15 @@ static void seg_share(void *ctx, int i, int n)
         break;
     case OP_HEAD: { /* 3x3 conv, into the (now free) concatenation buffer */
         float *hconv = j->cat + p0 * (size_t)seg->hc;
+        if (j->clip) {
+            seg->dsp.conv3x3(j->cat, (ptrdiff_t)w * seg->hc, seg->hc, j->proj, (ptrdiff_t)w * a,
+                             h, w, a, seg->hc, 1, 1, seg->head_w, seg->head_b, MO_ACT_RELU, y0,
+                             y1);
+            break;
+        }
         fill_rows(hconv, seg->hc, np, seg->head_b, seg->hc);
         seg_conv3x3_acc_rows(gemm, j->cat, seg->hc, j->proj, (ptrdiff_t)w * a, h, w, a, seg->hc,
-                             1, seg->head_w, j->clip, j->zeros, y0, y1);
+                             1, seg->head_w, 0, j->zeros, y0, y1);
         relu_rows(hconv, seg->hc, np, seg->hc);
         break;
     }

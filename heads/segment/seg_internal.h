@@ -6,8 +6,10 @@
  * through ::mo_conv_dsp, so the SIMD variant follows the CPU flags and
  * mo_set_cpu_flags_mask() like the backbone's): ::mo_pw_fn where a layer writes packed
  * rows from its bias, ::mo_pw_acc_fn where it adds into strided rows (ASPP branch outputs
- * side by side in one concatenation buffer, each 3x3 tap adding into its output). ASPP's
- * dense 3x3 convolution with dilation is built here from one such product per tap.
+ * side by side in one concatenation buffer). The dense 3x3 convolutions (ASPP's dilated
+ * branches, the head's 3x3 conv) run on the table's ::mo_conv3x3_fn (padded taps skipped,
+ * output pixels strided); seg_conv3x3_acc() below builds the same convolution from one
+ * ::mo_pw_acc_fn product per tap, for the unclipped path (clip = 0) and the tests.
  */
 #ifndef MO_SEG_INTERNAL_H
 #define MO_SEG_INTERNAL_H
@@ -92,7 +94,10 @@ typedef struct seg_layout {
 
 seg_layout seg_workspace_layout(const mo_seg *seg, size_t npix);
 
-/* The head at feature resolution (aspp.c). `clip` as in seg_conv3x3_acc(). ws holds
+/* The head at feature resolution (aspp.c). clip = 1: the dense 3x3 convs on ::mo_conv3x3_fn
+ * (what runs); clip = 0: on seg_conv3x3_acc() with every tap over zero padding (the same
+ * bits while both kernels give each element one multiply-add per input channel in order,
+ * as the C, AVX2 and NEON ones do; the tests check it). ws holds
  * seg_workspace_layout(seg, h * w).total floats. Returns the logits (in ws). Each step is
  * recorded in the profile of `s` when it profiles (NULL: never). */
 float *seg_forward(const mo_seg *seg, mo_session *s, const mo_tensor *x, float *ws, int clip);

@@ -1,10 +1,10 @@
 /*
- * Kernels of the segmentation head (contracts in seg_internal.h), on the backbone's
- * accumulating pointwise kernel (::mo_pw_acc_fn, dispatched by CPU flags in core/dsp,
- * compared with its C reference in tests/checkdsp; weights packed by its
- * mo_pw_pack_strided()): a dense 3x3
- * convolution with dilation as one such product per tap, run only where the tap reads
- * the image.
+ * The head's second path for its dense 3x3 convolutions (contracts in seg_internal.h):
+ * one accumulating pointwise product (::mo_pw_acc_fn, the table's, weights packed by
+ * mo_conv3x3_pack(): one mo_pw_pack() layout per tap) per tap, clipped to where the tap
+ * reads the image or over zero padding. The head runs the table's ::mo_conv3x3_fn
+ * (aspp.c); this path is the unclipped one (clip = 0) that the tests and bench_segment
+ * compare it with.
  */
 #include "seg_internal.h"
 

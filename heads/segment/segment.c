@@ -54,12 +54,11 @@ static int read_meta(mo_seg *s, const mo_file *f, const mo_model_info *info, dou
 
 /* --------------------------------------------------------------- tensors */
 
-/* Pack the 9 taps of a folded [cout][cin][3][3] weight. */
+/* Pack the 9 taps of a folded [cout][cin][3][3] weight for ::mo_conv3x3_fn (the same
+ * layout is one ::mo_pw_acc_fn product per tap, for the unclipped path). */
 static void pack3x3(float *dst, const float *w, int cin, int cout)
 {
-    const size_t ts = mo_pw_packed_size(cin, cout);
-    for (int t = 0; t < 9; t++)
-        mo_pw_pack_strided(dst + (size_t)t * ts, w + t, cin, cout, (ptrdiff_t)9 * cin, 9);
+    mo_conv3x3_pack(dst, w, cin, cout);
 }
 
 static size_t up16(size_t n)

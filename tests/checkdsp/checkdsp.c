@@ -551,6 +551,118 @@ static void check_pw_acc(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const c
     check_pw_acc_case(ref, dut, isa, 3001, 48, 48, 0, 0, DATA_UNIFORM, st);
 }
 
+/* ------------------------------------------------------------- dense 3x3 */
+
+/*
+ * Dense 3x3 conv into strided output pixels (the padding after cout in each pixel and
+ * after the row must keep its sentinel), from padded input rows, stride 1 or 2, dilations
+ * beyond the map; the bias argument or the accumulating form (start values in dst), every
+ * activation. The magnitude for the tolerance: the reference on absolute values.
+ */
+static void check_conv3x3_case(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                               int ih, int iw, int cin, int cout, int stride, int dil,
+                               int pad_in, int pad_px, int pad_row, int use_bias, int relu,
+                               int kind, stats *st)
+{
+    const int oh = MO_CONV_OUT(ih, stride), ow = MO_CONV_OUT(iw, stride);
+    const ptrdiff_t ss = (ptrdiff_t)iw * cin + pad_in, dp = cout + pad_px;
+    const ptrdiff_t ds = (ptrdiff_t)ow * dp + pad_row;
+    const size_t nin = (size_t)ih * ss, nout = (size_t)oh * ds, nw = 9 * (size_t)cin * cout;
+    const size_t np = mo_conv3x3_packed_size(cin, cout);
+    float *in = xmalloc(nin), *w = xmalloc(nw), *b = xmalloc((size_t)cout), *wp = xmalloc(np);
+    float *d0 = xmalloc(nout);
+    fill(in, nin, kind, 0);
+    fill(w, nw, kind, 1);
+    fill(b, (size_t)cout, kind, 2);
+    mo_conv3x3_pack(wp, w, cin, cout);
+    /* start values of the accumulating form, sentinel in the padding of pixels and rows */
+    fill_sentinel(d0, nout);
+    for (int y = 0; y < oh; y++)
+        for (int x = 0; x < ow; x++)
+            fill(d0 + (size_t)y * ds + (size_t)x * dp, (size_t)cout, kind, 2);
+    const int e = rnd32() & 1;
+    gbuf gi, gw, gb, gd, gs;
+    const float *gin = gcopy(&gi, in, nin, e), *gwp = gcopy(&gw, wp, np, !e);
+    const float *gbias = use_bias ? gcopy(&gb, b, (size_t)cout, e) : NULL;
+    if (!use_bias)
+        gb.map = NULL;
+    float *got = gcopy(&gd, d0, nout, !e), *split = gcopy(&gs, d0, nout, e);
+    float *want = xmalloc(nout), *mag = xmalloc(nout);
+    memcpy(want, d0, nout * sizeof(float));
+    ref->conv3x3(want, ds, dp, in, ss, ih, iw, cin, cout, stride, dil, wp, use_bias ? b : NULL,
+                 relu, 0, oh);
+    float *ain = abs_copy(in, nin), *awp = abs_copy(wp, np), *ab = abs_copy(b, (size_t)cout);
+    for (size_t i = 0; i < nout; i++)
+        mag[i] = is_sentinel(d0 + i) ? 0.0f : fabsf(d0[i]);
+    ref->conv3x3(mag, ds, dp, ain, ss, ih, iw, cin, cout, stride, dil, awp,
+                 use_bias ? ab : NULL, 0, 0, oh);
+    char what[224];
+    snprintf(what, sizeof(what),
+             "conv3x3 %s: %dx%d cin %d cout %d stride %d dil %d pad %d/%d/%d %s act %d %s", isa,
+             ih, iw, cin, cout, stride, dil, pad_in, pad_px, pad_row,
+             use_bias ? "bias" : "acc", relu, data_names[kind]);
+    memcpy(current, what, sizeof(what));
+    dut->conv3x3(got, ds, dp, gin, ss, ih, iw, cin, cout, stride, dil, gwp, gbias, relu, 0, oh);
+    int r[4];
+    const int nr = split_ranges(oh, r);
+    for (int k = 0; k < nr; k++) {
+        const int j = (k + 1) % nr; /* out of order */
+        dut->conv3x3(split, ds, dp, gin, ss, ih, iw, cin, cout, stride, dil, gwp, gbias, relu,
+                     r[j], r[j + 1]);
+    }
+    /* each pixel's padding must keep the sentinel: compare pixel by pixel */
+    int bad = 0;
+    for (int y = 0; y < oh && !bad; y++) {
+        for (int x = 0; x < ow && !bad; x++) {
+            const size_t o = (size_t)y * ds + (size_t)x * dp;
+            bad = compare(what, got + o, want + o, mag + o, 1, (size_t)cout, dp, 1e-5, 0.0, st);
+        }
+        for (ptrdiff_t i = (ptrdiff_t)ow * dp; i < ds && !bad; i++)
+            if (!is_sentinel(got + (size_t)y * ds + i)) {
+                printf("FAIL %s: wrote into row padding at row %d\n", what, y);
+                bad = 1;
+            }
+    }
+    failures += bad;
+    failures += same_bits(what, got, split, nout);
+    st->cases++;
+    free(in); free(w); free(b); free(wp); free(d0); free(want); free(mag); free(ain);
+    free(awp); free(ab);
+    gfree(&gi); gfree(&gw); gfree(&gb); gfree(&gd); gfree(&gs);
+}
+
+static void check_conv3x3(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                          stats *st)
+{
+    static const int cins[] = {1, 2, 3, 4, 5, 8, 16, 17, 31, 64, 255, 257};
+    static const int couts[] = {1, 3, 8, 15, 16, 17, 31, 32, 33, 48};
+    static const int dils[] = {1, 2, 3, 4, 6, 12};
+    /* small maps: every side 1..9, both strides, dilations up to beyond the map */
+    for (int ih = 1; ih <= 9; ih += 2)
+        for (int iw = 1; iw <= 9; iw++)
+            for (int di = 0; di < 6; di++)
+                check_conv3x3_case(ref, dut, isa, ih, iw, cins[irand(0, 11)],
+                                   couts[irand(0, 9)], irand(1, 2), dils[di],
+                                   irand(0, 1) * irand(1, 9), irand(0, 1) * irand(1, 20),
+                                   irand(0, 1) * irand(1, 9), irand(0, 1),
+                                   irand(0, act_modes - 1), irand(0, DATA_KINDS - 1), st);
+    for (int i = 0; i < 10; i++)
+        for (int kind = 0; kind < DATA_KINDS; kind++)
+            check_conv3x3_case(ref, dut, isa, irand(5, 24), irand(5, 24), cins[irand(0, 11)],
+                               couts[i], irand(1, 2), dils[irand(0, 5)],
+                               irand(0, 1) * irand(1, 9), irand(0, 1) * irand(1, 20),
+                               irand(0, 1) * irand(1, 9), irand(0, 1), irand(0, act_modes - 1),
+                               kind, st);
+    /* several row blocks and input-channel slices; the segmentation head's layout (ASPP
+     * branch in a 4-branch concatenation buffer, the 3x3 head conv) */
+    check_conv3x3_case(ref, dut, isa, 40, 30, 300, 48, 1, 3, 0, 3 * 48, 0, 1, 0, DATA_UNIFORM,
+                       st);
+    check_conv3x3_case(ref, dut, isa, 13, 17, 520, 40, 1, 6, 5, 120, 0, 0, 0, DATA_LARGE, st);
+    check_conv3x3_case(ref, dut, isa, 21, 17, 128, 64, 1, 1, 0, 0, 0, 1, 1, DATA_SPARSE, st);
+    check_conv3x3_case(ref, dut, isa, 33, 31, 96, 33, 2, 1, 7, 2, 3, 1, 1, DATA_UNIFORM, st);
+    check_conv3x3_case(ref, dut, isa, 9, 9, 1024, 16, 1, 12, 0, 48, 0, 0, 0, DATA_UNIFORM, st);
+}
+
 /* ------------------------------------------------------------ SE and pool */
 
 static void check_se_case(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
@@ -637,6 +749,7 @@ static const struct kernel {
     {"dw3x3", FN_OFFSET(dw3x3), check_dw},
     {"pw", FN_OFFSET(pw), check_pw},
     {"pw_acc", FN_OFFSET(pw_acc), check_pw_acc},
+    {"conv3x3", FN_OFFSET(conv3x3), check_conv3x3},
     {"se", FN_OFFSET(se), check_se},
     {"gap", FN_OFFSET(gap), check_gap},
 };
@@ -673,7 +786,8 @@ static double now_s(void)
 typedef struct bench_case {
     const char *kernel; /* name in kernels[] */
     const char *label;
-    int a, b, c, d, e; /* stem: ih iw cout; dw: ih iw c stride dil; pw: n cin cout; gap: n c */
+    int a, b, c, d, e; /* stem: ih iw cout; dw: ih iw c stride dil; pw: n cin cout; gap: n c;
+                        * conv3x3: side cin cout dil stride */
 } bench_case;
 
 /* MobileOne layers at a 224x224 input (s0 unless marked). */
@@ -697,6 +811,9 @@ static const bench_case bench_cases[] = {
     {"pw", "49px 512->1280 (s1)", 49, 512, 1280, 0, 0},
     {"pw", "196px 640->640 (s2)", 196, 640, 640, 0, 0},
     {"pw_acc", "1024px 1024->256 (seg)", 1024, 1024, 256, 0, 0},
+    {"conv3x3", "32x32 1024->256 d6 (seg)", 32, 1024, 256, 6, 1},
+    {"conv3x3", "32x32 1024->256 d18 (seg)", 32, 1024, 256, 18, 1},
+    {"conv3x3", "32x32 256->256 d1 (seg)", 32, 256, 256, 1, 1},
     {"se", "49px 2048 / 128 (s4)", 49, 2048, 128, 0, 0},
     {"gap", "49px x 1024", 49, 1024, 0, 0, 0},
 };
@@ -721,6 +838,17 @@ static double bench_one(const mo_conv_dsp *d, const bench_case *bc, int runs, do
         nin = (size_t)bc->a * bc->b, nout = (size_t)bc->a * bc->c;
         nw = mo_pw_packed_size(bc->b, bc->c), nb = (size_t)bc->c;
         *macs = (double)bc->a * bc->b * bc->c;
+    } else if (!strcmp(k, "conv3x3")) {
+        oh = ow = MO_CONV_OUT(bc->a, bc->e);
+        nin = (size_t)bc->a * bc->a * bc->b, nout = (size_t)oh * ow * bc->c;
+        nw = mo_conv3x3_packed_size(bc->b, bc->c), nb = (size_t)bc->c;
+        *macs = 0;
+        for (int t = 0; t < 9; t++) { /* taps that read the image */
+            int ya, yb, xa, xb;
+            mo_conv3x3_range(bc->a, bc->e, (t / 3 - 1) * bc->d, &ya, &yb);
+            mo_conv3x3_range(bc->a, bc->e, (t % 3 - 1) * bc->d, &xa, &xb);
+            *macs += (double)(yb - ya) * (xb - xa) * bc->b * bc->c;
+        }
     } else if (!strcmp(k, "se")) {
         nin = (size_t)bc->a * bc->b, nout = nin;
         nw = 2 * (size_t)bc->b * bc->c, nb = (size_t)(bc->b + bc->c);
@@ -749,6 +877,9 @@ static double bench_one(const mo_conv_dsp *d, const bench_case *bc, int runs, do
                 d->pw(out, in, (size_t)bc->a, bc->b, bc->c, w, b, 1);
             else if (!strcmp(k, "pw_acc"))
                 d->pw_acc(out, bc->c, in, bc->b, (size_t)bc->a, bc->b, bc->c, w);
+            else if (!strcmp(k, "conv3x3"))
+                d->conv3x3(out, (ptrdiff_t)ow * bc->c, bc->c, in, (ptrdiff_t)bc->a * bc->b,
+                           bc->a, bc->a, bc->b, bc->c, bc->e, bc->d, w, b, 1, 0, oh);
             else if (!strcmp(k, "se")) {
                 memcpy(out, in, nin * sizeof(float));
                 d->se(out, (size_t)bc->a, bc->b, bc->c, w, b, w + (size_t)bc->b * bc->c,

@@ -3,7 +3,8 @@
  * - kernels: the accumulating GEMM (the backbone's pw_acc, C and SIMD, with the head's
  *   packing) and the dilated 3x3 conv against a naive double conv,
  *   on odd sizes and rates below, at and beyond the map size; skipping padded taps gives
- *   bit-identical results; the multiply-add count at 512x512;
+ *   bit-identical results; the multiply-add count at 512x512; the dense 3x3 kernel of the
+ *   table (stride 1 and 2, strided output) against the naive conv;
  * - upsampling + argmax against a naive implementation of torch's bilinear formula;
  * - the whole head (mo_seg_logits, mo_seg_run) on real backbone features against a naive
  *   double DeepLabHead with unfolded BatchNorm, for several rate sets;
@@ -203,6 +204,73 @@ static void test_conv3x3(void **state)
         free(zeros);
         free(d1);
         free(d2);
+        free(ref);
+        free(mag);
+    }
+}
+
+/* The dense 3x3 kernel of the table (mo_conv_dsp.conv3x3, C and SIMD) against naive_conv:
+ * stride 1 and 2, rates below, at and beyond the map, strided output pixels (a branch in
+ * a concatenation buffer), the bias argument or start values in dst, ReLU; the padding of
+ * each output pixel is left alone. */
+static void test_conv3x3_kernel(void **state)
+{
+    (void)state;
+    static const int cases[][6] = {
+        /* h, w, cin, cout, rate, stride */
+        {1, 1, 3, 5, 1, 1},    {5, 7, 8, 16, 1, 2},    {9, 6, 19, 21, 2, 1},
+        {12, 12, 16, 17, 5, 2}, {12, 12, 16, 17, 12, 1}, {12, 13, 33, 16, 36, 1},
+        {17, 9, 10, 40, 8, 2},  {20, 15, 300, 8, 3, 1},  {13, 11, 64, 33, 6, 2},
+    };
+    mo_conv_dsp dsp[2];
+    dsp_levels(dsp);
+    for (size_t t = 0; t < sizeof(cases) / sizeof(cases[0]) * 2; t++) {
+        const int *c = cases[t / 2];
+        const int h = c[0], w = c[1], cin = c[2], cout = c[3], r = c[4], st = c[5];
+        const int lvl = (int)(t % 2), use_bias = (int)((t / 2) % 2), relu = (int)(t / 2 % 3 == 1);
+        const int oh = MO_CONV_OUT(h, st), ow = MO_CONV_OUT(w, st);
+        const ptrdiff_t src_row = (ptrdiff_t)w * cin + (t % 3 ? 5 : 0);
+        const ptrdiff_t ldd = cout + 3, drow = (ptrdiff_t)ow * ldd + 2;
+        float *src = rand_buf((size_t)h * src_row, 1.0f);
+        float *wt = rand_buf((size_t)cout * cin * 9, 0.3f), *bias = rand_buf((size_t)cout, 1.0f);
+        float *wp = malloc(sizeof(float) * mo_conv3x3_packed_size(cin, cout));
+        float *d = malloc(sizeof(float) * (size_t)oh * drow);
+        double *ref = malloc(sizeof(double) * (size_t)oh * ow * cout);
+        double *mag = malloc(sizeof(double) * (size_t)oh * ow * cout);
+        assert_true(wp && d && ref && mag);
+        mo_conv3x3_pack(wp, wt, cin, cout);
+        for (size_t i = 0; i < (size_t)oh * drow; i++)
+            d[i] = (float)(i % 7) * 0.25f;
+        naive_conv(ref, mag, src, src_row, h, w, cin, cout, 1, 3, st, r, r, wt, NULL, 0);
+        dsp[lvl].conv3x3(d, drow, ldd, src, src_row, h, w, cin, cout, st, r, wp,
+                         use_bias ? bias : NULL, relu ? MO_ACT_RELU : MO_ACT_NONE, 0, oh);
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++)
+                for (int co = 0; co < (int)ldd; co++) {
+                    const size_t o = (size_t)y * drow + (size_t)x * ldd + co;
+                    const float old = (float)(o % 7) * 0.25f;
+                    if (co >= cout) {
+                        if (d[o] != old)
+                            fail_msg("conv3x3 wrote pixel padding at (%d,%d) %d", y, x, co);
+                        continue;
+                    }
+                    const size_t q = ((size_t)y * ow + x) * cout + co;
+                    double want = ref[q] + (use_bias ? bias[co] : old);
+                    if (relu && want < 0)
+                        want = 0;
+                    if (fabs(d[o] - want) > 1e-6 * (1.0 + mag[q]) * 8)
+                        fail_msg("conv3x3 %dx%d cin %d cout %d rate %d stride %d (%s): (%d,%d) "
+                                 "ch %d: %g vs %g", h, w, cin, cout, r, st,
+                                 lvl ? "simd" : "c", y, x, co, d[o], want);
+                }
+        for (int y = 0; y < oh; y++) /* row padding */
+            for (ptrdiff_t i = (ptrdiff_t)ow * ldd; i < drow; i++)
+                assert_true(d[(size_t)y * drow + i] == (float)(((size_t)y * drow + i) % 7) * 0.25f);
+        free(src);
+        free(wt);
+        free(bias);
+        free(wp);
+        free(d);
         free(ref);
         free(mag);
     }
@@ -803,6 +871,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_conv3x3),
+        cmocka_unit_test(test_conv3x3_kernel),
         cmocka_unit_test(test_tap_saving_512),
         cmocka_unit_test(test_upsample_argmax),
         cmocka_unit_test(test_head_vs_naive),

@@ -24,4 +24,7 @@ decl_pw_acc_fn(mo_pw_acc_neon);
 decl_gap_fn(mo_gap_neon);
 decl_se_fn(mo_se_neon);
 
+/* Dense 3x3 conv: conv3x3_neon.c */
+decl_conv3x3_fn(mo_conv3x3_neon);
+
 #endif

@@ -30,4 +30,8 @@ decl_dw3x3_fn(mo_dw3x3_avx512);
 decl_pw_fn(mo_pw_avx512);
 decl_pw_acc_fn(mo_pw_acc_avx512);
 
+/* Dense 3x3 conv: conv3x3_avx2.c, conv3x3_avx512.c */
+decl_conv3x3_fn(mo_conv3x3_avx2);
+decl_conv3x3_fn(mo_conv3x3_avx512);
+
 #endif

@@ -141,6 +141,47 @@ typedef decl_se_fn(mo_se_fn);
 #define decl_gap_fn(name) void (name)(float *dst, const float *src, size_t n, int c)
 typedef decl_gap_fn(mo_gap_fn);
 
+/*
+ * Dense 3x3 convolution (all input channels to all output channels), stride 1 or 2,
+ * dilation dil, padding dil, over output rows [y0, y1), written into strided rows (the
+ * segmentation head: ASPP branches side by side in one concatenation buffer):
+ *   dst[y * dst_stride + x * dst_pixel + co] =
+ *       act(start + sum over the taps (ky, kx) that read the image, in order ky * 3 + kx,
+ *                   sum over ci in order of src[iy * src_stride + ix * cin + ci] * W)
+ * with iy = y * stride + (ky - 1) * dil, ix = x * stride + (kx - 1) * dil, start = bias[co]
+ * (bias non-NULL) or the old dst value (bias NULL: the accumulating form). Taps that fall
+ * in the padding are skipped, not multiplied by zero. Output size MO_CONV_OUT(ih, stride)
+ * x MO_CONV_OUT(iw, stride); elements co >= cout of each dst pixel are left alone.
+ * @param weight packed by mo_conv3x3_pack(): the 9 taps one after the other, each as
+ *               mo_pw_pack() packs a 1x1 conv (mo_pw_packed_size(cin, cout) floats)
+ * @param relu   activation (enum mo_act) applied to the final sum
+ * Every output element gets the same operations whatever [y0, y1) and wherever it lies in
+ * the map, so rows can be split between threads with bit-identical results: its start
+ * value, then for each valid tap in order and each ci in order one multiply-add (fused in
+ * the SIMD variants).
+ * dst and src must not overlap.
+ */
+#define decl_conv3x3_fn(name) \
+    void (name)(float *dst, ptrdiff_t dst_stride, ptrdiff_t dst_pixel, const float *src, \
+                ptrdiff_t src_stride, int ih, int iw, int cin, int cout, int stride, int dil, \
+                const float *weight, const float *bias, int relu, int y0, int y1)
+typedef decl_conv3x3_fn(mo_conv3x3_fn);
+
+/* Output positions [*lo, *hi) of a row (or column) of n inputs at this stride whose tap at
+ * offset off (= (k - 1) * dil) reads the image: 0 <= o * stride + off <= n - 1. */
+static inline void mo_conv3x3_range(int n, int stride, int off, int *lo, int *hi)
+{
+    const int on = MO_CONV_OUT(n, stride);
+    int l = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int h = n - 1 - off >= 0 ? (n - 1 - off) / stride + 1 : 0;
+    if (h > on)
+        h = on;
+    if (l > h)
+        l = h;
+    *lo = l;
+    *hi = h;
+}
+
 typedef struct mo_conv_dsp {
     mo_stem3x3_fn *stem3x3;
     mo_dw3x3_fn *dw3x3;
@@ -148,6 +189,7 @@ typedef struct mo_conv_dsp {
     mo_pw_acc_fn *pw_acc;
     mo_se_fn *se;
     mo_gap_fn *gap;
+    mo_conv3x3_fn *conv3x3; /* dense 3x3, see decl_conv3x3_fn (core/dsp/conv3x3.c) */
 } mo_conv_dsp;
 
 /* CPU feature bits for mo_conv_dsp_init(); none is used by the C reference yet. */
@@ -185,5 +227,14 @@ MO_API void mo_pw_pack(float *dst, const float *w, int cin, int cout);
  *  sk = 9). Panels past cout are zero. */
 MO_API void mo_pw_pack_strided(float *dst, const float *w, int cin, int cout, ptrdiff_t sn,
                                ptrdiff_t sk);
+
+/* Dense 3x3 conv (core/dsp/conv3x3.c). */
+decl_conv3x3_fn(mo_conv3x3_c);
+/** Set dsp->conv3x3 for @p cpu_flags (called by mo_conv_dsp_init()). */
+void mo_conv3x3_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags);
+/** Floats of packed dense 3x3 weights: 9 * mo_pw_packed_size(cin, cout). */
+MO_API size_t mo_conv3x3_packed_size(int cin, int cout);
+/** [cout][cin][3][3] -> 9 taps (ky * 3 + kx) of mo_pw_pack() panels, see decl_conv3x3_fn. */
+MO_API void mo_conv3x3_pack(float *dst, const float *w, int cin, int cout);
 
 #endif
