@@ -53,10 +53,11 @@ static ALWAYS_INLINE float activate1(float v, int relu)
  * 6 input + 16 weight loads for 96 FMAs (4.4 FMAs per load; docs/ARM.md counts them in
  * the generated code). The packed layout is mo_pw_pack()'s, shared with every ISA.
  *
- * Cache blocking as in the C reference: input channels in slices of PW_KC (the panel
- * slice, PW_KC x 16 floats = 16 KiB, stays in L1 while a block of pixels passes over it),
- * pixels in blocks whose input slice stays in L2. Partial sums cross slices through dst
- * (exact float stores and loads), and the slicing depends on cin only. Each element gets
+ * Cache blocking as in the C reference: input channels in slices of at most PW_KC (the
+ * panel slice, PW_KC x 16 floats = 16 KiB, stays in L1 while a block of pixels passes over
+ * it), of equal width (a multiple of 4), pixels in blocks of equal size (whole tiles: no
+ * short last block that streams the whole weight matrix for a few pixels) whose input
+ * slice stays in L2. Partial sums cross slices through dst (exact float stores and loads). Each element gets
  * bias (or dst) + one FMA per input channel in order: the same bits in every tile size,
  * and from the 4-channel steps and the one-channel remainder alike.
  */
@@ -158,9 +159,14 @@ pw_run(float *dst, size_t ldd, const float *src, size_t lds, size_t n, int cin, 
        const float *weight, const float *bias, int relu)
 {
     const int np = (cout + MO_PW_NR - 1) / MO_PW_NR;
-    const int kc = cin < PW_KC ? cin : PW_KC;
-    size_t mb = PW_BLOCK_BYTES / (sizeof(float) * (size_t)kc);
+    const int nks = (cin + PW_KC - 1) / PW_KC;
+    const int kc = nks > 1 ? ((cin + nks - 1) / nks + 3) / 4 * 4 : cin;
+    size_t mb = PW_BLOCK_BYTES / (sizeof(float) * (size_t)(kc > 0 ? kc : 1));
     mb = mb < PW_MR ? PW_MR : mb / PW_MR * PW_MR;
+    if (n > mb) { /* equal blocks, whole tiles */
+        const size_t nb = (n + mb - 1) / mb;
+        mb = ((n + nb - 1) / nb + PW_MR - 1) / PW_MR * PW_MR;
+    }
     const size_t ci = (size_t)cin;
 
     for (size_t p0 = 0; p0 < n; p0 += mb) {

@@ -11,9 +11,11 @@
  * 24 FMAs. A lone last panel takes 1-panel tiles. Partial panels (cout not a multiple of
  * 16) use masked loads and stores.
  *
- * Every output element gets bias + an FMA chain over the input channels in order, sliced
- * at multiples of PW_KC (partial sums go through dst, exactly), whatever its tile or pixel
- * range: splitting a layer over threads gives the same bits.
+ * Every output element gets bias + an FMA chain over the input channels in order, cut into
+ * at most PW_KC-wide slices of equal width (partial sums go through dst, exactly),
+ * whatever its tile, block or pixel range: splitting a layer over threads gives the same
+ * bits. Pixel blocks are of equal size, whole tiles (as in conv_avx2.c: no short last
+ * block streaming the whole weight matrix for a few pixels).
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -147,9 +149,14 @@ pw_run(float *dst, size_t ldd, const float *src, size_t lds, size_t n, int cin,
                    int cout, const float *weight, const float *bias, int relu)
 {
     const int np = (cout + MO_PW_NR - 1) / MO_PW_NR;
-    const int kc = cin < PW_KC ? cin : PW_KC;
-    size_t mb = PW_BLOCK_BYTES / (sizeof(float) * (size_t)kc);
+    const int nks = (cin + PW_KC - 1) / PW_KC;
+    const int kc = nks > 1 ? (cin + nks - 1) / nks : cin;
+    size_t mb = PW_BLOCK_BYTES / (sizeof(float) * (size_t)(kc > 0 ? kc : 1));
     mb = mb < PW_MR ? PW_MR : mb / PW_MR * PW_MR;
+    if (n > mb) { /* equal blocks, whole tiles */
+        const size_t nb = (n + mb - 1) / mb;
+        mb = ((n + nb - 1) / nb + PW_MR - 1) / PW_MR * PW_MR;
+    }
     const size_t panel = (size_t)cin * MO_PW_NR;
 
     for (size_t p0 = 0; p0 < n; p0 += mb) {
