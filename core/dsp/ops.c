@@ -7,7 +7,12 @@
 #endif
 #include "mo_internal/conv.h"
 
-#include "ops_simd.h"
+#if defined(MO_HAVE_AVX2)
+#include "x86/ops_x86.h"
+#endif
+#if defined(MO_HAVE_NEON)
+#include "arm/ops_arm.h"
+#endif
 
 /* ------------------------------------------------------------------- GEMV */
 

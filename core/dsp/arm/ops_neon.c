@@ -9,7 +9,7 @@
 #include <arm_neon.h>
 #include <string.h>
 
-#include "../ops_simd.h"
+#include "ops_arm.h"
 
 /* acc[0..15] = lanes of a0, a1, a2, a3, halved pairwise (h = 8, 4, 2, 1). */
 static inline float reduce16(float32x4_t a0, float32x4_t a1, float32x4_t a2, float32x4_t a3)

@@ -8,7 +8,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "../ops_simd.h"
+#include "ops_x86.h"
 
 /* Lanes [0, n) set, n in 0..8. */
 static inline __m256i tail_mask(int n)

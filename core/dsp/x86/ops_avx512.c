@@ -9,7 +9,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "../ops_simd.h"
+#include "ops_x86.h"
 
 static inline __mmask16 tail16(int n) /* lanes [0, n), n in 0..16 */
 {

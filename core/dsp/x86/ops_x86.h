@@ -1,28 +1,22 @@
 /*
- * SIMD variants of the head operators (mo_internal/ops.h), internal. Each gives the bits
+ * x86 SIMD variants of the head operators (mo_internal/ops.h), internal. Each gives the bits
  * of its C reference (core/dsp/ops.c); tests/checkdsp compares them exactly.
  */
-#ifndef MO_DSP_OPS_SIMD_H
-#define MO_DSP_OPS_SIMD_H
+#ifndef MO_DSP_OPS_X86_H
+#define MO_DSP_OPS_X86_H
 
 #include "mo_internal/conv.h"
 
-/* x86/ops_avx2.c (-mavx2 -mfma; no FMA is used) */
+/* ops_avx2.c (-mavx2 -mfma; no FMA is used) */
 decl_gemv_fn(mo_gemv_avx2);
 decl_upsample_fn(mo_upsample_avx2);
 decl_upsample_argmax_fn(mo_upsample_argmax_avx2);
 decl_softmax_fn(mo_softmax_avx2);
 
-/* x86/ops_avx512.c (-mavx512f) */
+/* ops_avx512.c (-mavx512f) */
 decl_gemv_fn(mo_gemv_avx512);
 decl_upsample_fn(mo_upsample_avx512);
 decl_upsample_argmax_fn(mo_upsample_argmax_avx512);
 decl_softmax_fn(mo_softmax_avx512);
-
-/* arm/ops_neon.c (AdvSIMD) */
-decl_gemv_fn(mo_gemv_neon);
-decl_upsample_fn(mo_upsample_neon);
-decl_upsample_argmax_fn(mo_upsample_argmax_neon);
-decl_softmax_fn(mo_softmax_neon);
 
 #endif
