@@ -74,7 +74,11 @@ typedef decl_softmax_fn(mo_softmax_fn);
 
 /* ------------------------------------------------ shared by every variant */
 
-/* Source index pair and weights of output position i (torch, align_corners=False, float). */
+/* Source index pair and weights of output position i, as torch 1.13's CPU kernel
+ * (area_pixel_compute_source_index + compute_source_index_and_lambda): the scale is
+ * (float)in / out, the source coordinate and lambda1 are computed in double (the CPU
+ * acc_type of float), lambda1 is rounded to float and lambda0 = 1 - lambda1 in float.
+ * io/resize.c's mo_tensor_resize_bilinear() is this operator. */
 typedef struct mo_ops_lin {
     int i0, i1;
     float l0, l1;
@@ -85,14 +89,15 @@ static inline mo_ops_lin mo_ops_lin_at(int i, int in, int out)
     if (in == out)
         return (mo_ops_lin){i, i, 1.0f, 0.0f};
     const float scale = (float)in / (float)out;
-    float src = scale * ((float)i + 0.5f);
-    src = src - 0.5f;
-    if (src < 0.0f)
-        src = 0.0f;
+    double src = (double)scale * ((double)i + 0.5) - 0.5;
+    if (src < 0.0)
+        src = 0.0;
     int i0 = (int)src;
     if (i0 > in - 1)
         i0 = in - 1;
-    const float l1 = src - (float)i0;
+    double d1 = src - (double)i0;
+    d1 = d1 < 0.0 ? 0.0 : d1 > 1.0 ? 1.0 : d1;
+    const float l1 = (float)d1;
     return (mo_ops_lin){i0, i0 + (i0 < in - 1), 1.0f - l1, l1};
 }
 
