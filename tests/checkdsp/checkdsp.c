@@ -880,7 +880,7 @@ static void check_softmax(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const 
     if (!exp_checked++)
         check_exp_reference();
     static const int cases[][2] = {{1, 1}, {3, 91}, {3234, 91}, {5, 21}, {2, 16}, {4, 17},
-                                   {3, 1000}, {7, 5}, {9, 33}, {2, 2}};
+                                   {3, 1000}, {7, 5}, {9, 33}, {2, 2}, {19, 1100}, {17, 300}};
     for (int i = 0; i < (int)(sizeof(cases) / sizeof(cases[0])); i++)
         for (int kind = 0; kind < DATA_KINDS; kind++)
             for (int layout = 0; layout < 3; layout++) { /* rows, class-major, in place */

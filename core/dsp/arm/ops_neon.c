@@ -234,43 +234,72 @@ static inline void put4(float *p, ptrdiff_t cs, int j, float32x4_t v, int m)
         p[(ptrdiff_t)(j + i) * cs] = t[i];
 }
 
+/* exp(x_j - max) of one row into p[j * cs] (p may be x when cs == 1); returns 1 / sum. */
+static inline float row_exp(float *p, ptrdiff_t cs, const float *x, int k)
+{
+    float32x4_t mv = vdupq_n_f32(x[0]);
+    for (int j = 0; j < k; j += 4) {
+        const int m = k - j < 4 ? k - j : 4;
+        const float32x4_t v = get4(x, 1, j, m, x[0]);
+        mv = vbslq_f32(vcgtq_f32(v, mv), v, mv); /* v > m ? v : m, as the reference */
+    }
+    float mx = vgetq_lane_f32(mv, 0);
+    const float m1 = vgetq_lane_f32(mv, 1), m2 = vgetq_lane_f32(mv, 2), m3 = vgetq_lane_f32(mv, 3);
+    mx = m1 > mx ? m1 : mx;
+    mx = m2 > mx ? m2 : mx;
+    mx = m3 > mx ? m3 : mx;
+    const float32x4_t mxv = vdupq_n_f32(mx);
+    float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f),
+                          vdupq_n_f32(0.0f)};
+    for (int j = 0; j < k; j += 4) {
+        const int m = k - j < 4 ? k - j : 4;
+        float32x4_t e = exp4(vsubq_f32(get4(x, 1, j, m, 0.0f), mxv));
+        if (m < 4) {
+            float t[4];
+            vst1q_f32(t, e);
+            for (int i = m; i < 4; i++)
+                t[i] = 0.0f;
+            e = vld1q_f32(t);
+        }
+        put4(p, cs, j, e, m);
+        acc[(j / 4) & 3] = vaddq_f32(acc[(j / 4) & 3], e);
+    }
+    return 1.0f / reduce16(acc[0], acc[1], acc[2], acc[3]);
+}
+
+static inline void row_scale(float *p, ptrdiff_t cs, int k, float inv)
+{
+    const float32x4_t v = vdupq_n_f32(inv);
+    for (int j = 0; j < k; j += 4) {
+        const int m = k - j < 4 ? k - j : 4;
+        put4(p, cs, j, vmulq_f32(get4(p, cs, j, m, 0.0f), v), m);
+    }
+}
+
+/* Strided output (class-major): 4 rows at a time through a tile, then 4 adjacent stores per
+ * class when the rows are adjacent (dst_rs == 1). */
+enum { SM_TILE = 4096 };
+
 decl_softmax_fn(mo_softmax_neon)
 {
-    for (size_t r = 0; r < n; r++) {
-        const float *x = src + (ptrdiff_t)r * src_stride;
-        float *p = dst + (ptrdiff_t)r * dst_rs;
-        float32x4_t mv = vdupq_n_f32(x[0]);
-        for (int j = 0; j < k; j += 4) {
-            const int m = k - j < 4 ? k - j : 4;
-            const float32x4_t v = get4(x, 1, j, m, x[0]);
-            mv = vbslq_f32(vcgtq_f32(v, mv), v, mv);
+    const int kt = (k + 3) / 4 * 4;
+    if (dst_cs == 1 || 4 * kt > SM_TILE) {
+        for (size_t r = 0; r < n; r++) {
+            float *p = dst + (ptrdiff_t)r * dst_rs;
+            row_scale(p, dst_cs, k, row_exp(p, dst_cs, src + (ptrdiff_t)r * src_stride, k));
         }
-        float mx = vgetq_lane_f32(mv, 0);
-        for (int i = 1; i < 4; i++) {
-            const float v = i == 1 ? vgetq_lane_f32(mv, 1) : i == 2 ? vgetq_lane_f32(mv, 2)
-                                                                    : vgetq_lane_f32(mv, 3);
-            mx = v > mx ? v : mx;
+        return;
+    }
+    float tile[SM_TILE];
+    for (size_t r0 = 0; r0 < n; r0 += 4) {
+        const int g = n - r0 < 4 ? (int)(n - r0) : 4;
+        for (int r = 0; r < g; r++) {
+            float *e = tile + (size_t)r * kt;
+            row_scale(e, 1, k, row_exp(e, 1, src + (ptrdiff_t)(r0 + r) * src_stride, k));
         }
-        const float32x4_t mxv = vdupq_n_f32(mx);
-        float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f),
-                              vdupq_n_f32(0.0f)};
-        for (int j = 0; j < k; j += 4) {
-            const int m = k - j < 4 ? k - j : 4;
-            float32x4_t e = exp4(vsubq_f32(get4(x, 1, j, m, 0.0f), mxv));
-            if (m < 4) {
-                float t[4];
-                vst1q_f32(t, e);
-                for (int i = m; i < 4; i++)
-                    t[i] = 0.0f;
-                e = vld1q_f32(t);
-            }
-            put4(p, dst_cs, j, e, m);
-            acc[(j / 4) & 3] = vaddq_f32(acc[(j / 4) & 3], e);
-        }
-        const float32x4_t inv = vdupq_n_f32(1.0f / reduce16(acc[0], acc[1], acc[2], acc[3]));
-        for (int j = 0; j < k; j += 4) {
-            const int m = k - j < 4 ? k - j : 4;
-            put4(p, dst_cs, j, vmulq_f32(get4(p, dst_cs, j, m, 0.0f), inv), m);
-        }
+        float *p = dst + (ptrdiff_t)r0 * dst_rs;
+        for (int j = 0; j < k; j++)
+            for (int r = 0; r < g; r++)
+                p[(ptrdiff_t)r * dst_rs + (ptrdiff_t)j * dst_cs] = tile[(size_t)r * kt + j];
     }
 }

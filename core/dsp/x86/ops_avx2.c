@@ -263,38 +263,75 @@ static inline __m256 get8(const float *p, ptrdiff_t cs, int j, int m)
     return _mm256_loadu_ps(t);
 }
 
+/* exp(x_j - max) of one row into p[j * cs] (p may be x when cs == 1); returns 1 / sum. */
+static inline float row_exp(float *p, ptrdiff_t cs, const float *x, int k)
+{
+    const __m256 x0 = _mm256_set1_ps(x[0]);
+    __m256 mv = x0;
+    for (int j = 0; j < k; j += 8) {
+        const int m = k - j < 8 ? k - j : 8;
+        __m256 v = m == 8 ? _mm256_loadu_ps(x + j)
+                          : _mm256_blendv_ps(x0, _mm256_maskload_ps(x + j, tail_mask(m)),
+                                             _mm256_castsi256_ps(tail_mask(m)));
+        mv = _mm256_max_ps(v, mv); /* v > m ? v : m, as the reference */
+    }
+    __m128 t = _mm_max_ps(_mm256_extractf128_ps(mv, 1), _mm256_castps256_ps128(mv));
+    t = _mm_max_ps(_mm_movehl_ps(t, t), t);
+    t = _mm_max_ss(_mm_shuffle_ps(t, t, 1), t);
+    const __m256 mx = _mm256_set1_ps(_mm_cvtss_f32(t));
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int j = 0; j < k; j += 8) {
+        const int m = k - j < 8 ? k - j : 8;
+        const __m256 v = m == 8 ? _mm256_loadu_ps(x + j) : _mm256_maskload_ps(x + j, tail_mask(m));
+        __m256 e = exp8(_mm256_sub_ps(v, mx));
+        if (m < 8)
+            e = _mm256_and_ps(e, _mm256_castsi256_ps(tail_mask(m)));
+        put8(p, cs, j, e, m);
+        acc[(j / 8) & 1] = _mm256_add_ps(acc[(j / 8) & 1], e);
+    }
+    return 1.0f / reduce16(acc[0], acc[1]);
+}
+
+static inline void row_scale(float *p, ptrdiff_t cs, int k, float inv)
+{
+    const __m256 v = _mm256_set1_ps(inv);
+    for (int j = 0; j < k; j += 8) {
+        const int m = k - j < 8 ? k - j : 8;
+        put8(p, cs, j, _mm256_mul_ps(get8(p, cs, j, m), v), m);
+    }
+}
+
+/* Strided output (class-major): 8 rows at a time through a tile, then one vector store per
+ * class when the rows are adjacent (dst_rs == 1). */
+enum { SM_TILE = 8192 };
+
 decl_softmax_fn(mo_softmax_avx2)
 {
-    for (size_t r = 0; r < n; r++) {
-        const float *x = src + (ptrdiff_t)r * src_stride;
-        float *p = dst + (ptrdiff_t)r * dst_rs;
-        const __m256 x0 = _mm256_set1_ps(x[0]);
-        __m256 mv = x0;
-        for (int j = 0; j < k; j += 8) {
-            const int m = k - j < 8 ? k - j : 8;
-            __m256 v = m == 8 ? _mm256_loadu_ps(x + j)
-                              : _mm256_blendv_ps(x0, _mm256_maskload_ps(x + j, tail_mask(m)),
-                                                 _mm256_castsi256_ps(tail_mask(m)));
-            mv = _mm256_max_ps(v, mv); /* v > m ? v : m, as the reference */
+    const int kt = (k + 7) / 8 * 8;
+    if (dst_cs == 1 || 8 * kt > SM_TILE) {
+        for (size_t r = 0; r < n; r++) {
+            float *p = dst + (ptrdiff_t)r * dst_rs;
+            row_scale(p, dst_cs, k, row_exp(p, dst_cs, src + (ptrdiff_t)r * src_stride, k));
         }
-        __m128 t = _mm_max_ps(_mm256_extractf128_ps(mv, 1), _mm256_castps256_ps128(mv));
-        t = _mm_max_ps(_mm_movehl_ps(t, t), t);
-        t = _mm_max_ss(_mm_shuffle_ps(t, t, 1), t);
-        const __m256 mx = _mm256_set1_ps(_mm_cvtss_f32(t));
-        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (int j = 0; j < k; j += 8) {
-            const int m = k - j < 8 ? k - j : 8;
-            const __m256 v = m == 8 ? _mm256_loadu_ps(x + j) : _mm256_maskload_ps(x + j, tail_mask(m));
-            __m256 e = exp8(_mm256_sub_ps(v, mx));
-            if (m < 8)
-                e = _mm256_and_ps(e, _mm256_castsi256_ps(tail_mask(m)));
-            put8(p, dst_cs, j, e, m);
-            acc[(j / 8) & 1] = _mm256_add_ps(acc[(j / 8) & 1], e);
+        return;
+    }
+    float tile[SM_TILE];
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                           _mm256_set1_epi32(kt));
+    for (size_t r0 = 0; r0 < n; r0 += 8) {
+        const int g = n - r0 < 8 ? (int)(n - r0) : 8;
+        for (int r = 0; r < g; r++) {
+            float *e = tile + (size_t)r * kt;
+            row_scale(e, 1, k, row_exp(e, 1, src + (ptrdiff_t)(r0 + r) * src_stride, k));
         }
-        const __m256 inv = _mm256_set1_ps(1.0f / reduce16(acc[0], acc[1]));
-        for (int j = 0; j < k; j += 8) {
-            const int m = k - j < 8 ? k - j : 8;
-            put8(p, dst_cs, j, _mm256_mul_ps(get8(p, dst_cs, j, m), inv), m);
+        float *p = dst + (ptrdiff_t)r0 * dst_rs;
+        if (g == 8 && dst_rs == 1) {
+            for (int j = 0; j < k; j++)
+                _mm256_storeu_ps(p + (ptrdiff_t)j * dst_cs, _mm256_i32gather_ps(tile + j, idx, 4));
+            continue;
         }
+        for (int r = 0; r < g; r++)
+            for (int j = 0; j < k; j++)
+                p[(ptrdiff_t)r * dst_rs + (ptrdiff_t)j * dst_cs] = tile[(size_t)r * kt + j];
     }
 }

@@ -232,37 +232,75 @@ static inline __m512 get16(const float *p, ptrdiff_t cs, int j, int m)
     return _mm512_loadu_ps(t);
 }
 
+/* exp(x_j - max) of one row into p[j * cs] (p may be x when cs == 1); returns 1 / sum. */
+static inline float row_exp(float *p, ptrdiff_t cs, const float *x, int k)
+{
+    const __m512 x0 = _mm512_set1_ps(x[0]);
+    __m512 mv = x0;
+    for (int j = 0; j < k; j += 16) {
+        const int m = k - j < 16 ? k - j : 16;
+        mv = _mm512_max_ps(_mm512_mask_loadu_ps(x0, tail16(m), x + j), mv);
+    }
+    const __m256 a = _mm512_castps512_ps256(mv);
+    const __m256 b = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(mv), 1));
+    const __m256 m8 = _mm256_max_ps(b, a);
+    __m128 t = _mm_max_ps(_mm256_extractf128_ps(m8, 1), _mm256_castps256_ps128(m8));
+    t = _mm_max_ps(_mm_movehl_ps(t, t), t);
+    t = _mm_max_ss(_mm_shuffle_ps(t, t, 1), t);
+    const __m512 mx = _mm512_set1_ps(_mm_cvtss_f32(t));
+    __m512 acc = _mm512_setzero_ps();
+    for (int j = 0; j < k; j += 16) {
+        const int m = k - j < 16 ? k - j : 16;
+        const __mmask16 mk = tail16(m);
+        const __m512 e =
+            _mm512_maskz_mov_ps(mk, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, x + j), mx)));
+        put16(p, cs, j, e, m);
+        acc = _mm512_add_ps(acc, e);
+    }
+    return 1.0f / reduce16(acc);
+}
+
+static inline void row_scale(float *p, ptrdiff_t cs, int k, float inv)
+{
+    const __m512 v = _mm512_set1_ps(inv);
+    for (int j = 0; j < k; j += 16) {
+        const int m = k - j < 16 ? k - j : 16;
+        put16(p, cs, j, _mm512_mul_ps(get16(p, cs, j, m), v), m);
+    }
+}
+
+/* Strided output (class-major): 16 rows at a time through a tile, then one vector store
+ * per class when the rows are adjacent (dst_rs == 1). */
+enum { SM_TILE = 16384 };
+
 decl_softmax_fn(mo_softmax_avx512)
 {
-    for (size_t r = 0; r < n; r++) {
-        const float *x = src + (ptrdiff_t)r * src_stride;
-        float *p = dst + (ptrdiff_t)r * dst_rs;
-        const __m512 x0 = _mm512_set1_ps(x[0]);
-        __m512 mv = x0;
-        for (int j = 0; j < k; j += 16) {
-            const int m = k - j < 16 ? k - j : 16;
-            mv = _mm512_max_ps(_mm512_mask_loadu_ps(x0, tail16(m), x + j), mv);
+    const int kt = (k + 15) / 16 * 16;
+    if (dst_cs == 1 || 16 * kt > SM_TILE) {
+        for (size_t r = 0; r < n; r++) {
+            float *p = dst + (ptrdiff_t)r * dst_rs;
+            row_scale(p, dst_cs, k, row_exp(p, dst_cs, src + (ptrdiff_t)r * src_stride, k));
         }
-        const __m256 a = _mm512_castps512_ps256(mv);
-        const __m256 b = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(mv), 1));
-        const __m256 m8 = _mm256_max_ps(b, a);
-        __m128 t = _mm_max_ps(_mm256_extractf128_ps(m8, 1), _mm256_castps256_ps128(m8));
-        t = _mm_max_ps(_mm_movehl_ps(t, t), t);
-        t = _mm_max_ss(_mm_shuffle_ps(t, t, 1), t);
-        const __m512 mx = _mm512_set1_ps(_mm_cvtss_f32(t));
-        __m512 acc = _mm512_setzero_ps();
-        for (int j = 0; j < k; j += 16) {
-            const int m = k - j < 16 ? k - j : 16;
-            const __mmask16 mk = tail16(m);
-            const __m512 e = _mm512_maskz_mov_ps(mk, exp16(_mm512_sub_ps(
-                                                     _mm512_maskz_loadu_ps(mk, x + j), mx)));
-            put16(p, dst_cs, j, e, m);
-            acc = _mm512_add_ps(acc, e);
+        return;
+    }
+    float tile[SM_TILE];
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(kt));
+    for (size_t r0 = 0; r0 < n; r0 += 16) {
+        const int g = n - r0 < 16 ? (int)(n - r0) : 16;
+        for (int r = 0; r < g; r++) {
+            float *e = tile + (size_t)r * kt;
+            row_scale(e, 1, k, row_exp(e, 1, src + (ptrdiff_t)(r0 + r) * src_stride, k));
         }
-        const __m512 inv = _mm512_set1_ps(1.0f / reduce16(acc));
-        for (int j = 0; j < k; j += 16) {
-            const int m = k - j < 16 ? k - j : 16;
-            put16(p, dst_cs, j, _mm512_mul_ps(get16(p, dst_cs, j, m), inv), m);
+        float *p = dst + (ptrdiff_t)r0 * dst_rs;
+        if (g == 16 && dst_rs == 1) {
+            for (int j = 0; j < k; j++)
+                _mm512_storeu_ps(p + (ptrdiff_t)j * dst_cs, _mm512_i32gather_ps(idx, tile + j, 4));
+            continue;
         }
+        for (int r = 0; r < g; r++)
+            for (int j = 0; j < k; j++)
+                p[(ptrdiff_t)r * dst_rs + (ptrdiff_t)j * dst_cs] = tile[(size_t)r * kt + j];
     }
 }
