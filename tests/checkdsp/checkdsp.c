@@ -1037,6 +1037,13 @@ static const bench_case bench_cases[] = {
     {"pw_acc", "1024px 1024->256 (seg)", 1024, 1024, 256, 0, 0},
     {"se", "49px 2048 / 128 (s4)", 49, 2048, 128, 0, 0},
     {"gap", "49px x 1024", 49, 1024, 0, 0, 0},
+    /* head operators: gemv n k; upsample(_argmax) ih iw c oh ow; softmax n k class-major */
+    {"gemv", "1000 x 1024 (classifier)", 1000, 1024, 0, 0, 0},
+    {"gemv", "128 x 1024 (seg pooling)", 128, 1024, 0, 0, 0},
+    {"upsample", "32x32x21 -> 512x512", 32, 32, 21, 512, 512},
+    {"upsample_argmax", "32x32x21 -> 512x512", 32, 32, 21, 512, 512},
+    {"softmax", "3234 x 91 class-major", 3234, 91, 1, 0, 0},
+    {"softmax", "65536 x 21 rows", 65536, 21, 0, 0, 0},
 };
 
 /* Time one call of kernel k on case bc with dsp d; best of `runs` batches, in seconds. */
@@ -1063,6 +1070,15 @@ static double bench_one(const mo_conv_dsp *d, const bench_case *bc, int runs, do
         nin = (size_t)bc->a * bc->b, nout = nin;
         nw = 2 * (size_t)bc->b * bc->c, nb = (size_t)(bc->b + bc->c);
         *macs = 2.0 * bc->b * bc->c + 2.0 * (double)nin;
+    } else if (!strcmp(k, "gemv")) {
+        nin = (size_t)bc->b, nout = (size_t)bc->a, nw = (size_t)bc->a * bc->b, nb = (size_t)bc->a;
+        *macs = (double)nw;
+    } else if (!strcmp(k, "upsample") || !strcmp(k, "upsample_argmax")) {
+        nin = (size_t)bc->a * bc->b * bc->c, nout = (size_t)bc->d * bc->e * bc->c, nw = 1, nb = 1;
+        *macs = 6.0 * (double)bc->d * bc->e * bc->c;
+    } else if (!strcmp(k, "softmax")) {
+        nin = (size_t)bc->a * bc->b, nout = nin, nw = 1, nb = 1;
+        *macs = (double)nin;
     } else {
         nin = (size_t)bc->a * bc->b, nout = (size_t)bc->b, nw = 1, nb = 1;
         *macs = (double)nin;
@@ -1091,7 +1107,18 @@ static double bench_one(const mo_conv_dsp *d, const bench_case *bc, int runs, do
                 memcpy(out, in, nin * sizeof(float));
                 d->se(out, (size_t)bc->a, bc->b, bc->c, w, b, w + (size_t)bc->b * bc->c,
                       b + bc->c, tmp);
-            } else
+            } else if (!strcmp(k, "gemv"))
+                d->gemv(out, w, b, in, bc->a, bc->b, 0);
+            else if (!strcmp(k, "upsample"))
+                d->upsample(out, (ptrdiff_t)bc->e * bc->c, in, (ptrdiff_t)bc->b * bc->c, bc->a,
+                            bc->b, bc->c, bc->d, bc->e, 0, bc->d);
+            else if (!strcmp(k, "upsample_argmax"))
+                d->upsample_argmax((uint8_t *)out, bc->e, in, (ptrdiff_t)bc->b * bc->c, bc->a,
+                                   bc->b, bc->c, bc->d, bc->e, 0, bc->d);
+            else if (!strcmp(k, "softmax"))
+                d->softmax(out, bc->c ? 1 : bc->b, bc->c ? bc->a : 1, in, bc->b, (size_t)bc->a,
+                           bc->b);
+            else
                 d->gap(out, in, (size_t)bc->a, bc->b);
         }
         const double t = (now_s() - t0) / reps;

@@ -183,7 +183,35 @@ decl_upsample_argmax_fn(mo_upsample_argmax_avx2)
             }
             const __m256 wy0 = _mm256_set1_ps(ly.l0), wy1 = _mm256_set1_ps(ly.l1);
             uint8_t *d = dst + (ptrdiff_t)y * dst_stride + x0;
-            for (int x = 0; x < cwp; x += 8) {
+            int x = 0;
+            /* four vectors at a time: the compare + blend chain of one vector is latency */
+            for (; x + 32 <= cwp; x += 32) {
+                __m256 best[4];
+                __m256i bi[4];
+                for (int u = 0; u < 4; u++) {
+                    best[u] = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(h0 + x + 8 * u), wy0),
+                                            _mm256_mul_ps(_mm256_loadu_ps(h1 + x + 8 * u), wy1));
+                    bi[u] = _mm256_setzero_si256();
+                }
+                for (int ch = 1; ch < c; ch++) {
+                    const float *p0 = h0 + (size_t)ch * cwp + x, *p1 = h1 + (size_t)ch * cwp + x;
+                    const __m256i vc = _mm256_set1_epi32(ch);
+                    for (int u = 0; u < 4; u++) {
+                        const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(p0 + 8 * u), wy0),
+                                                       _mm256_mul_ps(_mm256_loadu_ps(p1 + 8 * u), wy1));
+                        const __m256 gt = _mm256_cmp_ps(v, best[u], _CMP_GT_OQ);
+                        best[u] = _mm256_blendv_ps(best[u], v, gt);
+                        bi[u] = _mm256_blendv_epi8(bi[u], vc, _mm256_castps_si256(gt));
+                    }
+                }
+                for (int u = 0; u < 4; u++) {
+                    _mm256_storeu_si256((__m256i *)lab, bi[u]);
+                    const int m = nx - x - 8 * u < 8 ? nx - x - 8 * u : 8;
+                    for (int t = 0; t < m; t++)
+                        d[x + 8 * u + t] = (uint8_t)lab[t];
+                }
+            }
+            for (; x < cwp; x += 8) {
                 const float *p0 = h0 + x, *p1 = h1 + x;
                 __m256 best = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(p0), wy0),
                                             _mm256_mul_ps(_mm256_loadu_ps(p1), wy1));
