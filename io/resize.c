@@ -21,13 +21,18 @@
  *
  * mo_tensor_resize_bilinear() is torch.nn.functional.interpolate(mode="bilinear",
  * align_corners=False, antialias=False) on floats, computed in float like torch's CPU
- * kernel.
+ * kernel: the kernel table's upsample (core/dsp/ops.c, SIMD variants, the same bits), the
+ * operator the segmentation head upsamples its logits with. mo_image_resize_pil() is a
+ * different operator (Pillow's antialiased filter on uint8, widened when downscaling) and
+ * stays here.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mo_internal/conv.h"
 #include "mo_internal/errors.h"
+#include "mo/cpu.h"
 #include "io_internal.h"
 
 #define PRECISION_BITS 22
@@ -204,40 +209,6 @@ fail:
 
 /* ---- float bilinear, align_corners=False ---------------------------------------- */
 
-typedef struct lin_index {
-    int i0, i1;
-    float l0, l1;
-} lin_index;
-
-/* torch 1.13's area_pixel_compute_source_index + compute_source_index_and_lambda: the
- * source samples and weights of output index i. The scale is a float ((float)in / out),
- * but the source coordinate and lambda1 are computed in double (torch's CPU acc_type of
- * float), then lambda1 is rounded to float and lambda0 = 1 - lambda1 in float. (Computing
- * the coordinate in float gives weights off by up to ~1e-5 for non-integer scales.) */
-static lin_index linear_index(int in, int out, float scale, int i)
-{
-    if (in == out)
-        return (lin_index){ i, i, 1.0f, 0.0f };
-    double src = (double)scale * ((double)i + 0.5) - 0.5;
-    if (src < 0.0)
-        src = 0.0;
-    int i0 = (int)src;
-    if (i0 > in - 1)
-        i0 = in - 1;
-    int i1 = i0 + (i0 < in - 1 ? 1 : 0);
-    double d1 = src - (double)i0;
-    d1 = d1 < 0.0 ? 0.0 : d1 > 1.0 ? 1.0 : d1;
-    const float l1 = (float)d1;
-    return (lin_index){ i0, i1, 1.0f - l1, l1 };
-}
-
-static void linear_indices(lin_index *t, int in, int out)
-{
-    const float scale = (float)in / (float)out;
-    for (int i = 0; i < out; i++)
-        t[i] = linear_index(in, out, scale, i);
-}
-
 MO_API int mo_tensor_resize_bilinear(const mo_tensor *src, mo_tensor *dst)
 {
     validate_input_or_ret(src != NULL && dst != NULL, MO_EINVAL);
@@ -255,33 +226,12 @@ MO_API int mo_tensor_resize_bilinear(const mo_tensor *src, mo_tensor *dst)
     if (dst->row_stride < (ptrdiff_t)dst->w * dst->c)
         return mo_fail(MO_EINVAL, "mo_tensor_resize_bilinear: destination row_stride too small");
 
-    lin_index *ty = malloc(sizeof(*ty) * (size_t)dst->h);
-    lin_index *tx = malloc(sizeof(*tx) * (size_t)dst->w);
-    if (!ty || !tx) {
-        free(ty);
-        free(tx);
-        return mo_fail(MO_ENOMEM, "mo_tensor_resize_bilinear: out of memory");
-    }
-    linear_indices(ty, src->h, dst->h);
-    linear_indices(tx, src->w, dst->w);
-
-    const int c = src->c;
-    for (int y = 0; y < dst->h; y++) {
-        const float *r0 = src->data + ty[y].i0 * src->row_stride;
-        const float *r1 = src->data + ty[y].i1 * src->row_stride;
-        const float h0 = ty[y].l0, h1 = ty[y].l1;
-        float *out = dst->data + y * dst->row_stride;
-        for (int x = 0; x < dst->w; x++) {
-            const float *a = r0 + (ptrdiff_t)tx[x].i0 * c, *b = r0 + (ptrdiff_t)tx[x].i1 * c;
-            const float *d = r1 + (ptrdiff_t)tx[x].i0 * c, *e = r1 + (ptrdiff_t)tx[x].i1 * c;
-            const float w0 = tx[x].l0, w1 = tx[x].l1;
-            for (int ch = 0; ch < c; ch++)
-                out[(ptrdiff_t)x * c + ch] =
-                    h0 * (w0 * a[ch] + w1 * b[ch]) + h1 * (w0 * d[ch] + w1 * e[ch]);
-        }
-    }
-    free(ty);
-    free(tx);
+    /* the kernel table's bilinear upsample (mo_internal/ops.h: these indices and weights,
+     * these float operations, the same bits on every CPU) */
+    mo_conv_dsp dsp;
+    mo_conv_dsp_init(&dsp, mo_get_cpu_flags());
+    dsp.upsample(dst->data, dst->row_stride, src->data, src->row_stride, src->h, src->w, src->c,
+                 dst->h, dst->w, 0, dst->h);
     return MO_OK;
 }
 
@@ -310,14 +260,13 @@ MO_API int mo_preprocess_resize(const mo_image *img, const float mean[3], const 
         return err;
     out->c = 3;
     out->row_stride = stride;
-    const float sy = (float)img->h / (float)out->h, sx = (float)img->w / (float)out->w;
     for (int y = 0; y < out->h; y++) {
-        const lin_index ty = linear_index(img->h, out->h, sy, y);
+        const mo_ops_lin ty = mo_ops_lin_at(y, img->h, out->h);
         const uint8_t *r0 = img->data + (size_t)ty.i0 * img->w * 3;
         const uint8_t *r1 = img->data + (size_t)ty.i1 * img->w * 3;
         float *o = out->data + y * stride;
         for (int x = 0; x < out->w; x++) {
-            const lin_index tx = linear_index(img->w, out->w, sx, x);
+            const mo_ops_lin tx = mo_ops_lin_at(x, img->w, out->w);
             const uint8_t *a = r0 + (size_t)tx.i0 * 3, *b = r0 + (size_t)tx.i1 * 3;
             const uint8_t *d = r1 + (size_t)tx.i0 * 3, *e = r1 + (size_t)tx.i1 * 3;
             /* torch's Interpolate<2> is (t0 * w0 + t1 * w1) per axis; its AVX2 build (the

@@ -370,6 +370,7 @@ void mo_conv_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags)
     dsp->se = mo_se_c;
     dsp->gap = mo_gap_c;
     mo_conv3x3_dsp_init(dsp, cpu_flags); /* dense 3x3: conv3x3.c */
+    mo_ops_dsp_init(dsp, cpu_flags); /* head operators, core/dsp/ops.c */
     (void)cpu_flags;
 #if defined(MO_HAVE_AVX2)
     if (!(cpu_flags & MO_CPU_AVX2))

@@ -643,25 +643,10 @@ MO_API int mo_det_run_raw(const mo_det *d, mo_session *s, const mo_features *f,
 
 /* ------------------------------------------------------------------ post-processing */
 
-/* Softmax of one row in float: exp(x - max), sum, times 1 / sum (as torch's CPU kernel). */
-static void softmax_row(float *p, const float *x, int k)
-{
-    float m = x[0];
-    for (int i = 1; i < k; i++)
-        m = x[i] > m ? x[i] : m;
-    float sum = 0.0f;
-    for (int i = 0; i < k; i++) {
-        p[i] = expf(x[i] - m);
-        sum += p[i];
-    }
-    const float inv = 1.0f / sum;
-    for (int i = 0; i < k; i++)
-        p[i] *= inv;
-}
-
-/* Softmax of boxes [b, e) written class-major (probs[c * N + a]): the operations of
- * softmax_row() in its order, so the same bits with no scratch row, for any split. */
+/* Softmax of boxes [b, e) on the kernel table (::mo_softmax_fn, mo_internal/ops.h), written
+ * class-major (probs[c * N + a]): every row alone, the same bits on every CPU, for any split. */
 typedef struct softmax_job {
+    const mo_conv_dsp *dsp;
     const float *logits;
     float *probs;
     int N, K;
@@ -671,24 +656,11 @@ static void softmax_share(void *ctx, int i, int n)
 {
     const softmax_job *j = ctx;
     const size_t N = (size_t)j->N;
-    const int K = j->K;
     size_t b, e;
     mo_share(N, i, n, 1, &b, &e);
-    for (size_t a = b; a < e; a++) {
-        const float *x = j->logits + a * (size_t)K;
-        float *p = j->probs + a;
-        float m = x[0];
-        for (int c = 1; c < K; c++)
-            m = x[c] > m ? x[c] : m;
-        float sum = 0.0f;
-        for (int c = 0; c < K; c++) {
-            p[(size_t)c * N] = expf(x[c] - m);
-            sum += p[(size_t)c * N];
-        }
-        const float inv = 1.0f / sum;
-        for (int c = 0; c < K; c++)
-            p[(size_t)c * N] *= inv;
-    }
+    if (e > b)
+        j->dsp->softmax(j->probs + b, 1, (ptrdiff_t)N, j->logits + b * (size_t)j->K, j->K, e - b,
+                        j->K);
 }
 
 MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logits,
@@ -727,11 +699,11 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
     double t0 = mo_prof_begin(s);
     const int mcls = set->max_classes_per_box;
     if (!(mcls > 0 && mcls < K - 1)) { /* every class: boxes on the session's pool */
-        softmax_job job = {logits, probs, N, K};
+        softmax_job job = {&d->dsp, logits, probs, N, K};
         mo_session_parallel(s, softmax_share, &job, (size_t)N, 3.0 * N * K);
     } else {
         for (int a = 0; a < N; a++) {
-            softmax_row(row, logits + (size_t)a * K, K);
+            d->dsp.softmax(row, K, 1, logits + (size_t)a * K, K, 1, K);
             if (mcls > 0 && mcls < K - 1) {
                 for (int c = 0; c < K - 1; c++)
                     order[c] = c + 1;

@@ -78,20 +78,6 @@ static void relu_rows(float *dst, ptrdiff_t ld, size_t m, int n)
     }
 }
 
-/* y = relu?(b + W x) for a plain [n][k] matrix (the per-image vectors). */
-static void matvec(float *y, const float *wm, const float *b, const float *x, int n, int k,
-                   int relu)
-{
-    for (int j = 0; j < n; j++) {
-        const float *restrict r = wm + (size_t)j * k;
-        float s = 0.0f;
-        for (int i = 0; i < k; i++)
-            s += r[i] * x[i];
-        s += b[j];
-        y[j] = relu && s < 0.0f ? 0.0f : s;
-    }
-}
-
 /* One layer of the head, as the threads see it: chunk i of n takes a band of feature rows
  * (channels, for the mean of the pooling branch). Every element gets the same operations
  * whatever the band, so the logits do not depend on the number of threads. */
@@ -217,8 +203,8 @@ float *seg_forward(const mo_seg *seg, mo_session *s, const mo_tensor *x, float *
     double t0 = mo_prof_begin(s);
     job.op = OP_MEAN;
     mo_session_parallel(s, seg_share, &job, (size_t)cin, (double)npix * cin);
-    matvec(pvec, seg->pool_w, seg->pool_b, job.pooled, a, cin, 1);
-    matvec(job.pbias, seg->projp_w, seg->proj_b, pvec, a, a, 0);
+    seg->dsp.gemv(pvec, seg->pool_w, seg->pool_b, job.pooled, a, cin, MO_ACT_RELU);
+    seg->dsp.gemv(job.pbias, seg->projp_w, seg->proj_b, pvec, a, a, MO_ACT_NONE);
     if (t0)
         mo_prof_end(s, t0, "seg", "pool_gemv", 1, 1, a, (double)npix * cin +
                     2.0 * a * cin + 2.0 * a * a, "seg.aspp.pool");

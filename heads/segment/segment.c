@@ -308,68 +308,27 @@ int mo_seg_logits(const mo_seg *seg, mo_session *s, const mo_features *f, mo_ten
     return MO_OK;
 }
 
-/* torch's source index and weights for bilinear, align_corners=False (in float). */
-typedef struct lin {
-    int i0, i1;
-    float l0, l1;
-} lin;
-
-static lin lin_at(int i, int in, int out, float scale)
+/* Output rows [y0, y1) of mo_seg_upsample_argmax() (arguments checked) on the kernel table
+ * (mo_internal/ops.h): the labels from the fused upsample + argmax, the probabilities from
+ * the upsampled logits and a softmax in place. Every row is computed alone and the kernels
+ * give the same bits on every CPU, so rows can be split between threads. */
+static void upsample_rows(const mo_conv_dsp *dsp, const mo_tensor *logits, int out_h, int out_w,
+                          uint8_t *labels, ptrdiff_t label_stride, float *probs, int y0, int y1)
 {
-    if (in == out)
-        return (lin){i, i, 1.0f, 0.0f};
-    float src = scale * ((float)i + 0.5f) - 0.5f;
-    if (src < 0.0f)
-        src = 0.0f;
-    int i0 = (int)src;
-    if (i0 > in - 1)
-        i0 = in - 1;
-    const float l1 = src - (float)i0;
-    return (lin){i0, i0 + (i0 < in - 1), 1.0f - l1, l1};
-}
-
-/* Output rows [y0, y1) of mo_seg_upsample_argmax() (arguments checked): every row is
- * computed alone, so rows can be split between threads. */
-static void upsample_rows(const mo_tensor *logits, int out_h, int out_w, uint8_t *labels,
-                          ptrdiff_t label_stride, float *probs, int y0, int y1)
-{
-    const int k = logits->c, ih = logits->h, iw = logits->w;
-    const float sy = (float)ih / (float)out_h, sx = (float)iw / (float)out_w;
-    float v[MO_SEG_MAX_CLASSES];
-    for (int y = y0; y < y1; y++) {
-        const lin ly = lin_at(y, ih, out_h, sy);
-        const float *r0 = logits->data + (ptrdiff_t)ly.i0 * logits->row_stride;
-        const float *r1 = logits->data + (ptrdiff_t)ly.i1 * logits->row_stride;
-        uint8_t *lab = labels + (ptrdiff_t)y * label_stride;
-        for (int x = 0; x < out_w; x++) {
-            const lin lx = lin_at(x, iw, out_w, sx);
-            const float *a = r0 + (ptrdiff_t)lx.i0 * k, *b = r0 + (ptrdiff_t)lx.i1 * k;
-            const float *d = r1 + (ptrdiff_t)lx.i0 * k, *e = r1 + (ptrdiff_t)lx.i1 * k;
-            /* torch's order: along x within each source row, then along y */
-            for (int c = 0; c < k; c++)
-                v[c] = (a[c] * lx.l0 + b[c] * lx.l1) * ly.l0 + (d[c] * lx.l0 + e[c] * lx.l1) * ly.l1;
-            int best = 0;
-            for (int c = 1; c < k; c++)
-                if (v[c] > v[best])
-                    best = c;
-            lab[x] = (uint8_t)best;
-            if (probs) {
-                float *p = probs + ((size_t)y * (size_t)out_w + (size_t)x) * (size_t)k;
-                const float m = v[best];
-                float sum = 0.0f;
-                for (int c = 0; c < k; c++) {
-                    p[c] = expf(v[c] - m);
-                    sum += p[c];
-                }
-                const float inv = 1.0f / sum;
-                for (int c = 0; c < k; c++)
-                    p[c] *= inv;
-            }
-        }
+    const int k = logits->c;
+    dsp->upsample_argmax(labels, label_stride, logits->data, logits->row_stride, logits->h,
+                         logits->w, k, out_h, out_w, y0, y1);
+    if (probs && y1 > y0) {
+        const ptrdiff_t row = (ptrdiff_t)out_w * k;
+        dsp->upsample(probs, row, logits->data, logits->row_stride, logits->h, logits->w, k, out_h,
+                      out_w, y0, y1);
+        float *p = probs + (ptrdiff_t)y0 * row;
+        dsp->softmax(p, k, 1, p, k, (size_t)(y1 - y0) * (size_t)out_w, k);
     }
 }
 
 typedef struct up_job {
+    const mo_conv_dsp *dsp;
     const mo_tensor *logits;
     int out_h, out_w;
     uint8_t *labels;
@@ -383,7 +342,7 @@ static void up_share(void *ctx, int i, int n)
     size_t b, e;
     mo_share((size_t)j->out_h, i, n, 1, &b, &e);
     if (e > b)
-        upsample_rows(j->logits, j->out_h, j->out_w, j->labels, j->label_stride, j->probs, (int)b,
+        upsample_rows(j->dsp, j->logits, j->out_h, j->out_w, j->labels, j->label_stride, j->probs, (int)b,
                       (int)e);
 }
 
@@ -411,8 +370,11 @@ int mo_seg_upsample_argmax(const mo_tensor *logits, int out_h, int out_w, uint8_
                            ptrdiff_t label_stride, float *probs)
 {
     const int ret = upsample_check(logits, out_h, out_w, labels, label_stride);
-    if (!ret)
-        upsample_rows(logits, out_h, out_w, labels, label_stride, probs, 0, out_h);
+    if (!ret) {
+        mo_conv_dsp dsp; /* no head here: the kernels for this CPU (mo/cpu.h) */
+        mo_conv_dsp_init(&dsp, mo_get_cpu_flags());
+        upsample_rows(&dsp, logits, out_h, out_w, labels, label_stride, probs, 0, out_h);
+    }
     return ret;
 }
 
@@ -426,7 +388,7 @@ int mo_seg_run(const mo_seg *seg, mo_session *s, const mo_features *f, int out_h
     const double t0 = mo_prof_begin(s);
     ret = upsample_check(&logits, out_h, out_w, labels, label_stride);
     if (!ret) { /* output rows on the session's pool */
-        up_job job = {&logits, out_h, out_w, labels, label_stride, probs};
+        up_job job = {&seg->dsp, &logits, out_h, out_w, labels, label_stride, probs};
         mo_session_parallel(s, up_share, &job, (size_t)out_h,
                             9.0 * out_h * out_w * logits.c);
     }

@@ -735,6 +735,340 @@ static void check_gap(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char
         }
 }
 
+/* ------------------------------------------------------- head operators */
+/* GEMV, upsample, upsample + argmax, softmax (mo_internal/ops.h): every variant must give
+ * the bits of the reference (same operations, no FMA), for any split of the rows; the
+ * reference itself is checked against double precision (and expf) within a tolerance. */
+
+/* n bytes against an inaccessible page (after the end or before the start). */
+static uint8_t *galloc_bytes(gbuf *g, size_t n, int at_end)
+{
+    const size_t ps = page_size(), body = ((n ? n : 1) + ps - 1) / ps * ps;
+    g->len = body + 2 * ps;
+    g->map = mmap(NULL, g->len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (g->map == MAP_FAILED) {
+        perror("mmap");
+        exit(2);
+    }
+    uint8_t *b = (uint8_t *)g->map + ps;
+    if (mprotect(b, body, PROT_READ | PROT_WRITE)) {
+        perror("mprotect");
+        exit(2);
+    }
+    g->p = NULL;
+    return at_end ? b + body - n : b;
+}
+
+static int same_floats(const char *what, const float *got, const float *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(got + i, want + i, sizeof(float))) {
+            printf("FAIL %s: element %zu: got %.9g, c %.9g (not the same bits)\n", what, i,
+                   got[i], want[i]);
+            return 1;
+        }
+    return 0;
+}
+
+static void check_gemv(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                       stats *st)
+{
+    static const int cases[][2] = {{1, 1}, {3, 5}, {4, 16}, {7, 17}, {5, 15}, {9, 33},
+                                   {6, 31}, {128, 128}, {128, 1024}, {1000, 1024}, {2, 1280},
+                                   {13, 47}};
+    for (int i = 0; i < (int)(sizeof(cases) / sizeof(cases[0])); i++)
+        for (int kind = 0; kind < DATA_KINDS; kind++) {
+            const int n = cases[i][0], k = cases[i][1], act = irand(0, act_modes - 1);
+            float *w = xmalloc((size_t)n * k), *x = xmalloc((size_t)k), *b = xmalloc((size_t)n);
+            float *want = xmalloc((size_t)n), *split = xmalloc((size_t)n);
+            fill(w, (size_t)n * k, kind, 1);
+            fill(x, (size_t)k, kind, 0);
+            fill(b, (size_t)n, kind, 2);
+            ref->gemv(want, w, b, x, n, k, act);
+            char what[96];
+            snprintf(what, sizeof(what), "gemv %s: %d x %d act %d %s", isa, n, k, act,
+                     data_names[kind]);
+            memcpy(current, what, sizeof(what));
+            /* the reference against double precision */
+            for (int j = 0; j < n; j++) {
+                double s = b[j], mag = fabs(b[j]);
+                for (int q = 0; q < k; q++) {
+                    s += (double)w[(size_t)j * k + q] * x[q];
+                    mag += fabs((double)w[(size_t)j * k + q] * x[q]);
+                }
+                s = act >= 1 && s < 0 ? 0 : s;
+                s = act == 2 && s > 6 ? 6 : s;
+                if (!(fabs(s - want[j]) <= 1e-5 * mag + 1e-30)) {
+                    printf("FAIL %s: reference row %d: %.9g, double %.9g\n", what, j, want[j], s);
+                    failures++;
+                    break;
+                }
+            }
+            const int e = rnd32() & 1;
+            gbuf gw, gx, gb, gy;
+            const float *gwp = gcopy(&gw, w, (size_t)n * k, e);
+            const float *gxp = gcopy(&gx, x, (size_t)k, !e);
+            const float *gbp = gcopy(&gb, b, (size_t)n, e);
+            float *got = galloc(&gy, (size_t)n, !e);
+            dut->gemv(got, gwp, gbp, gxp, n, k, act);
+            failures += same_floats(what, got, want, (size_t)n);
+            int r[4];
+            split_ranges(n, r);
+            for (int s = 0; s < 3; s++)
+                dut->gemv(split + r[s], w + (size_t)r[s] * k, b + r[s], x, r[s + 1] - r[s], k,
+                          act);
+            failures += same_bits(what, split, want, (size_t)n);
+            st->cases++;
+            free(w); free(x); free(b); free(want); free(split);
+            gfree(&gw); gfree(&gx); gfree(&gb); gfree(&gy);
+        }
+}
+
+/* ih iw c oh ow */
+static const int up_cases[][5] = {{1, 1, 1, 3, 5},   {3, 5, 7, 17, 9},    {4, 4, 3, 4, 4},
+                                  {5, 3, 9, 2, 2},   {7, 9, 21, 64, 61},  {2, 3, 256, 5, 7},
+                                  {16, 16, 8, 64, 64}, {3, 3, 33, 100, 1}, {32, 32, 21, 512, 512},
+                                  {1, 7, 2, 1, 130}, {9, 1, 17, 70, 3},   {6, 5, 100, 23, 71}};
+#define N_UP_CASES ((int)(sizeof(up_cases) / sizeof(up_cases[0])))
+
+static void check_upsample(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                           stats *st)
+{
+    for (int i = 0; i < N_UP_CASES; i++)
+        for (int kind = 0; kind < DATA_KINDS; kind++) {
+            const int ih = up_cases[i][0], iw = up_cases[i][1], c = up_cases[i][2];
+            const int oh = up_cases[i][3], ow = up_cases[i][4];
+            const ptrdiff_t ss = (ptrdiff_t)iw * c + irand(0, 3), ds = (ptrdiff_t)ow * c + irand(0, 3);
+            const size_t sn = (size_t)(ih - 1) * ss + (size_t)iw * c;
+            const size_t dn = (size_t)oh * ds;
+            float *s = xmalloc(sn), *want = xmalloc(dn), *split = xmalloc(dn);
+            fill(s, sn, kind, 0);
+            fill_sentinel(want, dn);
+            fill_sentinel(split, dn);
+            ref->upsample(want, ds, s, ss, ih, iw, c, oh, ow, 0, oh);
+            char what[128];
+            snprintf(what, sizeof(what), "upsample %s: %dx%dx%d -> %dx%d %s", isa, ih, iw, c, oh,
+                     ow, data_names[kind]);
+            memcpy(current, what, sizeof(what));
+            /* the reference against torch's formula in double */
+            for (int y = 0; y < oh; y++)
+                for (int x = 0; x < ow; x++) {
+                    const double fy = ih == oh ? y : fmax(0.0, (y + 0.5) * ih / oh - 0.5);
+                    const double fx = iw == ow ? x : fmax(0.0, (x + 0.5) * iw / ow - 0.5);
+                    int y0 = (int)fy, x0 = (int)fx;
+                    y0 = y0 > ih - 1 ? ih - 1 : y0;
+                    x0 = x0 > iw - 1 ? iw - 1 : x0;
+                    const int y1 = y0 + (y0 < ih - 1), x1 = x0 + (x0 < iw - 1);
+                    const double ly = fy - y0, lx = fx - x0;
+                    for (int ch = 0; ch < c; ch += 1 + c / 8) {
+                        const float *r0 = s + y0 * ss, *r1 = s + y1 * ss;
+                        const double a = r0[x0 * c + ch], b = r0[x1 * c + ch];
+                        const double p = r1[x0 * c + ch], q = r1[x1 * c + ch];
+                        const double v = (a * (1 - lx) + b * lx) * (1 - ly) + (p * (1 - lx) + q * lx) * ly;
+                        const double mag = fabs(a) + fabs(b) + fabs(p) + fabs(q);
+                        if (!(fabs(v - want[y * ds + x * c + ch]) <= 1e-5 * mag + 1e-30)) {
+                            printf("FAIL %s: reference (%d,%d,%d) %.9g, double %.9g\n", what, y, x,
+                                   ch, want[y * ds + x * c + ch], v);
+                            failures++;
+                            y = oh;
+                            break;
+                        }
+                    }
+                    if (y == oh)
+                        break;
+                }
+            const int e = rnd32() & 1;
+            gbuf gs, gd;
+            const float *gsp = gcopy(&gs, s, sn, e);
+            float *got = galloc(&gd, dn, !e);
+            fill_sentinel(got, dn);
+            dut->upsample(got, ds, gsp, ss, ih, iw, c, oh, ow, 0, oh);
+            failures += compare(what, got, want, NULL, oh, (size_t)ow * c, ds, 0.0, 0.0, st);
+            failures += same_floats(what, got, want, dn);
+            int r[4];
+            split_ranges(oh, r);
+            for (int q = 2; q >= 0; q--)
+                dut->upsample(split, ds, s, ss, ih, iw, c, oh, ow, r[q], r[q + 1]);
+            failures += same_bits(what, split, want, dn);
+            st->cases++;
+            free(s); free(want); free(split);
+            gfree(&gs); gfree(&gd);
+        }
+}
+
+static void check_upsample_argmax(const mo_conv_dsp *ref, const mo_conv_dsp *dut,
+                                  const char *isa, stats *st)
+{
+    for (int i = 0; i < N_UP_CASES; i++)
+        for (int kind = 0; kind < DATA_KINDS; kind++) {
+            const int ih = up_cases[i][0], iw = up_cases[i][1], c = up_cases[i][2];
+            const int oh = up_cases[i][3], ow = up_cases[i][4];
+            const ptrdiff_t ss = (ptrdiff_t)iw * c + irand(0, 3), ds = ow + irand(0, 3);
+            const size_t sn = (size_t)(ih - 1) * ss + (size_t)iw * c, dn = (size_t)oh * ds;
+            float *s = xmalloc(sn), *up = xmalloc((size_t)oh * ow * c);
+            uint8_t *want = malloc(dn), *split = malloc(dn);
+            if (!want || !split)
+                exit(2);
+            fill(s, sn, kind, 0);
+            if (kind == DATA_SPARSE) /* ties: whole pixels of equal values */
+                for (size_t q = 0; q < sn; q++)
+                    s[q] = s[q] != 0.0f ? 0.5f : 0.0f;
+            memset(want, 0xAB, dn);
+            memset(split, 0xAB, dn);
+            ref->upsample_argmax(want, ds, s, ss, ih, iw, c, oh, ow, 0, oh);
+            ref->upsample(up, (ptrdiff_t)ow * c, s, ss, ih, iw, c, oh, ow, 0, oh);
+            char what[128];
+            snprintf(what, sizeof(what), "upsample_argmax %s: %dx%dx%d -> %dx%d %s", isa, ih, iw,
+                     c, oh, ow, data_names[kind]);
+            memcpy(current, what, sizeof(what));
+            /* the reference: the first maximum of the upsampled values */
+            for (int p = 0; p < oh * ow; p++) {
+                const float *v = up + (size_t)p * c;
+                int best = 0;
+                for (int ch = 1; ch < c; ch++)
+                    if (v[ch] > v[best])
+                        best = ch;
+                if (want[(p / ow) * ds + p % ow] != best) {
+                    printf("FAIL %s: reference label %d at pixel %d, argmax of upsample %d\n",
+                           what, want[(p / ow) * ds + p % ow], p, best);
+                    failures++;
+                    break;
+                }
+            }
+            const int e = rnd32() & 1;
+            gbuf gs, gd;
+            const float *gsp = gcopy(&gs, s, sn, e);
+            uint8_t *got = galloc_bytes(&gd, dn, !e);
+            memset(got, 0xAB, dn);
+            dut->upsample_argmax(got, ds, gsp, ss, ih, iw, c, oh, ow, 0, oh);
+            if (memcmp(got, want, dn)) {
+                for (size_t q = 0; q < dn; q++)
+                    if (got[q] != want[q]) {
+                        printf("FAIL %s: byte %zu (row %zu col %zu): got %d, c %d\n", what, q,
+                               q / ds, q % ds, got[q], want[q]);
+                        break;
+                    }
+                failures++;
+            }
+            int r[4];
+            split_ranges(oh, r);
+            for (int q = 2; q >= 0; q--)
+                dut->upsample_argmax(split, ds, s, ss, ih, iw, c, oh, ow, r[q], r[q + 1]);
+            if (memcmp(split, want, dn)) {
+                printf("FAIL %s: split call differs\n", what);
+                failures++;
+            }
+            st->cases++;
+            free(s); free(up); free(want); free(split);
+            gfree(&gs); gfree(&gd);
+        }
+}
+
+/* mo_ops_exp() against exp() in double: relative error and subnormals. */
+static void check_exp_reference(void)
+{
+    double worst = 0.0;
+    for (int i = 0; i <= 2000000; i++) {
+        const float x = i == 2000000 ? 0.0f : -104.5f * (float)i / 2000000.0f;
+        const double want = exp((double)x), got = mo_ops_exp(x);
+        const double err = fabs(got - want);
+        const double ulp = want >= 0x1p-126 ? ldexp(1.0, ilogb(want) - 23) : 0x1p-149;
+        if (err / ulp > worst)
+            worst = err / ulp;
+    }
+    const float nan = NAN;
+    const int nan_ok = isnan(mo_ops_exp(nan)) && mo_ops_exp(-1000.0f) == 0.0f &&
+                       mo_ops_exp(-INFINITY) == 0.0f && mo_ops_exp(0.0f) == 1.0f;
+    printf("exp      c     worst error %.3f ulp (x in [-104.5, 0]), NaN/-inf/0: %s\n", worst,
+           nan_ok ? "ok" : "FAILED");
+    if (!(worst <= 2.0) || !nan_ok)
+        failures++;
+}
+
+static void check_softmax(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char *isa,
+                          stats *st)
+{
+    static int exp_checked;
+    if (!exp_checked++)
+        check_exp_reference();
+    static const int cases[][2] = {{1, 1}, {3, 91}, {3234, 91}, {5, 21}, {2, 16}, {4, 17},
+                                   {3, 1000}, {7, 5}, {9, 33}, {2, 2}, {19, 1100}, {17, 300}};
+    for (int i = 0; i < (int)(sizeof(cases) / sizeof(cases[0])); i++)
+        for (int kind = 0; kind < DATA_KINDS; kind++)
+            for (int layout = 0; layout < 3; layout++) { /* rows, class-major, in place */
+                const int n = cases[i][0], k = cases[i][1];
+                const ptrdiff_t ss = k + (layout == 2 ? 0 : irand(0, 3));
+                const ptrdiff_t rs = layout == 1 ? 1 : layout == 2 ? ss : k + irand(0, 3);
+                const ptrdiff_t cs = layout == 1 ? n : 1;
+                const size_t sn = (size_t)(n - 1) * ss + k;
+                const size_t dn = layout == 1 ? (size_t)n * k : (size_t)(n - 1) * rs + k;
+                float *s = xmalloc(sn), *want = xmalloc(dn), *split = xmalloc(dn);
+                fill(s, sn, kind, 0);
+                if (kind == DATA_LARGE) /* logits far apart: exponentials down to 0 */
+                    for (size_t q = 0; q < sn; q++)
+                        s[q] *= 0.2f;
+                char what[128];
+                snprintf(what, sizeof(what), "softmax %s: %d x %d %s %s", isa, n, k,
+                         layout == 1 ? "class-major" : layout == 2 ? "in place" : "rows",
+                         data_names[kind]);
+                memcpy(current, what, sizeof(what));
+                fill_sentinel(want, dn);
+                fill_sentinel(split, dn);
+                if (layout == 2)
+                    memcpy(want, s, sn * sizeof(float));
+                ref->softmax(want, rs, cs, layout == 2 ? want : s, ss, (size_t)n, k);
+                /* the reference against double precision */
+                for (int r = 0; r < n && r < 50; r++) {
+                    const float *x = s + (size_t)r * ss;
+                    double m = x[0], sum = 0.0;
+                    for (int j = 1; j < k; j++)
+                        m = x[j] > m ? x[j] : m;
+                    for (int j = 0; j < k; j++)
+                        sum += exp((double)x[j] - m);
+                    for (int j = 0; j < k; j++) {
+                        const double p = exp((double)x[j] - m) / sum;
+                        const double got = want[r * rs + j * cs];
+                        /* x - m is rounded to float first (as torch): |x - m| 2^-24 more */
+                        const double tol = (8.0 + k + fabs((double)x[j] - m)) * 6e-8;
+                        if (!(fabs(got - p) <= tol * p + 0x1p-148)) {
+                            printf("FAIL %s: reference row %d class %d: %.9g, double %.9g\n",
+                                   what, r, j, got, p);
+                            failures++;
+                            r = n;
+                            break;
+                        }
+                    }
+                }
+                const int e = rnd32() & 1;
+                gbuf gs, gd;
+                float *got = galloc(&gd, dn, !e);
+                fill_sentinel(got, dn);
+                const float *gsp;
+                if (layout == 2) {
+                    memcpy(got, s, sn * sizeof(float));
+                    gsp = got;
+                } else {
+                    gsp = gcopy(&gs, s, sn, e);
+                }
+                dut->softmax(got, rs, cs, gsp, ss, (size_t)n, k);
+                failures += same_floats(what, got, want, dn); /* padding: still the sentinel */
+                int r[4];
+                split_ranges(n, r);
+                if (layout == 2)
+                    memcpy(split, s, sn * sizeof(float));
+                for (int q = 2; q >= 0; q--)
+                    dut->softmax(split + r[q] * rs, rs, cs,
+                                 (layout == 2 ? split : s) + (size_t)r[q] * ss, ss,
+                                 (size_t)(r[q + 1] - r[q]), k);
+                failures += same_bits(what, split, want, dn);
+                st->cases++;
+                free(s); free(want); free(split);
+                gfree(&gd);
+                if (layout != 2)
+                    gfree(&gs);
+            }
+}
+
 /* ------------------------------------------------------------- the table */
 
 typedef void check_fn(const mo_conv_dsp *, const mo_conv_dsp *, const char *, stats *);
@@ -752,6 +1086,10 @@ static const struct kernel {
     {"conv3x3", FN_OFFSET(conv3x3), check_conv3x3},
     {"se", FN_OFFSET(se), check_se},
     {"gap", FN_OFFSET(gap), check_gap},
+    {"gemv", FN_OFFSET(gemv), check_gemv},
+    {"upsample", FN_OFFSET(upsample), check_upsample},
+    {"upsample_argmax", FN_OFFSET(upsample_argmax), check_upsample_argmax},
+    {"softmax", FN_OFFSET(softmax), check_softmax},
 };
 #define NKERNELS ((int)(sizeof(kernels) / sizeof(kernels[0])))
 
@@ -816,6 +1154,13 @@ static const bench_case bench_cases[] = {
     {"conv3x3", "32x32 256->256 d1 (seg)", 32, 256, 256, 1, 1},
     {"se", "49px 2048 / 128 (s4)", 49, 2048, 128, 0, 0},
     {"gap", "49px x 1024", 49, 1024, 0, 0, 0},
+    /* head operators: gemv n k; upsample(_argmax) ih iw c oh ow; softmax n k class-major */
+    {"gemv", "1000 x 1024 (classifier)", 1000, 1024, 0, 0, 0},
+    {"gemv", "128 x 1024 (seg pooling)", 128, 1024, 0, 0, 0},
+    {"upsample", "32x32x21 -> 512x512", 32, 32, 21, 512, 512},
+    {"upsample_argmax", "32x32x21 -> 512x512", 32, 32, 21, 512, 512},
+    {"softmax", "3234 x 91 class-major", 3234, 91, 1, 0, 0},
+    {"softmax", "65536 x 21 rows", 65536, 21, 0, 0, 0},
 };
 
 /* Time one call of kernel k on case bc with dsp d; best of `runs` batches, in seconds. */
@@ -853,6 +1198,15 @@ static double bench_one(const mo_conv_dsp *d, const bench_case *bc, int runs, do
         nin = (size_t)bc->a * bc->b, nout = nin;
         nw = 2 * (size_t)bc->b * bc->c, nb = (size_t)(bc->b + bc->c);
         *macs = 2.0 * bc->b * bc->c + 2.0 * (double)nin;
+    } else if (!strcmp(k, "gemv")) {
+        nin = (size_t)bc->b, nout = (size_t)bc->a, nw = (size_t)bc->a * bc->b, nb = (size_t)bc->a;
+        *macs = (double)nw;
+    } else if (!strcmp(k, "upsample") || !strcmp(k, "upsample_argmax")) {
+        nin = (size_t)bc->a * bc->b * bc->c, nout = (size_t)bc->d * bc->e * bc->c, nw = 1, nb = 1;
+        *macs = 6.0 * (double)bc->d * bc->e * bc->c;
+    } else if (!strcmp(k, "softmax")) {
+        nin = (size_t)bc->a * bc->b, nout = nin, nw = 1, nb = 1;
+        *macs = (double)nin;
     } else {
         nin = (size_t)bc->a * bc->b, nout = (size_t)bc->b, nw = 1, nb = 1;
         *macs = (double)nin;
@@ -884,7 +1238,18 @@ static double bench_one(const mo_conv_dsp *d, const bench_case *bc, int runs, do
                 memcpy(out, in, nin * sizeof(float));
                 d->se(out, (size_t)bc->a, bc->b, bc->c, w, b, w + (size_t)bc->b * bc->c,
                       b + bc->c, tmp);
-            } else
+            } else if (!strcmp(k, "gemv"))
+                d->gemv(out, w, b, in, bc->a, bc->b, 0);
+            else if (!strcmp(k, "upsample"))
+                d->upsample(out, (ptrdiff_t)bc->e * bc->c, in, (ptrdiff_t)bc->b * bc->c, bc->a,
+                            bc->b, bc->c, bc->d, bc->e, 0, bc->d);
+            else if (!strcmp(k, "upsample_argmax"))
+                d->upsample_argmax((uint8_t *)out, bc->e, in, (ptrdiff_t)bc->b * bc->c, bc->a,
+                                   bc->b, bc->c, bc->d, bc->e, 0, bc->d);
+            else if (!strcmp(k, "softmax"))
+                d->softmax(out, bc->c ? 1 : bc->b, bc->c ? bc->a : 1, in, bc->b, (size_t)bc->a,
+                           bc->b);
+            else
                 d->gap(out, in, (size_t)bc->a, bc->b);
         }
         const double t = (now_s() - t0) / reps;

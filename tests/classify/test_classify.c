@@ -12,6 +12,7 @@
 
 #include "modelgen.h"
 #include "mo/classify.h"
+#include "mo/cpu.h"
 
 static mo_file *open_mg(mg_model *m)
 {
@@ -72,6 +73,74 @@ static void test_logits(void **state)
     mo_session_close(&s);
     mo_cls_close(&cls);
     assert_null(cls);
+    mo_cls_close(&cls);
+    mo_backbone_close(&bb);
+    mo_file_close(&f);
+    mg_free(&m);
+}
+
+/* The linear layer on the kernel table's GEMV (16 partial sums, no FMA): a 1000-class head's
+ * logits are the same bits for 1..4 threads of a session (classes split over the pool), from
+ * mo_cls_logits(), and with the SIMD kernels masked off (mo_set_cpu_flags_mask(0)). */
+static void test_gemv_identical(void **state)
+{
+    (void)state;
+    enum { K = 1000, C = 1024, S = 64 };
+    mg_model m;
+    mg_build(&m, "s0", 1, "backbone.");
+    mg_add(&m, "cls.linear.weight", 2, K, C, 0, 0, -1, 1);
+    mg_add(&m, "cls.linear.bias", 1, K, 0, 0, 0, -1, 1);
+    char *names = malloc(8 * K + 8);
+    assert_non_null(names);
+    size_t o = 0;
+    names[o++] = '[';
+    for (int i = 0; i < K; i++)
+        o += (size_t)sprintf(names + o, "%s\"c%d\"", i ? "," : "", i);
+    names[o++] = ']';
+    names[o] = 0;
+    m.meta[0][0] = "cls.classes";
+    m.meta[0][1] = names;
+    m.contents = "[\"backbone\", \"cls\"]";
+    mo_file *f = open_mg(&m);
+    mo_backbone *bb = NULL;
+    mo_cls *cls = NULL;
+    assert_int_equal(mo_backbone_open(&bb, f, NULL), MO_OK);
+    assert_int_equal(mo_cls_open(&cls, f, bb, NULL), MO_OK);
+    float *x = malloc(sizeof(float) * S * S * 3);
+    static float ref[K], got[K];
+    assert_non_null(x);
+    for (int i = 0; i < S * S * 3; i++)
+        x[i] = (float)((i * 53) % 97) / 48.0f - 1.0f;
+    const mo_tensor t = { x, S, S, 3, S * 3 };
+    mo_features feats;
+    for (int th = 1; th <= 4; th++) {
+        mo_session_settings ss;
+        mo_session_default_settings(&ss);
+        ss.threads = th;
+        mo_session *s = NULL;
+        assert_int_equal(mo_session_open(&s, bb, &ss), MO_OK);
+        assert_int_equal(mo_backbone_run(s, &t, 32, &feats), MO_OK);
+        assert_int_equal(mo_cls_run(cls, s, &feats, th == 1 ? ref : got), MO_OK);
+        if (th > 1 && memcmp(ref, got, sizeof(ref)))
+            fail_msg("%d threads: logits differ from 1 thread", th);
+        if (th == 1) {
+            assert_int_equal(mo_cls_logits(cls, &feats, got), MO_OK);
+            assert_memory_equal(ref, got, sizeof(ref));
+            /* the C reference GEMV on the same pooled features */
+            mo_cls *cls_c = NULL;
+            mo_set_cpu_flags_mask(0);
+            assert_int_equal(mo_cls_open(&cls_c, f, bb, NULL), MO_OK);
+            mo_set_cpu_flags_mask(~0u);
+            assert_int_equal(mo_cls_logits(cls_c, &feats, got), MO_OK);
+            if (memcmp(ref, got, sizeof(ref)))
+                fail_msg("C reference GEMV differs from the dispatched one (cpu flags 0x%x)",
+                         mo_get_cpu_flags());
+            mo_cls_close(&cls_c);
+        }
+        mo_session_close(&s);
+    }
+    free(x);
+    free(names);
     mo_cls_close(&cls);
     mo_backbone_close(&bb);
     mo_file_close(&f);
@@ -195,6 +264,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_logits),
+        cmocka_unit_test(test_gemv_identical),
         cmocka_unit_test(test_pairing),
         cmocka_unit_test(test_bad_heads),
         cmocka_unit_test(test_softmax_topk),

@@ -181,6 +181,7 @@ static inline void mo_conv3x3_range(int n, int stride, int off, int *lo, int *hi
     *lo = l;
     *hi = h;
 }
+#include "mo_internal/ops.h" /* head operators: GEMV, upsample, softmax (core/dsp/ops.c) */
 
 typedef struct mo_conv_dsp {
     mo_stem3x3_fn *stem3x3;
@@ -190,6 +191,11 @@ typedef struct mo_conv_dsp {
     mo_se_fn *se;
     mo_gap_fn *gap;
     mo_conv3x3_fn *conv3x3; /* dense 3x3, see decl_conv3x3_fn (core/dsp/conv3x3.c) */
+    /* head operators (mo_internal/ops.h, core/dsp/ops.c) */
+    mo_gemv_fn *gemv;
+    mo_upsample_fn *upsample;
+    mo_upsample_argmax_fn *upsample_argmax;
+    mo_softmax_fn *softmax;
 } mo_conv_dsp;
 
 /* CPU feature bits for mo_conv_dsp_init(); none is used by the C reference yet. */
@@ -211,6 +217,12 @@ decl_pw_fn(mo_pw_c);
 decl_pw_acc_fn(mo_pw_acc_c);
 decl_se_fn(mo_se_c);
 decl_gap_fn(mo_gap_c);
+decl_gemv_fn(mo_gemv_c);
+decl_upsample_fn(mo_upsample_c);
+decl_upsample_argmax_fn(mo_upsample_argmax_c);
+decl_softmax_fn(mo_softmax_c);
+/* Sets the head operators of @p dsp (core/dsp/ops.c); called by mo_conv_dsp_init(). */
+void mo_ops_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags);
 
 /* Weight packing from PyTorch layouts; done once when a model is opened. */
 
