@@ -227,12 +227,19 @@ def _cmd_cache(a):
     plan = []
     scene_set = set(scene)
     single = set(a.single_sources.split(",")) if a.single_sources else None
+    nviews = []
     for i in range(len(ents)):
         nv = a.scene_views if i in scene_set else a.imagenet_views
         if single is not None and ents[i]["source"] not in single:
             nv = 0
-        plan += [("single", [i], v) for v in range(nv)]
-    for m in range(a.mosaics):
+        nviews.append(nv)
+    if a.views_outer:  # view 1 of every image before view 2 of any (a --max-seconds cut stays even)
+        plan += [("single", [i], a.first_view + v) for v in range(max(nviews, default=0))
+                 for i in range(len(ents)) if v < nviews[i]]
+    else:
+        for i in range(len(ents)):
+            plan += [("single", [i], a.first_view + v) for v in range(nviews[i])]
+    for m in range(a.first_mosaic, a.first_mosaic + a.mosaics):
         rng = np.random.default_rng(np.random.SeedSequence([a.seed, 2, m]))
         grid = 3 if rng.random() < a.grid3 else 2
         pick = [int(rng.choice(scene)) if rng.random() < a.scene_frac else int(rng.choice(other))
@@ -252,6 +259,9 @@ def _cmd_cache(a):
     t_aug = t_bb = 0.0
     t0 = time.time()
     for r, (kind, idx, v) in enumerate(plan):
+        if a.max_seconds and time.time() - t0 > a.max_seconds:
+            print("--max-seconds %g: stopping after %d of %d records" % (a.max_seconds, r, n), flush=True)
+            break
         ta = time.time()
         if kind == "single":
             i = idx[0]
@@ -284,6 +294,12 @@ def _cmd_cache(a):
                   % (r + 1, n, el, t_aug, t_bb, el / (r + 1) * (n - r - 1)), flush=True)
     for m in maps.values():
         m.flush()
+    if len(records) < n:  # cut by --max-seconds: the first records are the files' prefix
+        n = len(records)
+        del maps
+        for k, v in shapes.items():
+            v[0] = n
+            os.truncate(os.path.join(a.out, k + ".f16"), int(np.prod(v)) * 2)
     with open(os.path.join(a.out, "targets.json"), "w") as f:
         json.dump(records, f, separators=(",", ":"))
     with open(os.path.join(a.out, "entries.json"), "w") as f:
@@ -306,6 +322,8 @@ def _cmd_cache(a):
             "backbone": {"path": a.backbone, "sha256": cf.sha256(a.backbone), "form": "reparameterized"},
             "label_cache_det_json_sha256": None if a.coco128_only or a.coco_real else
             cf.sha256(os.path.join(a.label_cache, "det.json")),
+            "first_view": a.first_view, "first_mosaic": a.first_mosaic, "views_outer": a.views_outer,
+            "max_seconds": a.max_seconds, "planned_records": len(plan),
             "scenes_json_sha256": cf.sha256(os.path.join(a.scenes, "scenes.json")),
             "bytes": int(sum(np.prod(s) * 2 for s in shapes.values())),
             "seconds": {"total": round(total, 1), "augment": round(t_aug, 1), "backbone": round(t_bb, 1)},
@@ -384,6 +402,14 @@ def main(argv=None):
         c.add_argument("--coco128-only", action="store_true",
                        help="only the coco128 training part (no pseudo-label cache needed)")
         c.add_argument("--threads", type=int, default=1)
+        c.add_argument("--first-view", type=int, default=0,
+                       help="view numbers (seeds) start here: more views of images another cache has")
+        c.add_argument("--first-mosaic", type=int, default=0,
+                       help="mosaic numbers (seeds) start here: more mosaics than another cache has")
+        c.add_argument("--views-outer", action="store_true",
+                       help="single records ordered view by view instead of image by image")
+        c.add_argument("--max-seconds", type=float, default=0,
+                       help="stop caching after this many seconds (the cache keeps what was done)")
     a = ap.parse_args(argv)
     return {"split": _cmd_split, "cache": _cmd_cache, "preview": _cmd_preview}[a.cmd](a)
 

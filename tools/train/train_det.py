@@ -81,11 +81,18 @@ class FeatureCache:
 class Caches:
     """Several det caches (e.g. views 0-3 and views 4-11 of the same images) as one."""
 
-    def __init__(self, folders, relabel=None):
+    def __init__(self, folders, relabel=None, repeat=None):
         self.parts = [FeatureCache(f, relabel) for f in folders]
         self.starts = np.cumsum([0] + [c.n for c in self.parts])
         self.n = int(self.starts[-1])
         self.meta_sha256 = [c.meta_sha256 for c in self.parts]
+        # one pass: every record of cache i repeat[i] times (oversampling small real sets)
+        self.repeat = list(repeat or [1] * len(self.parts))
+        if len(self.repeat) != len(self.parts):
+            raise ValueError("%d --repeat values for %d caches" % (len(self.repeat), len(self.parts)))
+        self.pass_index = np.concatenate(
+            [np.tile(np.arange(lo, hi), r) for lo, hi, r in
+             zip(self.starts[:-1], self.starts[1:], self.repeat)]).astype(np.int64)
 
     def batch(self, idx):
         idx = np.sort(idx)
@@ -161,14 +168,14 @@ def ssd_loss(model, head_out, anchors, targets):
             "classification": (cls_loss[fg_mask].sum() + cls_loss[bg_mask].sum()) / denom}
 
 
-def build_model(backbone_path, seed):
+def build_model(backbone_path, seed, config=None):
     """ssdlite_ref's SSD with the real backbone and torchvision's SSDLite initialisation
     (normal(0, 0.03) convs, zero biases) of the extras and head."""
     torch.manual_seed(seed)
     sd = ref.load_checkpoint(backbone_path)
     variant = ref.infer_variant(sd)
     sd = {k: v for k, v in sd.items() if not k.startswith("linear.")}
-    model = sref.build(variant, ref.state_dict_form(sd) == "fused")
+    model = sref.build(variant, ref.state_dict_form(sd) == "fused", config)
     missing, unexpected = model.backbone.body.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise ValueError("backbone: missing %s, unexpected %s" % (missing[:5], unexpected[:5]))
@@ -227,10 +234,11 @@ def lr_at(step, a):
 
 def train(a):
     torch.set_num_threads(a.threads)
-    cache = Caches(a.feat, imagenet_veto(a) if a.imagenet_veto else None)
+    cache = Caches(a.feat, imagenet_veto(a) if a.imagenet_veto else None, a.repeat)
     if a.imagenet_veto:
         print("imagenet veto: %s" % json.dumps(a.veto_counts), flush=True)
-    model = build_model(a.backbone, a.seed)
+    config = {"min_ratio": a.min_ratio} if a.min_ratio is not None else None
+    model = build_model(a.backbone, a.seed, config)
     init_sha = init_from(model, a.init, a.backbone) if a.init else None
     model.train()
     model.backbone.body.eval()
@@ -251,7 +259,7 @@ def train(a):
     run = {"bbox_regression": 0.0, "classification": 0.0}
     for step in range(a.steps):
         if len(order) < a.batch:
-            order = np.concatenate([order, rng.permutation(cache.n)])
+            order = np.concatenate([order, rng.permutation(cache.pass_index)])
         idx, order = order[:a.batch], order[a.batch:]
         feats, targets = cache.batch(idx)
         for g in opt.param_groups:
@@ -287,7 +295,8 @@ def train(a):
                      "steps": a.steps, "batch": a.batch, "optimizer": a.opt, "lr": a.lr,
                      "imagenet_veto": getattr(a, "veto_counts", None), "warmup": a.warmup,
                      "weight_decay": a.wd, "threads": a.threads, "seconds": round(seconds, 1),
-                     "cache_meta_sha256": cache.meta_sha256, "log": log,
+                     "cache_meta_sha256": cache.meta_sha256, "repeat": cache.repeat,
+                     "config": {k: model.config[k] for k in ("min_ratio", "max_ratio")}, "log": log,
                      "init": a.init and {"file": os.path.basename(a.init), "sha256": init_sha},
                      "torch": torch.__version__}}
     torch.save(obj, a.out)
@@ -317,6 +326,10 @@ def main(argv=None):
     ap.add_argument("--init", help="start extras + head from this head file (.mo.safetensors) "
                                     "or train_det.py checkpoint instead of the random init")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, nargs="+",
+                    help="per --feat cache: how many times each record comes in one pass (default 1)")
+    ap.add_argument("--min-ratio", type=float,
+                    help="smallest default-box scale (det.min_ratio; default ssdlite_ref's 0.2)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--save-every", type=int, default=0,
