@@ -49,74 +49,12 @@ static ALWAYS_INLINE __m256i c3_lanes_below(int n, int off)
 }
 
 /*
- * m pixels (dst ldd floats apart, src lds apart) x one panel of 16 output channels (nc
- * of them stored), input channels [k0, k1): acc = dst; acc += src . w; dst = acc.
- */
-static ALWAYS_INLINE void c3_tile(float *restrict dst, size_t ldd, const float *restrict src,
-                                  size_t lds, int k0, int k1, const float *restrict wp,
-                                  int nc, const int m)
-{
-    const int partial = nc < 16;
-    const __m256i m0 = c3_lanes_below(nc, 0), m1 = c3_lanes_below(nc, 8);
-    __m256 acc[C3_MR][2];
-#pragma GCC unroll 6
-    for (int i = 0; i < m; i++) {
-        if (partial) {
-            acc[i][0] = _mm256_maskload_ps(dst + i * ldd, m0);
-            acc[i][1] = _mm256_maskload_ps(dst + i * ldd + 8, m1);
-        } else {
-            acc[i][0] = _mm256_loadu_ps(dst + i * ldd);
-            acc[i][1] = _mm256_loadu_ps(dst + i * ldd + 8);
-        }
-    }
-    const float *restrict a = src + k0;
-    const float *restrict w = wp + (size_t)k0 * 16;
-    for (int k = k0; k < k1; k++, a++, w += 16) {
-        const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
-#pragma GCC unroll 6
-        for (int i = 0; i < m; i++) {
-            const __m256 x = _mm256_broadcast_ss(a + i * lds);
-            acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
-        }
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < m; i++) {
-        if (partial) {
-            _mm256_maskstore_ps(dst + i * ldd, m0, acc[i][0]);
-            _mm256_maskstore_ps(dst + i * ldd + 8, m1, acc[i][1]);
-        } else {
-            _mm256_storeu_ps(dst + i * ldd, acc[i][0]);
-            _mm256_storeu_ps(dst + i * ldd + 8, acc[i][1]);
-        }
-    }
-}
-
-/* A run of n output pixels of one row, cut into tiles of equal size (+-1, at most C3_MR). */
-static void c3_row(float *dst, size_t ldd, const float *src, size_t lds, int n, int k0,
-                   int k1, const float *wp, int nc)
-{
-    const int nt = (n + C3_MR - 1) / C3_MR, base = n / nt, big = n % nt;
-    for (int t = 0; t < nt; t++) {
-        const int m = base + (t < big);
-        switch (m) {
-        case 6: c3_tile(dst, ldd, src, lds, k0, k1, wp, nc, 6); break;
-        case 5: c3_tile(dst, ldd, src, lds, k0, k1, wp, nc, 5); break;
-        case 4: c3_tile(dst, ldd, src, lds, k0, k1, wp, nc, 4); break;
-        case 3: c3_tile(dst, ldd, src, lds, k0, k1, wp, nc, 3); break;
-        case 2: c3_tile(dst, ldd, src, lds, k0, k1, wp, nc, 2); break;
-        default: c3_tile(dst, ldd, src, lds, k0, k1, wp, nc, 1); break;
-        }
-        dst += (size_t)m * ldd;
-        src += (size_t)m * lds;
-    }
-}
-
-/*
- * Narrow inputs (cin <= C3_KC): the same m x 16 tile with the whole reduction in
- * registers, the taps of tap[0..ntap) (input offsets soff from each pixel's centre, weight
- * panels wt) one after the other, each over every input channel: the sequence of FMAs of
- * the per-tap passes, without the stores and loads between taps.
+ * m pixels (dst ldd floats apart, src lds apart) x one panel of 16 output channels (nc of
+ * them stored): acc = dst; then the taps [0, ntap) one after the other (input offsets soff
+ * from each pixel, weight panels wt), each over cin input channels, one FMA per channel;
+ * dst = acc. Wide inputs call it per tap and input-channel slice (ntap 1, src and wt moved
+ * to the slice); narrow ones (cin <= C3_KC) with all the valid taps of the tile, the whole
+ * reduction in registers: the same FMAs in the same order either way.
  */
 static ALWAYS_INLINE void c3_tile_taps(float *restrict dst, size_t ldd,
                                        const float *restrict src, size_t lds, int cin,
@@ -313,12 +251,16 @@ decl_conv3x3_fn(mo_conv3x3_avx2)
                 for (int pj = 0; pj < np; pj++) {
                     const int co = pj * 16, nc = cout - co < 16 ? cout - co : 16;
                     const float *wp = wt + (size_t)pj * (size_t)cin * 16;
+                    /* one tap, input channels [k0, k1): the taps' tile with one tap */
+                    const ptrdiff_t here = 0;
+                    const float *wk = wp + (size_t)k0 * 16;
                     for (int y = r0; y < r1; y++)
-                        c3_row(dst + (ptrdiff_t)y * dst_stride + (ptrdiff_t)xa * dst_pixel + co,
-                               ldd,
-                               src + ((ptrdiff_t)y * stride + dy) * src_stride +
-                                   ((ptrdiff_t)xa * stride + dx) * cin,
-                               lds, n, k0, k1, wp, nc);
+                        c3_row_taps(dst + (ptrdiff_t)y * dst_stride +
+                                        (ptrdiff_t)xa * dst_pixel + co,
+                                    ldd,
+                                    src + ((ptrdiff_t)y * stride + dy) * src_stride +
+                                        ((ptrdiff_t)xa * stride + dx) * cin + k0,
+                                    lds, n, k1 - k0, &here, &wk, 1, nc);
                 }
             }
         }
