@@ -617,6 +617,7 @@ static void test_settings_versions(void **state)
     mo_det *det = NULL;
     assert_int_equal(mo_det_open(&det, detf, bb, TRUNC(ds, sizeof(struct det_settings_v0))),
                      MO_OK);
+    mo_det_close(&det);
     ds.max_classes_per_box = -1;
     assert_int_equal(mo_det_open(&det, detf, bb, &ds), MO_EINVAL);
     assert_non_null(strstr(mo_last_error(), "max_classes_per_box"));
