@@ -129,14 +129,9 @@ pw_run(float *dst, size_t ldd, const float *src, size_t lds, size_t n, int cin,
                    int cout, const float *weight, const float *bias, int relu)
 {
     const int np = (cout + MO_PW_NR - 1) / MO_PW_NR;
-    const int nks = (cin + PW_KC - 1) / PW_KC;
-    const int kc = nks > 1 ? (cin + nks - 1) / nks : cin;
-    size_t mb = PW_BLOCK_BYTES / (sizeof(float) * (size_t)(kc > 0 ? kc : 1));
-    mb = mb < PW_MR ? PW_MR : mb / PW_MR * PW_MR;
-    if (n > mb) { /* equal blocks, whole tiles */
-        const size_t nb = (n + mb - 1) / mb;
-        mb = ((n + nb - 1) / nb + PW_MR - 1) / PW_MR * PW_MR;
-    }
+    int kc;
+    size_t mb;
+    mo_pw_blocking(n, cin, PW_KC, 1, PW_BLOCK_BYTES, PW_MR, &kc, &mb);
     const size_t ci = (size_t)cin;
 
     for (size_t p0 = 0; p0 < n; p0 += mb) {

@@ -93,6 +93,28 @@ typedef decl_dw3x3_fn(mo_dw3x3_fn);
 /* Columns of output channels per panel of packed pointwise weights. */
 #define MO_PW_NR 16
 
+/*
+ * Cache blocking shared by the SIMD pointwise kernels: input channels in equal slices of at
+ * most kc_max (*kc, rounded up to a multiple of k_align), pixels in equal blocks of whole
+ * mr-pixel tiles (*mb) whose input slice fills about block_bytes, so no short last block
+ * streams the whole weight matrix for a few pixels. Only the traversal depends on it: each
+ * element's sum is the same sequence whatever the blocking.
+ */
+static inline void mo_pw_blocking(size_t n, int cin, int kc_max, int k_align,
+                                  size_t block_bytes, int mr, int *kc, size_t *mb)
+{
+    const int nks = (cin + kc_max - 1) / kc_max;
+    const int k = nks > 1 ? ((cin + nks - 1) / nks + k_align - 1) / k_align * k_align : cin;
+    size_t m = block_bytes / (sizeof(float) * (size_t)(k > 0 ? k : 1));
+    m = m < (size_t)mr ? (size_t)mr : m / (size_t)mr * (size_t)mr;
+    if (n > m) { /* equal blocks, whole tiles */
+        const size_t nb = (n + m - 1) / m;
+        m = ((n + nb - 1) / nb + (size_t)mr - 1) / (size_t)mr * (size_t)mr;
+    }
+    *kc = k;
+    *mb = m;
+}
+
 /**
  * Pointwise 1x1 conv as a GEMM: dst[p][co] = bias[co] + sum_ci src[p][ci] * W[co][ci],
  * + activation (enum mo_act), over @p n contiguous pixels (rows of cin and cout floats).
