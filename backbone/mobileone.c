@@ -357,13 +357,10 @@ static int parse_meta(const mo_file *f, double *eps)
     return ret ? ret : mo_file_preprocess(f, mean, std);
 }
 
-void mo_backbone_default_settings(mo_backbone_settings *s)
+void mo_backbone_default_settings_sized(mo_backbone_settings *s, size_t size)
 {
-    if (!s)
-        return;
-    memset(s, 0, sizeof(*s));
-    s->size = sizeof(*s);
-    s->prefix = "backbone.";
+    const mo_backbone_settings d = {.size = sizeof(d), .prefix = "backbone."};
+    MO_SETTINGS_FILL(s, size, &d);
 }
 
 int mo_backbone_open(mo_backbone **out, const mo_file *f, const mo_backbone_settings *s)

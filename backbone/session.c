@@ -103,16 +103,11 @@ static mod_geom module_geom(const mo_module *m, int ih, int iw, int output_strid
     return g;
 }
 
-void mo_session_default_settings(mo_session_settings *s)
+void mo_session_default_settings_sized(mo_session_settings *s, size_t size)
 {
-    if (!s)
-        return;
-    memset(s, 0, sizeof(*s));
-    s->size = sizeof(*s);
-    s->max_height = 224;
-    s->max_width = 224;
-    s->min_output_stride = 32;
-    s->threads = 1;
+    const mo_session_settings d = {.size = sizeof(d), .max_height = 224, .max_width = 224,
+                                   .min_output_stride = 32, .threads = 1};
+    MO_SETTINGS_FILL(s, size, &d);
 }
 
 /* Online CPUs this process may run on (at least 1). */

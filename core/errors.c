@@ -101,3 +101,13 @@ int mo_settings_take(void *dst, size_t lib_size, const void *src, const size_t *
     memcpy(dst, &lib_size, sizeof(lib_size));
     return MO_OK;
 }
+
+void mo_settings_fill(void *dst, size_t size, const void *def, size_t lib_size)
+{
+    if (!dst || size < sizeof(size_t))
+        return;
+    memcpy(dst, def, size < lib_size ? size : lib_size);
+    if (size > lib_size)
+        memset((char *)dst + lib_size, 0, size - lib_size);
+    memcpy(dst, &size, sizeof(size));
+}

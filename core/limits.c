@@ -11,10 +11,12 @@
 
 #include "mo_internal/errors.h"
 #include "mo_internal/fileio.h"
+#include "mo_internal/settings.h"
 #include "mo/limits.h"
 
 /* A macro, not a copy of `defaults`: C (and clang) wants constant initializers. */
 #define DEFAULTS { \
+    .size = sizeof(mo_limits), \
     .image_max_side = 32768, \
     .image_max_pixels = (int64_t)1 << 26, \
     .jpeg_max_scans = 100, \
@@ -34,25 +36,40 @@ static const mo_limits defaults = DEFAULTS;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static mo_limits current = DEFAULTS;
 
-void mo_limits_default(mo_limits *l)
+void mo_limits_default_sized(mo_limits *l, size_t size)
 {
-    if (l)
-        *l = defaults;
+    MO_SETTINGS_FILL(l, size, &defaults);
 }
 
-void mo_limits_get(mo_limits *l)
+int mo_limits_get_sized(mo_limits *l, size_t size)
 {
-    if (!l)
-        return;
+    if (!l || size < MO_FIELD_END(mo_limits, image_max_side))
+        return mo_fail(MO_EINVAL, "mo_limits_get: %s", l ? "size too small for the first limit"
+                                                         : "NULL limits");
     pthread_mutex_lock(&lock);
-    *l = current;
+    const mo_limits now = current;
     pthread_mutex_unlock(&lock);
+    MO_SETTINGS_FILL(l, size, &now);
+    return MO_OK;
 }
 
-int mo_limits_set(const mo_limits *l)
+int mo_limits_set(const mo_limits *in)
 {
-    if (!l)
-        l = &defaults;
+    /* the caller's fields over the defaults (a caller built against older headers has
+     * fewer; the others keep their defaults) */
+    static const size_t ends[] = {
+        MO_FIELD_END(mo_limits, image_max_side),     MO_FIELD_END(mo_limits, image_max_pixels),
+        MO_FIELD_END(mo_limits, jpeg_max_scans),     MO_FIELD_END(mo_limits, model_file_bytes),
+        MO_FIELD_END(mo_limits, image_file_bytes),   MO_FIELD_END(mo_limits, json_file_bytes),
+        MO_FIELD_END(mo_limits, text_file_bytes),    MO_FIELD_END(mo_limits, max_categories),
+        MO_FIELD_END(mo_limits, max_images),         MO_FIELD_END(mo_limits, max_detections),
+        MO_FIELD_END(mo_limits, model_memory_bytes),
+        MO_FIELD_END(mo_limits, session_memory_bytes)};
+    mo_limits taken = defaults;
+    int r = MO_SETTINGS_TAKE(&taken, in, ends, "mo_limits_set", "mo_limits");
+    if (r)
+        return r;
+    const mo_limits *l = &taken;
 #define POSITIVE(f) \
     if (!(l->f > 0)) return mo_fail(MO_EINVAL, "mo_limits_set: " #f " must be positive")
     POSITIVE(image_max_side);

@@ -72,19 +72,18 @@ struct mo_pipeline_session {
     pass_plan pass[MAX_HEADS];
 };
 
-void mo_pipeline_default_settings(mo_pipeline_settings *s)
+void mo_pipeline_default_settings_sized(mo_pipeline_settings *s, size_t size)
 {
-    if (!s)
-        return;
-    *s = (mo_pipeline_settings){.size = sizeof(*s), .share_backbone = 1, .classify = 1,
-                                .shared_width = 512, .shared_height = 512, .top_k = 5,
-                                .threads = 1};
+    const mo_pipeline_settings d = {.size = sizeof(d), .share_backbone = 1, .classify = 1,
+                                    .shared_width = 512, .shared_height = 512, .top_k = 5,
+                                    .threads = 1};
+    MO_SETTINGS_FILL(s, size, &d);
 }
 
-void mo_pipeline_session_default_settings(mo_pipeline_session_settings *s)
+void mo_pipeline_session_default_settings_sized(mo_pipeline_session_settings *s, size_t size)
 {
-    if (s)
-        *s = (mo_pipeline_session_settings){.size = sizeof(*s), .threads = -1};
+    const mo_pipeline_session_settings d = {.size = sizeof(d), .threads = -1};
+    MO_SETTINGS_FILL(s, size, &d);
 }
 
 static const head_slot *find_head(const mo_pipeline *p, const mo_head_ops *ops)

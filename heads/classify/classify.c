@@ -38,10 +38,10 @@ void mo_cls_close(mo_cls **pc)
 /* Pairing, metadata and the linear layer, through the loader toolkit (core/loader.c). A
  * crop whose session would exceed mo_limits.model_memory_bytes is refused here, before
  * anyone allocates it. */
-void mo_cls_default_settings(mo_cls_settings *s)
+void mo_cls_default_settings_sized(mo_cls_settings *s, size_t size)
 {
-    if (s)
-        *s = (mo_cls_settings){.size = sizeof(*s)};
+    const mo_cls_settings d = {.size = sizeof(d)};
+    MO_SETTINGS_FILL(s, size, &d);
 }
 
 int mo_cls_open(mo_cls **out, const mo_file *f, const mo_backbone *bb, const mo_cls_settings *s)

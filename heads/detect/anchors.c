@@ -9,13 +9,12 @@
 #include <math.h>
 
 #include "mo_internal/errors.h"
+#include "mo_internal/settings.h"
 #include "detect_internal.h"
 
-MO_API void mo_anchor_config_default(mo_anchor_config *c)
+static void anchor_defaults(mo_anchor_config *c)
 {
-    if (!c)
-        return;
-    *c = (mo_anchor_config){ 0 };
+    *c = (mo_anchor_config){.size = sizeof(*c)};
     c->num_levels = 6;
     for (int l = 0; l < 6; l++) {
         c->num_ratios[l] = 2;
@@ -25,6 +24,25 @@ MO_API void mo_anchor_config_default(mo_anchor_config *c)
     c->min_ratio = 0.2;
     c->max_ratio = 0.95;
     c->clip = 1;
+}
+
+MO_API void mo_anchor_config_default_sized(mo_anchor_config *c, size_t size)
+{
+    mo_anchor_config d;
+    anchor_defaults(&d);
+    MO_SETTINGS_FILL(c, size, &d);
+}
+
+/* The caller's configuration over the defaults: the fields its `size` covers. */
+static int take_config(mo_anchor_config *dst, const mo_anchor_config *c, const char *fn)
+{
+    static const size_t ends[] = {
+        MO_FIELD_END(mo_anchor_config, num_levels), MO_FIELD_END(mo_anchor_config, num_ratios),
+        MO_FIELD_END(mo_anchor_config, ratios),     MO_FIELD_END(mo_anchor_config, min_ratio),
+        MO_FIELD_END(mo_anchor_config, max_ratio),  MO_FIELD_END(mo_anchor_config, num_scales),
+        MO_FIELD_END(mo_anchor_config, scales),     MO_FIELD_END(mo_anchor_config, clip)};
+    anchor_defaults(dst);
+    return MO_SETTINGS_TAKE(dst, c, ends, fn, "mo_anchor_config");
 }
 
 int mo_det_check_anchor_config(const mo_anchor_config *c)
@@ -56,9 +74,14 @@ int mo_det_check_anchor_config(const mo_anchor_config *c)
     return MO_OK;
 }
 
-MO_API int mo_anchors_per_location(const mo_anchor_config *c, int level)
+MO_API int mo_anchors_per_location(const mo_anchor_config *cfg, int level)
 {
-    validate_input_or_ret(c && level >= 0 && level < c->num_levels &&
+    mo_anchor_config full, *c = &full;
+    validate_input_or_ret(cfg, MO_EINVAL);
+    int err = take_config(&full, cfg, "mo_anchors_per_location");
+    if (err)
+        return err;
+    validate_input_or_ret(level >= 0 && level < c->num_levels &&
                               level < MO_DET_MAX_LEVELS, MO_EINVAL);
     return 2 + 2 * c->num_ratios[level];
 }
@@ -83,14 +106,17 @@ static float clamp01(float v)
     return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
 }
 
-MO_API int mo_anchors_generate(const mo_anchor_config *c, const int *grid_h,
+MO_API int mo_anchors_generate(const mo_anchor_config *cfg, const int *grid_h,
                                const int *grid_w, int image_h, int image_w, float *out,
                                int cap, int *n)
 {
     validate_input_or_ret(n, MO_EINVAL);
     *n = 0;
-    validate_input_or_ret(c && grid_h && grid_w, MO_EINVAL);
-    int err = mo_det_check_anchor_config(c);
+    validate_input_or_ret(cfg && grid_h && grid_w, MO_EINVAL);
+    mo_anchor_config full, *c = &full;
+    int err = take_config(&full, cfg, "mo_anchors_generate");
+    if (!err)
+        err = mo_det_check_anchor_config(c);
     if (err)
         return err;
     if (image_h < 1 || image_w < 1)

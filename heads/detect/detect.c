@@ -74,19 +74,11 @@ struct mo_det {
 
 /* ------------------------------------------------------------------ settings */
 
-MO_API void mo_det_default_settings(mo_det_settings *s)
+MO_API void mo_det_default_settings_sized(mo_det_settings *s, size_t size)
 {
-    if (!s)
-        return;
-    memset(s, 0, sizeof(*s));
-    s->size = sizeof(*s);
-    s->score_thresh = 0.001;
-    s->topk_candidates = 300;
-    s->nms_thresh = 0.55;
-    s->detections_per_img = 300;
-    s->class_agnostic = 0;
-    s->soft_nms_sigma = 0.0;
-    s->max_classes_per_box = 0;
+    const mo_det_settings d = {.size = sizeof(d), .score_thresh = 0.001, .topk_candidates = 300,
+                               .nms_thresh = 0.55, .detections_per_img = 300};
+    MO_SETTINGS_FILL(s, size, &d);
 }
 
 /* The caller's settings over *s (defaults, or the open-time settings), then checked. */

@@ -157,10 +157,10 @@ done:
     return ret;
 }
 
-void mo_seg_default_settings(mo_seg_settings *s)
+void mo_seg_default_settings_sized(mo_seg_settings *s, size_t size)
 {
-    if (s)
-        *s = (mo_seg_settings){.size = sizeof(*s)};
+    const mo_seg_settings d = {.size = sizeof(d)};
+    MO_SETTINGS_FILL(s, size, &d);
 }
 
 int mo_seg_open(mo_seg **out, const mo_file *f, const mo_backbone *bb, const mo_seg_settings *st)
@@ -231,17 +231,17 @@ fail:
     return ret;
 }
 
-int mo_seg_get_info(const mo_seg *seg, mo_seg_info *info)
+int mo_seg_get_info_sized(const mo_seg *seg, mo_seg_info *out, size_t size)
 {
-    validate_input_or_ret(seg && info, MO_EINVAL);
-    memset(info, 0, sizeof(*info));
-    info->num_classes = seg->k;
-    info->in_channels = seg->cin;
-    info->aspp_channels = seg->a;
-    info->head_channels = seg->hc;
-    info->num_rates = seg->nr;
-    memcpy(info->rates, seg->rates, sizeof(info->rates));
-    info->output_stride = seg->os;
+    validate_input_or_ret(seg && out, MO_EINVAL);
+    mo_seg_info info = {.num_classes = seg->k, .in_channels = seg->cin,
+                        .aspp_channels = seg->a, .head_channels = seg->hc,
+                        .num_rates = seg->nr, .output_stride = seg->os};
+    memcpy(info.rates, seg->rates, sizeof(info.rates));
+    /* a caller built against older headers gets the fields its struct has */
+    memcpy(out, &info, size < sizeof(info) ? size : sizeof(info));
+    if (size > sizeof(info))
+        memset((char *)out + sizeof(info), 0, size - sizeof(info));
     return MO_OK;
 }
 

@@ -43,8 +43,13 @@ typedef struct mo_backbone_settings {
     const char *prefix;   /**< tensor name prefix in the file; default "backbone." */
 } mo_backbone_settings;
 
-/** @brief Fill @p s with defaults. @param[out] s settings to fill (NULL: nothing) */
-MO_API void mo_backbone_default_settings(mo_backbone_settings *s);
+/** @brief Fill @p s with defaults. @param[out] s settings to fill (NULL: nothing)
+ * @param size the caller's sizeof(mo_backbone_settings) (the mo_backbone_default_settings() macro passes
+ *        it): only the fields that fit are written, `size` included, so a program built
+ *        against older headers is not overrun */
+MO_API void mo_backbone_default_settings_sized(mo_backbone_settings *s, size_t size);
+/** mo_backbone_default_settings_sized() with sizeof the caller's struct. */
+#define mo_backbone_default_settings(s) mo_backbone_default_settings_sized((s), sizeof(*(s)))
 
 /**
  * @brief Build a backbone from a model file holding fused (`reparam_conv`) or
@@ -102,8 +107,13 @@ typedef struct mo_session_settings {
                                     mo_session_open() for the rules. */
 } mo_session_settings;
 
-/** @brief Fill @p s with defaults. @param[out] s settings to fill (NULL: nothing) */
-MO_API void mo_session_default_settings(mo_session_settings *s);
+/** @brief Fill @p s with defaults. @param[out] s settings to fill (NULL: nothing)
+ * @param size the caller's sizeof(mo_session_settings) (the mo_session_default_settings() macro passes
+ *        it): only the fields that fit are written, `size` included, so a program built
+ *        against older headers is not overrun */
+MO_API void mo_session_default_settings_sized(mo_session_settings *s, size_t size);
+/** mo_session_default_settings_sized() with sizeof the caller's struct. */
+#define mo_session_default_settings(s) mo_session_default_settings_sized((s), sizeof(*(s)))
 
 /** Largest input side a session accepts. */
 #define MO_MAX_INPUT_SIDE 8192

@@ -33,8 +33,13 @@ typedef struct mo_cls_settings {
                         (224 without it); else 1..::MO_MAX_INPUT_SIDE */
 } mo_cls_settings;
 
-/** @brief Fill @p s with the defaults. @param[out] s settings to fill (NULL: nothing) */
-MO_API void mo_cls_default_settings(mo_cls_settings *s);
+/** @brief Fill @p s with the defaults. @param[out] s settings to fill (NULL: nothing)
+ * @param size the caller's sizeof(mo_cls_settings) (the mo_cls_default_settings() macro passes
+ *        it): only the fields that fit are written, `size` included, so a program built
+ *        against older headers is not overrun */
+MO_API void mo_cls_default_settings_sized(mo_cls_settings *s, size_t size);
+/** mo_cls_default_settings_sized() with sizeof the caller's struct. */
+#define mo_cls_default_settings(s) mo_cls_default_settings_sized((s), sizeof(*(s)))
 
 /**
  * @brief Load the classification head (tensors "cls.linear.weight", "cls.linear.bias",

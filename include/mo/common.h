@@ -17,6 +17,11 @@
  * rest. A `size` larger than the library's struct (a program built against newer headers
  * than the library it runs with) or too small to hold the first setting after `size` is
  * ::MO_EINVAL, and mo_last_error() names the struct and both sizes.
+ *
+ * The other way round, a call that fills a caller's struct (`*_default_settings()`,
+ * mo_limits_default(), mo_limits_get(), mo_anchor_config_default(), mo_seg_get_info()) is
+ * a macro over a `*_sized` function that passes `sizeof` from the caller's headers: the
+ * library writes only that many bytes, so an older program's smaller struct is not overrun.
  */
 #ifndef MO_COMMON_H
 #define MO_COMMON_H

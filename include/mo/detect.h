@@ -100,6 +100,8 @@ MO_API int mo_soft_nms(const float *boxes, float *scores, const int *labels, int
  *        (steps = None: the grid of each map spans the whole input).
  */
 typedef struct mo_anchor_config {
+    size_t size;                                 /**< sizeof(mo_anchor_config), set by
+                                                      mo_anchor_config_default() */
     int num_levels;                              /**< feature maps, 1..MO_DET_MAX_LEVELS */
     int num_ratios[MO_DET_MAX_LEVELS];           /**< aspect ratios of each map, 0..MO_DET_MAX_RATIOS */
     double ratios[MO_DET_MAX_LEVELS][MO_DET_MAX_RATIOS]; /**< e.g. {2, 3} (> 0) */
@@ -112,8 +114,13 @@ typedef struct mo_anchor_config {
 } mo_anchor_config;
 
 /** @brief SSDLite320 defaults: 6 maps, ratios {2, 3} each, scales 0.2 .. 0.95, clip.
- *  @param[out] c the configuration to fill */
-MO_API void mo_anchor_config_default(mo_anchor_config *c);
+ *  @param[out] c the configuration to fill
+ * @param size the caller's sizeof(mo_anchor_config) (the mo_anchor_config_default() macro passes
+ *        it): only the fields that fit are written, `size` included, so a program built
+ *        against older headers is not overrun */
+MO_API void mo_anchor_config_default_sized(mo_anchor_config *c, size_t size);
+/** mo_anchor_config_default_sized() with sizeof the caller's struct. */
+#define mo_anchor_config_default(c) mo_anchor_config_default_sized((c), sizeof(*(c)))
 
 /**
  * @brief Boxes per location of map @p level: 2 + 2 * num_ratios[level].
@@ -207,8 +214,13 @@ typedef struct mo_det_settings {
 } mo_det_settings;
 
 /** @brief Fill @p s with the defaults (torchvision's SSDLite320 values).
- *  @param[out] s settings to fill */
-MO_API void mo_det_default_settings(mo_det_settings *s);
+ *  @param[out] s settings to fill
+ * @param size the caller's sizeof(mo_det_settings) (the mo_det_default_settings() macro passes
+ *        it): only the fields that fit are written, `size` included, so a program built
+ *        against older headers is not overrun */
+MO_API void mo_det_default_settings_sized(mo_det_settings *s, size_t size);
+/** mo_det_default_settings_sized() with sizeof the caller's struct. */
+#define mo_det_default_settings(s) mo_det_default_settings_sized((s), sizeof(*(s)))
 
 /**
  * @brief Load a detection head (tensors and metadata under "det.", weights/FORMAT.md)

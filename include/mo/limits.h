@@ -24,6 +24,8 @@ extern "C" {
 
 /** Limits on inputs. Every field must be positive; sizes are in bytes. */
 typedef struct mo_limits {
+    size_t size;                 /**< sizeof(mo_limits), set by mo_limits_default() and
+                                      mo_limits_get() */
     int image_max_side;          /**< widest or tallest image decoded (default 32768) */
     int64_t image_max_pixels;    /**< most pixels (w * h) of an image (default 2^26) */
     int jpeg_max_scans;          /**< most scans of a progressive JPEG (default 100) */
@@ -41,20 +43,34 @@ typedef struct mo_limits {
 /**
  * @brief The built-in defaults.
  * @param l filled with the defaults (not NULL)
+ * @param size the caller's sizeof(mo_limits) (the mo_limits_default() macro passes
+ *        it): only the fields that fit are written, `size` included, so a program built
+ *        against older headers is not overrun
  */
-MO_API void mo_limits_default(mo_limits *l);
+MO_API void mo_limits_default_sized(mo_limits *l, size_t size);
+/** mo_limits_default_sized() with sizeof the caller's struct. */
+#define mo_limits_default(l) mo_limits_default_sized((l), sizeof(*(l)))
 
 /**
  * @brief The limits in force now (the defaults until mo_limits_set() is called).
  * @param l filled with the current limits (not NULL)
+ * @param size the caller's sizeof(mo_limits) (the mo_limits_get() macro passes it): only
+ *        the fields that fit are written, `size` included
+ * @return ::MO_OK, or ::MO_EINVAL for a NULL @p l or a @p size that cannot hold the first
+ *         limit
  */
-MO_API void mo_limits_get(mo_limits *l);
+MO_API int mo_limits_get_sized(mo_limits *l, size_t size);
+/** mo_limits_get_sized() with sizeof the caller's struct. */
+#define mo_limits_get(l) mo_limits_get_sized((l), sizeof(*(l)))
 
 /**
  * @brief Replace the process-wide limits.
- * @param l the new limits; NULL restores the defaults
+ * @param l the new limits, initialised with mo_limits_default() or mo_limits_get() (its
+ *        `size` says which fields the caller has: the others keep their defaults); NULL
+ *        restores the defaults
  * @return ::MO_OK, or ::MO_EINVAL (the limits in force are unchanged) when a field is not
- *         positive or image_max_side exceeds 2^20; mo_last_error() names the field
+ *         positive or image_max_side exceeds 2^20 (mo_last_error() names the field), or
+ *         when `size` is larger than this library's struct or too small for the first limit
  */
 MO_API int mo_limits_set(const mo_limits *l);
 

@@ -132,8 +132,13 @@ typedef struct mo_pipeline_settings {
                                (mo_pipeline_session_settings.threads) */
 } mo_pipeline_settings;
 
-/** @brief Fill @p s with the defaults. @param[out] s settings to fill */
-MO_API void mo_pipeline_default_settings(mo_pipeline_settings *s);
+/** @brief Fill @p s with the defaults. @param[out] s settings to fill
+ * @param size the caller's sizeof(mo_pipeline_settings) (the mo_pipeline_default_settings() macro passes
+ *        it): only the fields that fit are written, `size` included, so a program built
+ *        against older headers is not overrun */
+MO_API void mo_pipeline_default_settings_sized(mo_pipeline_settings *s, size_t size);
+/** mo_pipeline_default_settings_sized() with sizeof the caller's struct. */
+#define mo_pipeline_default_settings(s) mo_pipeline_default_settings_sized((s), sizeof(*(s)))
 
 /**
  * @brief Open a backbone and its heads.
@@ -196,8 +201,13 @@ typedef struct mo_pipeline_session_settings {
                         The results do not depend on it. */
 } mo_pipeline_session_settings;
 
-/** @brief Fill @p s with the defaults. @param[out] s settings to fill (NULL: nothing) */
-MO_API void mo_pipeline_session_default_settings(mo_pipeline_session_settings *s);
+/** @brief Fill @p s with the defaults. @param[out] s settings to fill (NULL: nothing)
+ * @param size the caller's sizeof(mo_pipeline_session_settings) (the mo_pipeline_session_default_settings() macro passes
+ *        it): only the fields that fit are written, `size` included, so a program built
+ *        against older headers is not overrun */
+MO_API void mo_pipeline_session_default_settings_sized(mo_pipeline_session_settings *s, size_t size);
+/** mo_pipeline_session_default_settings_sized() with sizeof the caller's struct. */
+#define mo_pipeline_session_default_settings(s) mo_pipeline_session_default_settings_sized((s), sizeof(*(s)))
 
 /**
  * @brief Open a per-thread session: backbone session, head workspace (the largest of the

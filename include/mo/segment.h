@@ -76,8 +76,13 @@ typedef struct mo_seg_settings {
                              mo_seg_get_info() as the stride to run the backbone at */
 } mo_seg_settings;
 
-/** @brief Fill @p s with the defaults. @param[out] s settings to fill (NULL: nothing) */
-MO_API void mo_seg_default_settings(mo_seg_settings *s);
+/** @brief Fill @p s with the defaults. @param[out] s settings to fill (NULL: nothing)
+ * @param size the caller's sizeof(mo_seg_settings) (the mo_seg_default_settings() macro passes
+ *        it): only the fields that fit are written, `size` included, so a program built
+ *        against older headers is not overrun */
+MO_API void mo_seg_default_settings_sized(mo_seg_settings *s, size_t size);
+/** mo_seg_default_settings_sized() with sizeof the caller's struct. */
+#define mo_seg_default_settings(s) mo_seg_default_settings_sized((s), sizeof(*(s)))
 
 /**
  * @brief Load a DeepLabV3 head from @p f and check that it fits @p bb.
@@ -114,9 +119,14 @@ MO_API void mo_seg_close(mo_seg **seg);
  * @brief Describe the head.
  * @param seg the head
  * @param[out] info receives the description
+ * @param size the caller's sizeof(mo_seg_info) (the mo_seg_get_info() macro passes it):
+ *        only the fields that fit are written, so a program built against older headers is
+ *        not overrun
  * @return MO_OK or MO_EINVAL (NULL argument)
  */
-MO_API int mo_seg_get_info(const mo_seg *seg, mo_seg_info *info);
+MO_API int mo_seg_get_info_sized(const mo_seg *seg, mo_seg_info *info, size_t size);
+/** mo_seg_get_info_sized() with sizeof the caller's struct. */
+#define mo_seg_get_info(seg, info) mo_seg_get_info_sized((seg), (info), sizeof(*(info)))
 
 /** @brief Name of class @p i (from the seg.classes metadata).
  *  @param seg the head @param i class index

@@ -61,7 +61,7 @@ static void test_ssdlite320(void **state)
 static void test_custom(void **state)
 {
     (void)state;
-    mo_anchor_config c = { 0 };
+    mo_anchor_config c = {.size = sizeof(c)};
     c.num_levels = 2;
     c.num_ratios[0] = 1;
     c.ratios[0][0] = 1.5;
@@ -108,7 +108,7 @@ static void test_custom(void **state)
 static void test_one_level(void **state)
 {
     (void)state;
-    mo_anchor_config c = { 0 };
+    mo_anchor_config c = {.size = sizeof(c)};
     c.num_levels = 1;
     c.num_ratios[0] = 1;
     c.ratios[0][0] = 2;

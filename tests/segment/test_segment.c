@@ -548,6 +548,13 @@ static void check_head(const head_spec *hs, int h, int w, int os)
     for (int i = 0; i < hs->nr; i++)
         assert_int_equal(info.rates[i], hs->rates[i]);
     assert_int_equal(info.output_stride, 16);
+    /* a caller built against older headers (the struct up to num_classes) is not overrun */
+    unsigned char old[sizeof(mo_seg_info) + 8];
+    memset(old, 0xA5, sizeof(old));
+    assert_int_equal(mo_seg_get_info_sized(seg, (mo_seg_info *)(void *)old, sizeof(int)), MO_OK);
+    assert_memory_equal(old, &info.num_classes, sizeof(int));
+    for (size_t i = sizeof(int); i < sizeof(old); i++)
+        assert_int_equal(old[i], 0xA5);
     char last[16];
     MG_FMT(last, "c%d", hs->k - 1);
     assert_string_equal(mo_seg_class_name(seg, hs->k - 1), last);
@@ -787,7 +794,7 @@ static void test_bad_runs(void **state)
     k0.c = 0;
     assert_int_equal(mo_seg_upsample_argmax(&k0, 4, 4, lab, 4, NULL), MO_EINVAL);
     assert_int_equal(mo_seg_run(seg, s, &feats, 4, 4, lab, 4, NULL), MO_OK);
-    assert_int_equal(mo_seg_get_info(seg, NULL), MO_EINVAL);
+    assert_int_equal(mo_seg_get_info_sized(seg, NULL, sizeof(mo_seg_info)), MO_EINVAL);
     free(img);
     mo_session_close(&s);
     mo_seg_close(&seg);

@@ -29,4 +29,15 @@ MO_API int mo_settings_take(void *dst, size_t lib_size, const void *src, const s
     mo_settings_take((dst), sizeof(*(dst)), (src), (ends),                                \
                      (int)(sizeof(ends) / sizeof((ends)[0])), (fn), (type))
 
+/*
+ * Write the library's struct @p def (lib_size bytes, starting with `size_t size`) into the
+ * caller's struct of @p size bytes: the bytes both have, zeros past lib_size (a caller built
+ * against newer headers; its open then fails on the size) and `size` = @p size. Nothing is
+ * written when @p dst is NULL or @p size cannot even hold `size`.
+ */
+MO_API void mo_settings_fill(void *dst, size_t size, const void *def, size_t lib_size);
+
+/* mo_settings_fill() from a struct of the library's own type. */
+#define MO_SETTINGS_FILL(dst, size, def) mo_settings_fill((dst), (size), (def), sizeof(*(def)))
+
 #endif
