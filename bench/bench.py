@@ -619,6 +619,9 @@ def time_rows(rows, args, threads):
                 continue
             ct = {r.key: [] for r in g if r.check_ok}
             ot, c_rss, o_rss, o_base, same = [], {}, [], [], {r.key: True for r in g}
+            # per-round medians: the paired ratio compares each round's C with the ORT run
+            # next to it, so a load change between rounds moves both sides
+            c_rounds, o_rounds = {r.key: [] for r in g}, []
             for rnd in range(args.rounds):
                 steps = [("c", r) for r in g if r.check_ok]
                 if lead.ort:
@@ -628,6 +631,7 @@ def time_rows(rows, args, threads):
                     if kind == "c":
                         res = r.c(t, args.runs, args.warmup, prefix(r.key + ".t"))
                         ct[r.key] += res["times_ms"]
+                        c_rounds[r.key].append(float(np.median(res["times_ms"])))
                         c_rss[r.key] = max(c_rss.get(r.key, 0), res["max_rss_kb"])
                         r.results.setdefault(t, {})["mflop"] = res["mflop"]
                         r.results[t]["mflop_dense"] = res.get("mflop_dense", res["mflop"])
@@ -640,6 +644,7 @@ def time_rows(rows, args, threads):
                     else:
                         res = r.ort(t, args.runs, args.warmup, prefix(r.key + ".ort_t"))
                         ot += res["times_ms"]
+                        o_rounds.append(float(np.median(res["times_ms"])))
                         o_rss.append(res["max_rss_kb"])
                         o_base.append(res["base_rss_kb"])
             for r in g:
@@ -652,6 +657,9 @@ def time_rows(rows, args, threads):
                 if ot:
                     res.update(o_min=min(ot), o_med=float(np.median(ot)), o_rss_kb=max(o_rss),
                                o_base_rss_kb=max(o_base), o_times=ot)
+                    n = min(len(c_rounds[r.key]), len(o_rounds))
+                    res["paired"] = float(np.median([c_rounds[r.key][i] / o_rounds[i]
+                                                     for i in range(n)]))
                 log("%s, %d thread(s): C %.2f / %.2f ms%s" % (
                     r.key, t, res["c_min"], res["c_med"],
                     ", ORT %.2f / %.2f ms" % (res["o_min"], res["o_med"]) if ot else ""))
@@ -687,14 +695,14 @@ def report(rows, args, threads, peak, meta):
              args.rounds, args.runs, args.warmup,
              " (C reference kernels)" if args.c_kernels else ""))
     print()
-    print("| row | thr | C ms min / med | ORT ms min / med | C/ORT | MFLOP | C GFLOP/s "
-          "(% peak) | ORT GFLOP/s (% peak) | RSS MB C / ORT |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| row | thr | C ms min / med | ORT ms min / med | C/ORT | paired C/ORT | MFLOP | "
+          "C GFLOP/s (% peak) | ORT GFLOP/s (% peak) | RSS MB C / ORT |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         for t in threads:
             res = r.results.get(t)
             if not r.check_ok:
-                print("| %s | %d | not timed: outputs disagree | | | | | | |" % (r.key, t))
+                print("| %s | %d | not timed: outputs disagree | | | | | | | |" % (r.key, t))
                 continue
             if not res or "c_med" not in res:
                 continue
@@ -710,14 +718,15 @@ def report(rows, args, threads, peak, meta):
             if o and "o_med" in ores:
                 o_cell = "%.2f / %.2f" % (ores["o_min"], ores["o_med"])
                 ratio = "%.2f" % (res["c_med"] / ores["o_med"])
+                paired = "%.2f" % res["paired"] if "paired" in res else "n/a"
                 o_gf = gf(ores["o_med"])
                 rss = "%.0f / %.0f" % (res["c_rss_kb"] / 1024, ores["o_rss_kb"] / 1024)
             else:
-                o_cell, ratio, o_gf = "n/a", "n/a", "n/a"
+                o_cell, ratio, o_gf, paired = "n/a", "n/a", "n/a", "n/a"
                 rss = "%.0f / n/a" % (res["c_rss_kb"] / 1024)
             flag = "" if res["c_same_as_1_thread"] else " (C outputs differ from 1 thread!)"
-            print("| %s | %d | %s | %s | %s%s | %.0f | %s | %s | %s |"
-                  % (r.key, t, c_cell, o_cell, ratio, " (raw)" if r.ort_from else "", mf,
+            print("| %s | %d | %s | %s | %s%s | %s | %.0f | %s | %s | %s |"
+                  % (r.key, t, c_cell, o_cell, ratio, " (raw)" if r.ort_from else "", paired, mf,
                      gf(res["c_med"]), o_gf, rss, ) + flag)
     print()
     print("Rows:")
@@ -736,10 +745,19 @@ def report(rows, args, threads, peak, meta):
                 notes.append("%d thread(s), medians of the last round: convert %.1f, "
                              "preprocess %.1f, backbone passes %.1f, heads %.1f ms"
                              % (t, sp["convert"], sp["preprocess"], sp["backbone"], sp["heads"]))
+        if "c_med" in r.results.get(1, {}) and "c_med" in r.results.get(2, {}):
+            a, b = r.results[1], r.results[2]
+            su = "1 -> 2 threads: C %.2fx (by medians), %.2fx (by minima)" % (
+                a["c_med"] / b["c_med"], a["c_min"] / b["c_min"])
+            oa, ob = src.results.get(1, {}), src.results.get(2, {})
+            if "o_med" in oa and "o_med" in ob:
+                su += ", ORT %.2fx" % (oa["o_med"] / ob["o_med"])
+            notes.append(su)
         print("- %s: %s. %s%s" % (r.key, r.title, "; ".join(notes),
                                   "" if r.check_ok else " -> NOT TIMED (outputs disagree)"))
     print()
-    print("C/ORT: ratio of the medians (< 1: the SDK is faster). MFLOP: the SDK's analytic "
+    print("C/ORT: ratio of the medians (< 1: the SDK is faster); paired C/ORT: the median over "
+          "rounds of each round's C median over the ORT median of the same round. MFLOP: the SDK's analytic "
           "count (mo_session_profile; the segmentation head counts only the dilated taps that "
           "read the image, so ORT executes more than this: see the dense count in the notes), "
           "used for both engines' GFLOP/s. RSS: peak resident set of each process%s."
