@@ -244,6 +244,13 @@ MO_API int mo_tensor_resize_bilinear(const mo_tensor *src, mo_tensor *dst)
 MO_API int mo_preprocess_resize(const mo_image *img, const float mean[3], const float std[3],
                                 mo_tensor *out)
 {
+    validate_input_or_ret(out != NULL, MO_EINVAL);
+    return mo_preprocess_resize_rows(img, mean, std, out, 0, out->h);
+}
+
+MO_API int mo_preprocess_resize_rows(const mo_image *img, const float mean[3],
+                                     const float std[3], mo_tensor *out, int y0, int y1)
+{
     validate_input_or_ret(out != NULL && out->data != NULL, MO_EINVAL);
     if (!img || !img->data || img->w < 1 || img->h < 1)
         return mo_fail(MO_EINVAL, "mo_preprocess_resize: empty or NULL image");
@@ -254,13 +261,16 @@ MO_API int mo_preprocess_resize(const mo_image *img, const float mean[3], const 
     if (stride < (ptrdiff_t)out->w * 3)
         return mo_fail(MO_EINVAL, "mo_preprocess_resize: row_stride %td < %d", stride,
                        out->w * 3);
+    if (y0 < 0 || y1 > out->h || y0 > y1)
+        return mo_fail(MO_EINVAL, "mo_preprocess_resize_rows: rows %d..%d outside 0..%d", y0,
+                       y1, out->h);
     float lut[3][256];
     int err = mo_io_norm_lut(lut, mean, std);
     if (err)
         return err;
     out->c = 3;
     out->row_stride = stride;
-    for (int y = 0; y < out->h; y++) {
+    for (int y = y0; y < y1; y++) {
         const mo_ops_lin ty = mo_ops_lin_at(y, img->h, out->h);
         const uint8_t *r0 = img->data + (size_t)ty.i0 * img->w * 3;
         const uint8_t *r1 = img->data + (size_t)ty.i1 * img->w * 3;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "mo_internal/errors.h"
+#include "pipeline_internal.h"
 
 enum { CY = 1220542, CVR = 1673527, CVG = -852492, CUG = -409993, CUB = 2116026 };
 
@@ -16,7 +17,7 @@ static inline uint8_t clamp8(int v)
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-static int frame_check(const mo_frame *f, ptrdiff_t rgb_stride, const char *fn)
+int mo_frame_check(const mo_frame *f, ptrdiff_t rgb_stride, const char *fn)
 {
     validate_input_or_ret(f, MO_EINVAL);
     if (f->width < 1 || f->height < 1 || f->width > MO_MAX_INPUT_SIDE ||
@@ -48,10 +49,16 @@ static int frame_check(const mo_frame *f, ptrdiff_t rgb_stride, const char *fn)
 int mo_frame_to_rgb(const mo_frame *f, uint8_t *rgb, ptrdiff_t rgb_stride)
 {
     validate_input_or_ret(rgb, MO_EINVAL);
-    int r = frame_check(f, rgb_stride, "mo_frame_to_rgb");
+    int r = mo_frame_check(f, rgb_stride, "mo_frame_to_rgb");
     if (r)
         return r;
-    const int w = f->width, h = f->height;
+    mo_frame_rgb_rows(f, rgb, rgb_stride, 0, f->height);
+    return MO_OK;
+}
+
+void mo_frame_rgb_rows(const mo_frame *f, uint8_t *rgb, ptrdiff_t rgb_stride, int y0, int y1)
+{
+    const int w = f->width;
     if (f->format == MO_FRAME_NV12 || f->format == MO_FRAME_NV21 ||
         f->format == MO_FRAME_I420) {
         /* One loop for the three layouts: U and V are read at `step` bytes per chroma
@@ -61,7 +68,7 @@ int mo_frame_to_rgb(const mo_frame *f, uint8_t *rgb, ptrdiff_t rgb_stride)
         const uint8_t *ub = f->data[1] + nv21, *vb = i420 ? f->data[2] : f->data[1] + !nv21;
         const ptrdiff_t us = f->stride[1], vs = i420 ? f->stride[2] : f->stride[1];
         const int step = i420 ? 1 : 2;
-        for (int y = 0; y < h; y++) {
+        for (int y = y0; y < y1; y++) {
             const uint8_t *yr = f->data[0] + (ptrdiff_t)y * f->stride[0];
             const uint8_t *ur = ub + (ptrdiff_t)(y / 2) * us, *vr = vb + (ptrdiff_t)(y / 2) * vs;
             uint8_t *o = rgb + (ptrdiff_t)y * rgb_stride;
@@ -74,11 +81,11 @@ int mo_frame_to_rgb(const mo_frame *f, uint8_t *rgb, ptrdiff_t rgb_stride)
                 o[3 * x + 2] = clamp8((c + CUB * d + (1 << 19)) >> 20);
             }
         }
-        return MO_OK;
+        return;
     }
     const int bpp = f->format == MO_FRAME_RGB || f->format == MO_FRAME_BGR ? 3 : 4;
     const int swap = f->format == MO_FRAME_BGR || f->format == MO_FRAME_BGRA;
-    for (int y = 0; y < h; y++) {
+    for (int y = y0; y < y1; y++) {
         const uint8_t *in = f->data[0] + (ptrdiff_t)y * f->stride[0];
         uint8_t *o = rgb + (ptrdiff_t)y * rgb_stride;
         for (int x = 0; x < w; x++, in += bpp) {
@@ -87,13 +94,12 @@ int mo_frame_to_rgb(const mo_frame *f, uint8_t *rgb, ptrdiff_t rgb_stride)
             o[3 * x + 2] = in[swap ? 0 : 2];
         }
     }
-    return MO_OK;
 }
 
 int mo_frame_to_image(const mo_frame *f, mo_image *out)
 {
     validate_input_or_ret(f && out, MO_EINVAL);
-    int r = frame_check(f, (ptrdiff_t)(f->width > 0 ? f->width : 0) * 3, "mo_frame_to_image");
+    int r = mo_frame_check(f, (ptrdiff_t)(f->width > 0 ? f->width : 0) * 3, "mo_frame_to_image");
     if (r)
         return r;
     if ((r = mo_image_alloc(out, f->width, f->height)))

@@ -453,6 +453,34 @@ static double now_ms(void)
 
 static int run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_result *out);
 
+/* Frame conversion and the shared resize in bands of rows on the session's threads: every
+ * row is computed alone, so the bytes do not depend on the split. */
+typedef struct {
+    const mo_frame *frame;
+    uint8_t *rgb;
+    const mo_image *img;
+    const float *mean, *std;
+    mo_tensor *t;
+    int rows;
+} band_job;
+
+static void convert_band(void *ctx, int i, int n)
+{
+    const band_job *j = ctx;
+    size_t b, e;
+    mo_share((size_t)j->rows, i, n, 1, &b, &e);
+    mo_frame_rgb_rows(j->frame, j->rgb, (ptrdiff_t)j->frame->width * 3, (int)b, (int)e);
+}
+
+static void resize_band(void *ctx, int i, int n)
+{
+    const band_job *j = ctx;
+    size_t b, e;
+    mo_share((size_t)j->rows, i, n, 1, &b, &e);
+    /* arguments checked by the caller's whole-tensor check: cannot fail here */
+    (void)mo_preprocess_resize_rows(j->img, j->mean, j->std, j->t, (int)b, (int)e);
+}
+
 /* The caller's result struct; one of older headers (a smaller size) gets the run into a
  * full one, then the fields it has copied back (the settings rule of common.h). */
 int mo_pipeline_run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_result *out)
@@ -515,9 +543,14 @@ static int run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_resul
         ps->rgb = b;
         ps->rgb_bytes = need;
     }
-    int r = in_place ? MO_OK : mo_frame_to_rgb(frame, ps->rgb, (ptrdiff_t)frame->width * 3);
+    int r = mo_frame_check(frame, (ptrdiff_t)frame->width * 3, "mo_pipeline_run");
     if (r)
         return r;
+    if (!in_place) {
+        band_job cj = {.frame = frame, .rgb = ps->rgb, .rows = frame->height};
+        /* ~10 operations a pixel, in multiply-add units for the pool's threshold */
+        mo_session_parallel(s, convert_band, &cj, (size_t)frame->height, 5.0 * need);
+    }
     const mo_image img = {.data = in_place ? (uint8_t *)frame->data[0] : ps->rgb,
                           .w = frame->width, .h = frame->height};
     double t1 = now_ms();
@@ -534,7 +567,14 @@ static int run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_resul
             t = (mo_tensor){.data = ps->own_in[pp->own]};
             r = hs->ops->prepare(hs->h, &img, p->mean, p->std, &t);
         } else {
-            r = mo_preprocess_resize(&img, p->mean, p->std, &t);
+            /* an empty band checks the arguments, then the bands fill the tensor */
+            r = mo_preprocess_resize_rows(&img, p->mean, p->std, &t, 0, 0);
+            if (!r) {
+                band_job rj = {.img = &img, .mean = p->mean, .std = p->std, .t = &t,
+                               .rows = t.h};
+                mo_session_parallel(s, resize_band, &rj, (size_t)t.h,
+                                    12.0 * (double)t.w * t.h * 3);
+            }
         }
         if (r)
             return r;

@@ -230,6 +230,21 @@ MO_API int mo_tensor_resize_bilinear(const mo_tensor *src, mo_tensor *dst);
 MO_API int mo_preprocess_resize(const mo_image *img, const float mean[3], const float std[3],
                                 mo_tensor *out);
 
+/**
+ * @brief mo_preprocess_resize() for output rows @p y0 .. @p y1 - 1 only, so that bands of
+ *        one tensor can be computed on several threads; each row gets exactly the values
+ *        of the whole-tensor call.
+ * @param img decoded image (any size)
+ * @param mean per-channel mean, or NULL for 0
+ * @param std per-channel standard deviation (non-zero), or NULL for 1
+ * @param[in,out] out as for mo_preprocess_resize(); only rows y0 .. y1 - 1 are written
+ * @param y0 first output row, 0 .. out->h
+ * @param y1 one past the last output row, y0 .. out->h
+ * @return MO_OK, MO_EINVAL (as mo_preprocess_resize(), or rows outside 0 .. out->h)
+ */
+MO_API int mo_preprocess_resize_rows(const mo_image *img, const float mean[3],
+                                     const float std[3], mo_tensor *out, int y0, int y1);
+
 #ifdef __cplusplus
 }
 #endif

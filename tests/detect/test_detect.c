@@ -738,6 +738,20 @@ static void test_preprocess(void **state)
         if (img.w == 1)
             for (int i = 0; i < 320 * 320 * 3; i++)
                 assert_true(fabsf(a[i] - a[i % 3]) < 1e-6f);
+        /* bands of rows (as the pipeline's threads compute them): the same bytes, and
+         * nothing outside each band is written */
+        for (int i = 0; i < 320 * 320 * 3; i++)
+            b[i] = -1e30f;
+        mo_tensor bt = { .data = b, .h = 320, .w = 320 };
+        const int cuts[] = { 0, 1, 77, 78, 200, 320 };
+        for (int c = 1; c < 6; c++) {
+            assert_int_equal(mo_preprocess_resize_rows(&img, mean, std, &bt, cuts[c - 1],
+                                                       cuts[c]), MO_OK);
+            for (int i = cuts[c] * 320 * 3; i < 320 * 320 * 3; i++)
+                if (b[i] != -1e30f)
+                    fail_msg("rows %d..%d wrote element %d", cuts[c - 1], cuts[c], i);
+        }
+        assert_memory_equal(a, b, sizeof(a));
         free(full);
         mo_image_free(&img);
     }
@@ -750,6 +764,10 @@ static void test_preprocess(void **state)
     t.w = 320;
     const float zero[3] = { 1, 0, 1 };
     assert_int_equal(mo_preprocess_resize(&img, mean, zero, &t), MO_EINVAL);
+    assert_int_equal(mo_preprocess_resize_rows(&img, mean, zero, &t, 0, 0), MO_EINVAL);
+    assert_int_equal(mo_preprocess_resize_rows(&img, mean, std, &t, 0, 321), MO_EINVAL);
+    assert_int_equal(mo_preprocess_resize_rows(&img, mean, std, &t, -1, 2), MO_EINVAL);
+    assert_int_equal(mo_preprocess_resize_rows(&img, mean, std, &t, 3, 2), MO_EINVAL);
     mo_image_free(&img);
 }
 
