@@ -130,7 +130,7 @@ log "ThreadSanitizer: one model and one pipeline shared by 8 threads (suite thre
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 [ -d build-tsan ] || meson setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
     -Dapps=false -Dgolden_tests=false
-ninja -C build-tsan tests/backbone/test_threads tests/pipeline/test_shared_threads
+ninja -C build-tsan tests/backbone/test_threads tests/pipeline/test_shared_threads tests/exec/test_exec
 meson test -C build-tsan --no-rebuild --print-errorlogs --num-processes 2 --suite threads
 no_skips build-tsan
 
