@@ -126,11 +126,12 @@ echo "AArch64 step: $(( $(date +%s) - arm_t0 )) s after the packages"
 
 log "ThreadSanitizer: one model and one pipeline shared by 8 threads (suite threads)"
 # GCC's TSan, only the thread tests: backbone sessions with worker threads (threads) and
-# the backbone, every head and the pipeline shared by 8 threads (threads-shared).
+# the backbone, every head and the pipeline shared by 8 threads (threads-shared), the op
+# executor's ops on 2 and 3 threads (exec-threads).
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 [ -d build-tsan ] || meson setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
     -Dapps=false -Dgolden_tests=false
-ninja -C build-tsan tests/backbone/test_threads tests/pipeline/test_shared_threads
+ninja -C build-tsan tests/backbone/test_threads tests/pipeline/test_shared_threads tests/exec/test_exec
 meson test -C build-tsan --no-rebuild --print-errorlogs --num-processes 2 --suite threads
 no_skips build-tsan
 

@@ -8,12 +8,10 @@
  * larger output stride.
  *
  * Threads (settings.threads > 1): the session owns a pool of threads - 1 workers, created
- * at open (mo_internal/pool.h). Each layer is cut into chunks of output rows (pixels, for the
- * pointwise GEMM; output channels for a pointwise layer of few pixels), CHUNKS_PER_THREAD
- * per thread, dealt so that every thread works on the same part of the image layer after
- * layer; the kernels compute any range with the same
- * operations per element (core/include/mo_internal/conv.h), so the result does not depend on the
- * number of threads. Squeeze-excite and the final pooling stay on the calling thread.
+ * at open (mo_internal/pool.h), and an executor (mo_internal/exec.h) that the backbone and
+ * every head run their ops on: each layer is one op, cut into chunks of output rows,
+ * pixels or weight panels by the op alone, so the result does not depend on the number
+ * of threads. Squeeze-excite and the final pooling run on the calling thread.
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* sched_getaffinity: the CPUs this process may use */
@@ -32,40 +30,13 @@
 #include "mo_internal/settings.h"
 #include "mo_internal/meta.h"
 #include "mo/limits.h"
+#include "mo_internal/exec.h"
 #include "mo_internal/pool.h"
 
 #if defined(__linux__)
 #include <sched.h>
 #endif
 #include <unistd.h>
-
-/* Layers below this many multiply-adds run on the calling thread alone: waking the
- * workers would cost more than it saves. */
-#define MIN_PARALLEL_MACS 200000.0
-/* Chunks per thread a layer is cut into: more than one, so that a thread the OS does not
- * run for a while delays the layer by one small chunk at most (mo_internal/pool.h).
- * Pointwise chunks keep at least PW_MIN_CHUNK pixels: each chunk streams the layer's
- * weights once. */
-#define CHUNKS_PER_THREAD 4
-#define PW_MIN_CHUNK 24
-/* With fewer than PW_CH_SPLIT_PIX pixels per thread, a pointwise layer is cut across its
- * output channels (ranges of weight panels) instead: each pixel chunk would stream the
- * whole weight matrix for a few pixels, a channel chunk streams only its panels (s4 at
- * 224x224, 7x7 px 896 -> 2048 with its 7.3 MB of weights: ~1.7 -> ~1.2 ms at 2 threads in
- * a model of the pool's schedule from per-chunk CPU times, cold weights). */
-#define PW_CH_SPLIT_PIX 64
-
-/* One layer of a run, as the threads see it. */
-typedef struct layer_job {
-    const mo_conv_dsp *dsp;
-    const mo_module *m;
-    float *dst;
-    const float *src;
-    ptrdiff_t dst_stride, src_stride;
-    int ih, iw, oh, stride, dil, relu;
-    int pw_by_channels; /* pointwise: chunks are ranges of weight panels, not of pixels */
-    size_t npix;
-} layer_job;
 
 struct mo_session {
     const mo_backbone *bb;
@@ -77,12 +48,10 @@ struct mo_session {
     float *mem;
     void *workspace;                /* heads' scratch, see mo_session_workspace() */
     size_t workspace_bytes;
-    mo_pool *pool;                  /* NULL with one thread */
     int threads;
-    /* profile (mo_session_set_profile): records allocated by the first call that turns it
-     * on, filled by the runs; prof_on is the one branch a run pays when it is off */
-    int prof_on, prof_cap, prof_n, prof_dropped;
-    mo_op_profile *prof;
+    /* the pool (NULL with one thread) and the profile (mo_session_set_profile): records
+     * allocated by the first call that turns it on, filled by the runs */
+    mo_exec x;
 };
 
 /* Geometry of one module in a run: its input and output sizes, stride and dilation. */
@@ -283,7 +252,7 @@ int mo_session_open(mo_session **out, const mo_backbone *bb, const mo_session_se
         }
         ss->workspace_bytes = set.workspace_bytes;
     }
-    if (threads > 1 && mo_pool_create(&ss->pool, threads) != MO_OK) {
+    if (threads > 1 && mo_pool_create(&ss->x.pool, threads) != MO_OK) {
         mo_session_close(&ss);
         return mo_fail(MO_ENOMEM, "mo_session_open: could not start %d worker threads (out "
                                   "of memory or over the thread limit)", threads - 1);
@@ -301,8 +270,8 @@ void mo_session_close(mo_session **s)
 {
     if (!s || !*s)
         return;
-    mo_pool_destroy(&(*s)->pool);
-    free((*s)->prof);
+    mo_pool_destroy(&(*s)->x.pool);
+    free((*s)->x.prof);
     free((*s)->mem);
     free((*s)->workspace);
     free(*s);
@@ -327,226 +296,91 @@ int mo_session_threads(const mo_session *s)
 /* Records reserved for the heads' operations, beyond the backbone's own. */
 #define PROF_HEAD_OPS 256
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
 int mo_session_set_profile(mo_session *s, int on)
 {
     validate_input_or_ret(s, MO_EINVAL);
-    if (on && !s->prof) {
+    if (on && !s->x.prof) {
         int cap = 1 + PROF_HEAD_OPS; /* the final pooling */
         for (int i = 0; i < s->bb->nmod; i++)
             cap += 1 + (s->bb->mod[i].se_c > 0);
-        if (!(s->prof = calloc((size_t)cap, sizeof(*s->prof))))
+        if (!(s->x.prof = calloc((size_t)cap, sizeof(*s->x.prof))))
             return mo_fail(MO_ENOMEM, "mo_session_set_profile: out of memory");
-        s->prof_cap = cap;
+        s->x.prof_cap = cap;
     }
-    s->prof_on = !!on;
+    s->x.prof_on = !!on;
     return MO_OK;
 }
 
 int mo_session_profile(const mo_session *s, const mo_op_profile **ops, int *n, int *dropped)
 {
     validate_input_or_ret(s && ops && n, MO_EINVAL);
-    *ops = s->prof_n ? s->prof : NULL;
-    *n = s->prof_n;
+    *ops = s->x.prof_n ? s->x.prof : NULL;
+    *n = s->x.prof_n;
     if (dropped)
-        *dropped = s->prof_dropped;
+        *dropped = s->x.prof_dropped;
     return MO_OK;
 }
 
 void mo_session_profile_reset(mo_session *s)
 {
     if (s)
-        s->prof_n = s->prof_dropped = 0;
+        s->x.prof_n = s->x.prof_dropped = 0;
+}
+
+struct mo_exec *mo_session_exec(mo_session *s)
+{
+    return s ? &s->x : NULL;
 }
 
 double mo_prof_begin(const mo_session *s)
 {
-    return s && s->prof_on ? now_ms() : 0.0;
-}
-
-static void prof_vadd(mo_session *s, double t0, const char *model, const char *kind, int h,
-                      int w, int c, double flops, const char *fmt, va_list ap)
-{
-    const double t1 = now_ms();
-    if (s->prof_n >= s->prof_cap) {
-        s->prof_dropped++;
-        return;
-    }
-    mo_op_profile *r = &s->prof[s->prof_n++];
-    snprintf(r->model, sizeof(r->model), "%s", model);
-    snprintf(r->kind, sizeof(r->kind), "%s", kind);
-    vsnprintf(r->name, sizeof(r->name), fmt, ap);
-    r->h = h;
-    r->w = w;
-    r->c = c;
-    r->flops = flops;
-    r->ms = t1 > t0 ? t1 - t0 : 0.0;
+    return s ? mo_exec_prof_begin(&s->x) : 0.0;
 }
 
 void mo_prof_end(mo_session *s, double t0, const char *model, const char *kind, int h, int w,
                  int c, double flops, const char *name_fmt, ...)
 {
-    if (!s || !s->prof_on || !t0)
+    if (!s || !s->x.prof_on || !t0)
         return;
+    char name[sizeof(((mo_op_profile *)0)->name)];
     va_list ap;
     va_start(ap, name_fmt);
-    prof_vadd(s, t0, model, kind, h, w, c, flops, name_fmt, ap);
+    vsnprintf(name, sizeof(name), name_fmt, ap);
     va_end(ap);
+    mo_exec_prof_end(&s->x, t0, model, kind, h, w, c, flops, "%s", name);
 }
 
-/* Share i of n of [0, total), boundaries on multiples of align (except at total). */
-static void share(size_t total, int i, int n, size_t align, size_t *b, size_t *e)
-{
-    size_t lo = total * (size_t)i / (size_t)n, hi = total * (size_t)(i + 1) / (size_t)n;
-    lo = i == 0 ? 0 : (lo + align / 2) / align * align;
-    hi = i == n - 1 ? total : (hi + align / 2) / align * align;
-    *b = lo < total ? lo : total;
-    *e = hi < total ? hi : total;
-    if (*e < *b)
-        *e = *b;
-}
-
-void mo_share(size_t total, int i, int n, size_t align, size_t *b, size_t *e)
-{
-    share(total, i, n, align ? align : 1, b, e);
-}
-
-void mo_session_parallel(mo_session *s, void (*fn)(void *ctx, int i, int n), void *ctx,
-                         size_t units, double macs)
-{
-    if (!s || !s->pool || macs < MIN_PARALLEL_MACS || units < 2) {
-        fn(ctx, 0, 1);
-        return;
-    }
-    const size_t most = (size_t)s->threads * CHUNKS_PER_THREAD;
-    mo_pool_run(s->pool, fn, ctx, (int)(units < most ? units : most));
-}
-
-/*
- * Output channels [c0, c1) of a pointwise layer for every pixel (c0 a multiple of
- * MO_PW_NR): the bias written into dst, the accumulating kernel on those weight panels,
- * then the activation. The accumulating kernel gives each element the operations of the
- * plain one with the old dst value as the bias (mo_internal/conv.h), and the activation
- * is the same max / min on the same float, so these are the bits of the whole layer.
- */
-static void pw_channels(const layer_job *j, int c0, int c1)
-{
-    const mo_module *m = j->m;
-    const size_t cout = (size_t)m->cout, nc = (size_t)(c1 - c0);
-    float *dst = j->dst + c0;
-    for (size_t p = 0; p < j->npix; p++)
-        memcpy(dst + p * cout, m->bias + c0, nc * sizeof(float));
-    j->dsp->pw_acc(dst, (ptrdiff_t)cout, j->src, m->cin, j->npix, m->cin, c1 - c0,
-                   m->weight + (size_t)c0 * m->cin);
-    if (j->relu == MO_ACT_NONE)
-        return;
-    for (size_t p = 0; p < j->npix; p++) {
-        float *x = dst + p * cout;
-        for (size_t c = 0; c < nc; c++) {
-            float v = x[c] > 0.0f ? x[c] : 0.0f;
-            if (j->relu == MO_ACT_RELU6)
-                v = v < 6.0f ? v : 6.0f;
-            x[c] = v;
-        }
-    }
-}
-
-/* Share i of n of one layer (the whole layer when n == 1). */
-static void layer_share(void *ctx, int i, int n)
-{
-    const layer_job *j = ctx;
-    const mo_module *m = j->m;
-    size_t b, e;
-    switch (m->type) {
-    case MO_MOD_STEM:
-        share((size_t)j->oh, i, n, 1, &b, &e);
-        if (e > b)
-            j->dsp->stem3x3(j->dst, j->dst_stride, j->src, j->src_stride, j->ih, j->iw, m->cout,
-                            m->weight, m->bias, j->relu, (int)b, (int)e);
-        break;
-    case MO_MOD_DW:
-        share((size_t)j->oh, i, n, 1, &b, &e);
-        if (e > b)
-            j->dsp->dw3x3(j->dst, j->dst_stride, j->src, j->src_stride, j->ih, j->iw, m->cout,
-                          j->stride, j->dil, m->weight, m->bias, j->relu, (int)b, (int)e);
-        break;
-    default:
-        if (j->pw_by_channels) {
-            share((size_t)(m->cout + MO_PW_NR - 1) / MO_PW_NR, i, n, 1, &b, &e);
-            if (e > b)
-                pw_channels(j, (int)b * MO_PW_NR,
-                            (int)e * MO_PW_NR < m->cout ? (int)e * MO_PW_NR : m->cout);
-            break;
-        }
-        /* pixel ranges on multiples of 12, whole register tiles of every kernel variant */
-        share(j->npix, i, n, 12, &b, &e);
-        if (e > b)
-            j->dsp->pw(j->dst + b * m->cout, j->src + b * m->cin, e - b, m->cin, m->cout,
-                       m->weight, m->bias, j->relu);
-        break;
-    }
-}
-
-/* Modules first_mod.. of the backbone on `cur` (h x w, `nominal` input pixels per pixel). */
+/* Modules first_mod.. of the backbone on `cur` (h x w, `nominal` input pixels per pixel):
+ * one op per module (and one for its squeeze-excite), then the pooling. */
 static void run_modules(mo_session *s, int first_mod, const float *cur, ptrdiff_t cur_stride,
                         int h, int w, int nominal, int output_stride, mo_features *out)
 {
     const mo_backbone *bb = s->bb;
-    const mo_conv_dsp *dsp = &bb->dsp;
     /* profile: a resumed run (mo_backbone_run_from) is named by its output stride */
     const char *model = !first_mod ? "backbone" : output_stride == 8 ? "backbone/8" :
                         output_stride == 16 ? "backbone/16" : "backbone/32";
+    static const int kinds[] = {[MO_MOD_STEM] = MO_EXEC_STEM3X3, [MO_MOD_DW] = MO_EXEC_DW3X3,
+                                [MO_MOD_PW] = MO_EXEC_PW};
 
     for (int i = first_mod; i < bb->nmod; i++) {
         const mo_module *m = &bb->mod[i];
         const mod_geom g = module_geom(m, h, w, output_stride);
         const int last = m->stage > 0 && i == bb->stage_end[m->stage] - 1;
         float *dst = last ? s->level[m->stage - 1] : cur == s->buf[0] ? s->buf[1] : s->buf[0];
-        const ptrdiff_t dst_stride = (ptrdiff_t)g.ow * m->cout;
-        const size_t npix = (size_t)g.oh * g.ow;
-        const int relu = !m->se_c; /* with SE, the ReLU comes after it */
-
-        layer_job job = {.dsp = dsp, .m = m, .dst = dst, .src = cur, .dst_stride = dst_stride,
-                         .src_stride = cur_stride, .ih = h, .iw = w, .oh = g.oh,
-                         .stride = g.stride, .dil = g.dil, .relu = relu, .npix = npix};
-        const double macs = (double)npix * m->cout *
-                            (m->type == MO_MOD_PW ? m->cin : m->type == MO_MOD_DW ? 9 : 27);
-        const double t0 = s->prof_on ? now_ms() : 0.0;
-        if (s->pool && macs >= MIN_PARALLEL_MACS) {
-            const size_t nt = (size_t)s->threads;
-            size_t units = (size_t)g.oh;
-            if (m->type == MO_MOD_PW) {
-                const size_t panels = (size_t)(m->cout + MO_PW_NR - 1) / MO_PW_NR;
-                job.pw_by_channels = npix < nt * PW_CH_SPLIT_PIX && panels >= 2 * nt;
-                units = job.pw_by_channels ? panels : (npix + PW_MIN_CHUNK - 1) / PW_MIN_CHUNK;
-            }
-            const size_t most = nt * CHUNKS_PER_THREAD;
-            mo_pool_run(s->pool, layer_share, &job, (int)(units < most ? units : most));
-        } else
-            layer_share(&job, 0, 1);
         const int mi = m->stage ? i - bb->stage_end[m->stage - 1] : 0;
-        if (t0)
-            mo_prof_end(s, t0, model, m->type == MO_MOD_STEM ? "conv3x3" :
-                        m->type == MO_MOD_DW ? "dw3x3" : "pw", g.oh, g.ow, m->cout, 2 * macs,
-                        m->stage ? "stage%d.%d.%s" : "stem", m->stage, mi,
-                        m->type == MO_MOD_DW ? "dw" : "pw");
-        if (m->se_c) {
-            const double t1 = s->prof_on ? now_ms() : 0.0;
-            dsp->se(dst, npix, m->cout, m->se_c, m->se_rw, m->se_rb, m->se_ew, m->se_eb,
-                    s->se_tmp);
-            /* mean (one add per element), two FC layers, scaling (one multiply each) */
-            if (t1)
-                mo_prof_end(s, t1, model, "se", g.oh, g.ow, m->cout,
-                            2.0 * npix * m->cout + 4.0 * m->cout * m->se_c, "stage%d.%d.se",
-                            m->stage, mi);
-        }
+        const char *name = !m->stage ? "stem" : m->type == MO_MOD_DW ? "stage%d.%d.dw" :
+                           "stage%d.%d.pw";
+        mo_exec_op ops[2] = {
+            {.kind = kinds[m->type], .dst = dst, .src = cur, .src_rs = cur_stride, .ih = h,
+             .iw = w, .cin = m->cin, .cout = m->cout, .stride = g.stride, .dil = g.dil,
+             .act = !m->se_c, /* with SE, the ReLU comes after it */
+             .w = m->weight, .b = m->bias, .name = name, .arg = {m->stage, mi}},
+            {.kind = MO_EXEC_SE, .dst = dst, .ih = g.oh, .iw = g.ow, .cout = m->cout,
+             .se_c = m->se_c, .se_w = {m->se_rw, m->se_rb, m->se_ew, m->se_eb},
+             .tmp = s->se_tmp, .name = "stage%d.%d.se", .arg = {m->stage, mi}}};
+        mo_exec_run(&s->x, &bb->dsp, model, ops, m->se_c ? 2 : 1);
         nominal *= g.stride; /* input pixels per output pixel, nominally */
+        const ptrdiff_t dst_stride = (ptrdiff_t)g.ow * m->cout;
         if (last) {
             const int l = m->stage - 1;
             out->level[l] = (mo_tensor){.data = dst, .h = g.oh, .w = g.ow, .c = m->cout,
@@ -559,11 +393,9 @@ static void run_modules(mo_session *s, int first_mod, const float *cur, ptrdiff_
         w = g.ow;
     }
     const mo_tensor *top = &out->level[MO_NUM_LEVELS - 1];
-    const double t0 = s->prof_on ? now_ms() : 0.0;
-    dsp->gap(s->pooled, top->data, (size_t)top->h * top->w, top->c);
-    if (t0)
-        mo_prof_end(s, t0, model, "gap", 1, 1, top->c, (double)top->h * top->w * top->c,
-                    "gap");
+    const mo_exec_op gap = {.kind = MO_EXEC_GAP, .dst = s->pooled, .src = top->data,
+                            .ih = top->h, .iw = top->w, .cout = top->c, .name = "gap"};
+    mo_exec_run(&s->x, &bb->dsp, model, &gap, 1);
     out->pooled = s->pooled;
 }
 
@@ -595,7 +427,7 @@ int mo_backbone_run(mo_session *s, const mo_tensor *input, int output_stride,
     int r = check_stride(s, output_stride, "mo_backbone_run");
     if (r)
         return r;
-    s->prof_n = s->prof_dropped = 0; /* a new profile list per frame */
+    s->x.prof_n = s->x.prof_dropped = 0; /* a new profile list per frame */
     run_modules(s, 0, input->data, input->row_stride, input->h, input->w, 1, output_stride,
                 out);
     return MO_OK;

@@ -116,6 +116,30 @@ decl_softmax_fn(mo_softmax_c)
     }
 }
 
+/* ------------------------------------------------------------------- mean */
+
+decl_mean_fn(mo_mean_c)
+{
+    const double npix = (double)h * (double)w;
+    /* blocks of channels, pixels in order within each: each channel's sum is the same
+     * sequence of additions, reading rows of the map rather than one float per row */
+    enum { CB = 64 };
+    double acc[CB];
+    for (int ch = c0; ch < c1; ch += CB) {
+        const int nc = c1 - ch < CB ? c1 - ch : CB;
+        for (int i = 0; i < nc; i++)
+            acc[i] = 0.0;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                const float *r = src + (ptrdiff_t)y * src_stride + (ptrdiff_t)x * c + ch;
+                for (int i = 0; i < nc; i++)
+                    acc[i] += r[i];
+            }
+        for (int i = 0; i < nc; i++)
+            dst[ch + i] = (float)(acc[i] / npix);
+    }
+}
+
 /* --------------------------------------------------------------- dispatch */
 
 void mo_ops_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags)
@@ -124,6 +148,7 @@ void mo_ops_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags)
     dsp->upsample = mo_upsample_c;
     dsp->upsample_argmax = mo_upsample_argmax_c;
     dsp->softmax = mo_softmax_c;
+    dsp->mean = mo_mean_c;
     (void)cpu_flags;
 #if defined(MO_HAVE_AVX2)
     if (!(cpu_flags & MO_CPU_AVX2))

@@ -8,6 +8,7 @@
 #include "mo_internal/backbone.h"
 #include "mo_internal/conv.h"
 #include "mo_internal/errors.h"
+#include "mo_internal/exec.h"
 #include "mo_internal/loader.h"
 #include "mo_internal/settings.h"
 #include "mo/classify.h"
@@ -146,38 +147,16 @@ int mo_cls_logits(const mo_cls *c, const mo_features *f, float *logits)
     return MO_OK;
 }
 
-/* Classes [b, e) of chunk i of n: rows of the GEMV are independent, so any split gives the
- * bits of one call. */
-typedef struct cls_job {
-    const mo_cls *c;
-    const float *x;
-    float *y;
-} cls_job;
-
-static void cls_share(void *ctx, int i, int n)
-{
-    const cls_job *j = ctx;
-    size_t b, e;
-    mo_share((size_t)j->c->k, i, n, 16, &b, &e);
-    if (e > b)
-        j->c->dsp.gemv(j->y + b, j->c->weight + b * (size_t)j->c->c, j->c->bias + b, j->x,
-                       (int)(e - b), j->c->c, MO_ACT_NONE);
-}
-
 int mo_cls_run(const mo_cls *c, mo_session *s, const mo_features *f, float *logits)
 {
-    const double t0 = mo_prof_begin(s);
     validate_input_or_ret(c && f && f->pooled && logits, MO_EINVAL);
-    int ret = MO_OK;
-    if (f->level[MO_NUM_LEVELS - 1].c != c->c) {
-        ret = mo_cls_logits(c, f, logits); /* the error */
-    } else { /* classes over the session's pool (a 1000 x 1024 layer: 4 MB of weights) */
-        cls_job job = {c, f->pooled, logits};
-        mo_session_parallel(s, cls_share, &job, (size_t)c->k, (double)c->k * c->c);
-    }
-    if (t0 && !ret)
-        mo_prof_end(s, t0, "cls", "gemv", 1, 1, c->k, 2.0 * c->k * c->c + c->k, "cls.fc");
-    return ret;
+    if (f->level[MO_NUM_LEVELS - 1].c != c->c)
+        return mo_cls_logits(c, f, logits); /* the error */
+    /* one GEMV op: classes over the session's pool (a 1000 x 1024 layer: 4 MB of weights) */
+    const mo_exec_op fc = {.kind = MO_EXEC_GEMV, .dst = logits, .src = f->pooled, .cin = c->c,
+                           .cout = c->k, .w = c->weight, .b = c->bias, .name = "cls.fc"};
+    mo_exec_run(mo_session_exec(s), &c->dsp, "cls", &fc, 1);
+    return MO_OK;
 }
 
 void mo_softmax(float *x, int n)

@@ -21,6 +21,7 @@
 #include "mo_internal/backbone.h"
 #include "mo_internal/conv.h"
 #include "mo_internal/errors.h"
+#include "mo_internal/exec.h"
 #include "mo_internal/settings.h"
 #include "mo_internal/loader.h"
 #include "mo_internal/meta.h"
@@ -524,55 +525,15 @@ static int workspace(const mo_det *d, mo_session *s, ws_layout *L, char **base, 
 
 /* ------------------------------------------------------------------ forward */
 
-/* One convolution of the head, as the session's threads see it: chunk i of n computes a
- * band of output rows; every element gets the same operations whatever the band, so the
- * outputs do not depend on the number of threads. */
-typedef struct conv_job {
-    const mo_det *d;
-    const det_conv *c;
-    const mo_tensor *src;
-    float *dst;
-    int oh, ow;
-} conv_job;
-
-static void conv_share(void *ctx, int i, int n)
+/* Conv c of the head from src into packed dst, as an op of the executor (mo_internal/exec.h:
+ * split over the session's pool, recorded in its profile as `name` with index i). */
+static mo_exec_op conv_op(const det_conv *c, const mo_tensor *src, float *dst, const char *name,
+                          int i)
 {
-    const conv_job *j = ctx;
-    const det_conv *c = j->c;
-    const mo_tensor *src = j->src;
-    size_t b, e;
-    mo_share((size_t)j->oh, i, n, 1, &b, &e);
-    if (e <= b)
-        return;
-    const int y0 = (int)b, y1 = (int)e;
-    if (c->depthwise) {
-        j->d->dsp.dw3x3(j->dst, (ptrdiff_t)j->ow * c->cout, src->data, src->row_stride, src->h,
-                        src->w, c->cout, c->stride, 1, c->w, c->b, c->act, y0, y1);
-    } else if (src->row_stride == (ptrdiff_t)src->w * src->c) {
-        const size_t p0 = (size_t)y0 * (size_t)src->w;
-        j->d->dsp.pw(j->dst + p0 * (size_t)c->cout, src->data + p0 * (size_t)c->cin,
-                     (size_t)(y1 - y0) * (size_t)src->w, c->cin, c->cout, c->w, c->b, c->act);
-    } else {
-        for (int y = y0; y < y1; y++)
-            j->d->dsp.pw(j->dst + (size_t)y * src->w * c->cout, src->data + y * src->row_stride,
-                         (size_t)src->w, c->cin, c->cout, c->w, c->b, c->act);
-    }
-}
-
-/* `name` and `i` name the conv in the session's profile (mo_session_set_profile). Output
- * rows are split over the session's pool. */
-static void run_conv(const mo_det *d, mo_session *s, const char *name, int i, const det_conv *c,
-                     const mo_tensor *src, float *dst)
-{
-    const double t0 = mo_prof_begin(s);
-    const int oh = c->depthwise ? MO_CONV_OUT(src->h, c->stride) : src->h;
-    const int ow = c->depthwise ? MO_CONV_OUT(src->w, c->stride) : src->w;
-    const double macs = (double)oh * ow * c->cout * (c->depthwise ? 9 : c->cin);
-    conv_job job = {d, c, src, dst, oh, ow};
-    mo_session_parallel(s, conv_share, &job, (size_t)oh, macs);
-    if (t0)
-        mo_prof_end(s, t0, "det", c->depthwise ? "dw3x3" : "pw", oh, ow, c->cout, 2 * macs,
-                    name, i);
+    return (mo_exec_op){.kind = c->depthwise ? MO_EXEC_DW3X3 : MO_EXEC_PW, .dst = dst,
+                        .src = src->data, .src_rs = src->row_stride, .ih = src->h, .iw = src->w,
+                        .cin = c->cin, .cout = c->cout, .stride = c->stride, .act = c->act,
+                        .w = c->w, .b = c->b, .name = name, .arg = {i}};
 }
 
 static mo_tensor view(float *data, int h, int w, int c)
@@ -605,16 +566,18 @@ MO_API int mo_det_run_raw(const mo_det *d, mo_session *s, const mo_features *f,
         maps[t] = *m;
     }
     float *mid = (float *)(ws + L.mid), *dwb = (float *)(ws + L.dwb);
+    mo_exec_op ops[3 * MAX_EXTRAS + 4 * MO_DET_MAX_LEVELS];
+    int n = 0;
     for (int i = 0; i < d->num_extras; i++) {
         const det_conv *c = d->extra[i].conv;
         const mo_tensor *in = &maps[NUM_TAPS + i - 1];
         const det_level *o = &d->level[NUM_TAPS + i];
-        run_conv(d, s, "det.extra%d.pw1", i, &c[0], in, mid);
         const mo_tensor m1 = view(mid, in->h, in->w, c[0].cout);
-        run_conv(d, s, "det.extra%d.dw", i, &c[1], &m1, dwb);
         const mo_tensor m2 = view(dwb, o->h, o->w, c[1].cout);
         float *e = (float *)(ws + L.extra[i]);
-        run_conv(d, s, "det.extra%d.pw2", i, &c[2], &m2, e);
+        ops[n++] = conv_op(&c[0], in, mid, "det.extra%d.pw1", i);
+        ops[n++] = conv_op(&c[1], &m1, dwb, "det.extra%d.dw", i);
+        ops[n++] = conv_op(&c[2], &m2, e, "det.extra%d.pw2", i);
         maps[NUM_TAPS + i] = view(e, o->h, o->w, c[2].cout);
     }
     float *logits = (float *)(ws + L.logits), *reg = (float *)(ws + L.reg);
@@ -622,12 +585,13 @@ MO_API int mo_det_run_raw(const mo_det *d, mo_session *s, const mo_features *f,
         const det_level *lv = &d->level[l];
         const mo_tensor t = view(dwb, lv->h, lv->w, lv->c);
         /* 1x1 output per pixel = a boxes x K (or 4) values: rows of the N x K output */
-        run_conv(d, s, "det.level%d.cls_dw", l, &lv->cls_dw, &maps[l], dwb);
-        run_conv(d, s, "det.level%d.cls_pw", l, &lv->cls_pw, &t,
-                 logits + (size_t)lv->first * d->k);
-        run_conv(d, s, "det.level%d.reg_dw", l, &lv->reg_dw, &maps[l], dwb);
-        run_conv(d, s, "det.level%d.reg_pw", l, &lv->reg_pw, &t, reg + (size_t)lv->first * 4);
+        ops[n++] = conv_op(&lv->cls_dw, &maps[l], dwb, "det.level%d.cls_dw", l);
+        ops[n++] = conv_op(&lv->cls_pw, &t, logits + (size_t)lv->first * d->k,
+                           "det.level%d.cls_pw", l);
+        ops[n++] = conv_op(&lv->reg_dw, &maps[l], dwb, "det.level%d.reg_dw", l);
+        ops[n++] = conv_op(&lv->reg_pw, &t, reg + (size_t)lv->first * 4, "det.level%d.reg_pw", l);
     }
+    mo_exec_run(mo_session_exec(s), &d->dsp, "det", ops, n);
     *out = (mo_det_raw){ .num_anchors = d->n, .num_classes = d->k, .logits = logits,
                          .regression = reg };
     return MO_OK;
@@ -635,24 +599,31 @@ MO_API int mo_det_run_raw(const mo_det *d, mo_session *s, const mo_features *f,
 
 /* ------------------------------------------------------------------ post-processing */
 
-/* Softmax of boxes [b, e) on the kernel table (::mo_softmax_fn, mo_internal/ops.h), written
- * class-major (probs[c * N + a]): every row alone, the same bits on every CPU, for any split. */
-typedef struct softmax_job {
+/* Softmax of every default box keeping only its best mcls classes (the others -INFINITY,
+ * below every threshold), class-major: one chunk (MO_EXEC_CALL, macs 0), as it shares the
+ * row scratch. */
+typedef struct topcls_job {
     const mo_conv_dsp *dsp;
     const float *logits;
-    float *probs;
-    int N, K;
-} softmax_job;
+    float *probs, *row;
+    int *order;
+    int N, K, mcls;
+} topcls_job;
 
-static void softmax_share(void *ctx, int i, int n)
+static void topcls_softmax(void *ctx, size_t b, size_t e)
 {
-    const softmax_job *j = ctx;
-    const size_t N = (size_t)j->N;
-    size_t b, e;
-    mo_share(N, i, n, 1, &b, &e);
-    if (e > b)
-        j->dsp->softmax(j->probs + b, 1, (ptrdiff_t)N, j->logits + b * (size_t)j->K, j->K, e - b,
-                        j->K);
+    const topcls_job *j = ctx;
+    const int K = j->K, N = j->N;
+    for (size_t a = b; a < e; a++) {
+        j->dsp->softmax(j->row, K, 1, j->logits + a * (size_t)K, K, 1, K);
+        for (int c = 0; c < K - 1; c++)
+            j->order[c] = c + 1;
+        mo_det_sort_desc(j->order, K - 1, j->row, j->mcls);
+        for (int i = j->mcls; i < K - 1; i++)
+            j->row[j->order[i]] = -INFINITY; /* fails every threshold */
+        for (int c = 0; c < K; c++)
+            j->probs[(size_t)c * N + a] = j->row[c];
+    }
 }
 
 MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logits,
@@ -687,33 +658,20 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
     float *cbox = (float *)(ws + L.cand_box), *cscore = (float *)(ws + L.cand_score);
     int *clabel = (int *)(ws + L.cand_label), *keep = (int *)(ws + L.keep);
 
-    /* softmax per default box, optionally only its best max_classes_per_box classes */
-    double t0 = mo_prof_begin(s);
+    /* softmax per default box (class-major: probs[c * N + a]), optionally only its best
+     * max_classes_per_box classes; exp, sum and scale per value counted (max, sort not) */
     const int mcls = set->max_classes_per_box;
-    if (!(mcls > 0 && mcls < K - 1)) { /* every class: boxes on the session's pool */
-        softmax_job job = {&d->dsp, logits, probs, N, K};
-        mo_session_parallel(s, softmax_share, &job, (size_t)N, 3.0 * N * K);
-    } else {
-        for (int a = 0; a < N; a++) {
-            d->dsp.softmax(row, K, 1, logits + (size_t)a * K, K, 1, K);
-            if (mcls > 0 && mcls < K - 1) {
-                for (int c = 0; c < K - 1; c++)
-                    order[c] = c + 1;
-                mo_det_sort_desc(order, K - 1, row, mcls);
-                for (int i = mcls; i < K - 1; i++)
-                    row[order[i]] = -INFINITY; /* fails every threshold */
-            }
-            for (int c = 0; c < K; c++)
-                probs[(size_t)c * N + a] = row[c];
-        }
-    }
-
-    /* exp, sum and scale per value (the max and the sort are not counted) */
-    if (t0)
-        mo_prof_end(s, t0, "det", "softmax", N, 1, K, 3.0 * N * K, "det.softmax");
+    topcls_job tj = {&d->dsp, logits, probs, row, order, N, K, mcls};
+    const mo_exec_op sm = mcls > 0 && mcls < K - 1 ?
+        (mo_exec_op){.kind = MO_EXEC_CALL, .fn = topcls_softmax, .ctx = &tj, .units = (size_t)N,
+                     .prof_kind = "softmax", .flops = 3.0 * N * K, .prof_h = N, .prof_w = 1,
+                     .prof_c = K, .name = "det.softmax"} :
+        (mo_exec_op){.kind = MO_EXEC_SOFTMAX, .dst = probs, .dst_rs = 1, .dst_cs = N,
+                     .src = logits, .ih = N, .cin = K, .name = "det.softmax"};
+    mo_exec_run(mo_session_exec(s), &d->dsp, "det", &sm, 1);
 
     /* decode every box and clip it to the network input, as torchvision */
-    t0 = mo_prof_begin(s);
+    double t0 = mo_prof_begin(s);
     mo_box_decode(regression, d->anchors, N, d->box_weights, d->box_clip, boxes);
     const float fw = (float)d->in_w, fh = (float)d->in_h;
     for (int a = 0; a < N; a++) {

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "mo_internal/backbone.h"
+#include "mo_internal/exec.h"
 
 static size_t up16(size_t n)
 {
@@ -62,199 +63,103 @@ seg_layout seg_workspace_layout(const mo_seg *seg, size_t npix)
     return l;
 }
 
-/* Every row of an m x n block (rows ld floats apart) set to bias. */
-static void fill_rows(float *dst, ptrdiff_t ld, size_t m, const float *bias, int n)
-{
-    for (size_t i = 0; i < m; i++)
-        memcpy(dst + (ptrdiff_t)i * ld, bias, (size_t)n * sizeof(float));
-}
-
-static void relu_rows(float *dst, ptrdiff_t ld, size_t m, int n)
-{
-    for (size_t i = 0; i < m; i++) {
-        float *restrict r = dst + (ptrdiff_t)i * ld;
-        for (int j = 0; j < n; j++)
-            r[j] = r[j] > 0.0f ? r[j] : 0.0f;
-    }
-}
-
-/* One layer of the head, as the threads see it: chunk i of n takes a band of feature rows
- * (channels, for the mean of the pooling branch). Every element gets the same operations
- * whatever the band, so the logits do not depend on the number of threads. */
-enum seg_op { OP_MEAN, OP_B0, OP_RATE, OP_RELU, OP_PROJ, OP_HEAD, OP_CLS };
-
-typedef struct seg_job {
+/* The unclipped dense 3x3 convs (clip = 0, the tests' path): rows [y0, y1) of dst (stride
+ * ldd floats per pixel) = bias, then one ::mo_pw_acc_fn product per tap over zero padding,
+ * then the activation; a MO_EXEC_CALL op of the executor. */
+typedef struct unclipped {
     const mo_seg *seg;
-    const mo_tensor *x;
-    float *cat, *proj, *logits, *pooled, *pbias;
-    const float *zeros;
-    ptrdiff_t ldcat;
-    int op, rate_i, clip, packed;
-} seg_job;
+    float *dst;
+    ptrdiff_t ldd, src_rs;
+    const float *src, *w, *b, *zeros;
+    int h, w_, cin, cout, rate, act;
+} unclipped;
 
-static void seg_share(void *ctx, int i, int n)
+static void unclipped_rows(void *ctx, size_t b, size_t e)
 {
-    const seg_job *j = ctx;
-    const mo_seg *seg = j->seg;
-    const mo_tensor *x = j->x;
-    const int h = x->h, w = x->w, cin = seg->cin, a = seg->a;
-    mo_pw_acc_fn *const gemm = seg->dsp.pw_acc;
-    size_t b, e;
-    if (j->op == OP_MEAN) {
-        /* global mean (in double: P can be large), channels [b, e) */
-        mo_share((size_t)cin, i, n, 1, &b, &e);
-        const double npix = (double)h * (double)w;
-        /* blocks of channels, pixels in order within each: each channel's sum is the same
-         * sequence of additions, reading rows of the map rather than one float per row */
-        enum { CB = 64 };
-        double acc[CB];
-        for (int c0 = (int)b; c0 < (int)e; c0 += CB) {
-            const int nc = (int)e - c0 < CB ? (int)e - c0 : CB;
-            for (int c = 0; c < nc; c++)
-                acc[c] = 0.0;
-            for (int y = 0; y < h; y++)
-                for (int xx = 0; xx < w; xx++) {
-                    const float *r = x->data + (ptrdiff_t)y * x->row_stride +
-                                     (ptrdiff_t)xx * cin + c0;
-                    for (int c = 0; c < nc; c++)
-                        acc[c] += r[c];
-                }
-            for (int c = 0; c < nc; c++)
-                j->pooled[c0 + c] = (float)(acc[c] / npix);
-        }
-        return;
-    }
-    mo_share((size_t)h, i, n, 1, &b, &e);
-    const int y0 = (int)b, y1 = (int)e;
-    if (y1 <= y0)
-        return;
-    const size_t p0 = (size_t)y0 * (size_t)w, np = (size_t)(y1 - y0) * (size_t)w;
-    switch (j->op) {
-    case OP_B0: /* 1x1 branch */
-        fill_rows(j->cat + (ptrdiff_t)p0 * j->ldcat, j->ldcat, np, seg->b0_b, a);
-        if (j->packed)
-            gemm(j->cat + (ptrdiff_t)p0 * j->ldcat, j->ldcat,
-                 x->data + (ptrdiff_t)y0 * x->row_stride, cin, np, cin, a, seg->b0_w);
-        else
-            for (int y = y0; y < y1; y++)
-                gemm(j->cat + (ptrdiff_t)y * w * j->ldcat, j->ldcat,
-                     x->data + y * x->row_stride, cin, (size_t)w, cin, a, seg->b0_w);
-        break;
-    case OP_RATE: { /* dilated 3x3 branch rate_i, its bias; the ReLU is OP_RELU's */
-        float *dst = j->cat + (ptrdiff_t)(j->rate_i + 1) * a;
-        if (j->clip) {
-            seg->dsp.conv3x3(dst, (ptrdiff_t)w * j->ldcat, j->ldcat, x->data, x->row_stride, h,
-                             w, cin, a, 1, seg->rates[j->rate_i], seg->r_w[j->rate_i],
-                             seg->r_b[j->rate_i], MO_ACT_NONE, y0, y1);
-            break;
-        }
-        fill_rows(dst + (ptrdiff_t)p0 * j->ldcat, j->ldcat, np, seg->r_b[j->rate_i], a);
-        seg_conv3x3_acc_rows(gemm, dst, j->ldcat, x->data, x->row_stride, h, w, cin, a,
-                             seg->rates[j->rate_i], seg->r_w[j->rate_i], 0, j->zeros, y0, y1);
-        break;
-    }
-    case OP_RELU:
-        relu_rows(j->cat + (ptrdiff_t)p0 * j->ldcat, j->ldcat, np, (int)j->ldcat);
-        break;
-    case OP_PROJ: /* cat rows are packed */
-        seg->dsp.pw(j->proj + p0 * (size_t)a, j->cat + p0 * (size_t)j->ldcat, np, (int)j->ldcat,
-                    a, seg->proj_w, j->pbias, MO_ACT_RELU);
-        break;
-    case OP_HEAD: { /* 3x3 conv, into the (now free) concatenation buffer */
-        float *hconv = j->cat + p0 * (size_t)seg->hc;
-        if (j->clip) {
-            seg->dsp.conv3x3(j->cat, (ptrdiff_t)w * seg->hc, seg->hc, j->proj, (ptrdiff_t)w * a,
-                             h, w, a, seg->hc, 1, 1, seg->head_w, seg->head_b, MO_ACT_RELU, y0,
-                             y1);
-            break;
-        }
-        fill_rows(hconv, seg->hc, np, seg->head_b, seg->hc);
-        seg_conv3x3_acc_rows(gemm, j->cat, seg->hc, j->proj, (ptrdiff_t)w * a, h, w, a, seg->hc,
-                             1, seg->head_w, 0, j->zeros, y0, y1);
-        relu_rows(hconv, seg->hc, np, seg->hc);
-        break;
-    }
-    case OP_CLS:
-        seg->dsp.pw(j->logits + p0 * (size_t)seg->k, j->cat + p0 * (size_t)seg->hc, np, seg->hc,
-                    seg->k, seg->cls_w, seg->cls_b, MO_ACT_NONE);
-        break;
-    default:
-        break;
-    }
+    const unclipped *u = ctx;
+    for (size_t y = b; y < e; y++)
+        for (int x = 0; x < u->w_; x++)
+            memcpy(u->dst + ((ptrdiff_t)y * u->w_ + x) * u->ldd, u->b,
+                   (size_t)u->cout * sizeof(float));
+    seg_conv3x3_acc_rows(u->seg->dsp.pw_acc, u->dst, u->ldd, u->src, u->src_rs, u->h, u->w_,
+                         u->cin, u->cout, u->rate, u->w, 0, u->zeros, (int)b, (int)e);
+    if (u->act)
+        for (size_t y = b; y < e; y++)
+            for (int x = 0; x < u->w_; x++) {
+                float *r = u->dst + ((ptrdiff_t)y * u->w_ + x) * u->ldd;
+                for (int j = 0; j < u->cout; j++)
+                    r[j] = r[j] > 0.0f ? r[j] : 0.0f;
+            }
 }
 
+/* A dense 3x3 conv of the head as an op: the kernel table's (clip) or unclipped_rows (u). */
+static mo_exec_op conv3x3_op(const unclipped *u, int clip, double macs, const char *kind,
+                             const char *name, int arg)
+{
+    if (clip)
+        return (mo_exec_op){.kind = MO_EXEC_CONV3X3, .dst = u->dst,
+                            .dst_rs = (ptrdiff_t)u->w_ * u->ldd, .dst_ps = u->ldd, .src = u->src,
+                            .src_rs = u->src_rs, .ih = u->h, .iw = u->w_, .cin = u->cin,
+                            .cout = u->cout, .dil = u->rate, .w = u->w, .b = u->b, .act = u->act,
+                            .prof_kind = kind, .flops = 2.0 * macs, .name = name, .arg = {arg}};
+    return (mo_exec_op){.kind = MO_EXEC_CALL, .fn = unclipped_rows, .ctx = (void *)u,
+                        .units = (size_t)u->h, .macs = macs, .prof_kind = kind,
+                        .flops = 2.0 * macs, .prof_h = u->h, .prof_w = u->w_,
+                        .prof_c = u->cout, .name = name, .arg = {arg}};
+}
+
+/* The head as one array of ops on the executor (mo_internal/exec.h): split over the
+ * session's pool, each recorded in its profile. */
 float *seg_forward(const mo_seg *seg, mo_session *s, const mo_tensor *x, float *ws, int clip)
 {
-    const int h = x->h, w = x->w, cin = seg->cin, a = seg->a;
+    const int h = x->h, w = x->w, cin = seg->cin, a = seg->a, hc = seg->hc, k = seg->k;
     const size_t npix = (size_t)h * (size_t)w;
     const seg_layout l = seg_workspace_layout(seg, npix);
-    float *zeros = ws + l.zeros;
+    float *zeros = ws + l.zeros, *cat = ws + l.cat, *proj = ws + l.proj;
+    float *logits = ws + l.logits, *pooled = ws + l.pooled, *pbias = ws + l.pbias;
     const ptrdiff_t ldcat = (ptrdiff_t)(seg->nr + 1) * a;
-    seg_job job = {.seg = seg, .x = x, .cat = ws + l.cat, .proj = ws + l.proj,
-                   .logits = ws + l.logits, .pooled = ws + l.pooled, .pbias = ws + l.pbias,
-                   .zeros = zeros, .ldcat = ldcat, .clip = clip,
-                   .packed = x->row_stride == (ptrdiff_t)w * cin};
-    const size_t rows = (size_t)h;
-    float *pvec = ws + l.pvec;
-
+    const int mode = clip ? SEG_TAPS_CLIP : SEG_TAPS_ALL;
     memset(zeros, 0, sizeof(float) * (size_t)(cin > a ? cin : a));
 
-    /* pooling branch: global mean, 1x1 + ReLU, projected */
-    double t0 = mo_prof_begin(s);
-    job.op = OP_MEAN;
-    mo_session_parallel(s, seg_share, &job, (size_t)cin, (double)npix * cin);
-    seg->dsp.gemv(pvec, seg->pool_w, seg->pool_b, job.pooled, a, cin, MO_ACT_RELU);
-    seg->dsp.gemv(job.pbias, seg->projp_w, seg->proj_b, pvec, a, a, MO_ACT_NONE);
-    if (t0)
-        mo_prof_end(s, t0, "seg", "pool_gemv", 1, 1, a, (double)npix * cin +
-                    2.0 * a * cin + 2.0 * a * a, "seg.aspp.pool");
-
-    t0 = mo_prof_begin(s);
-    job.op = OP_B0;
-    mo_session_parallel(s, seg_share, &job, rows, (double)npix * cin * a);
-    if (t0)
-        mo_prof_end(s, t0, "seg", "pw", h, w, a, 2.0 * npix * cin * a, "seg.aspp.b0");
-
-    /* dilated 3x3 branches */
+    unclipped u[MO_SEG_MAX_RATES + 1];
+    mo_exec_op ops[MO_SEG_MAX_RATES + 8];
+    int n = 0;
+    /* pooling branch: global mean, 1x1 + ReLU, projected: one record */
+    ops[n++] = (mo_exec_op){.kind = MO_EXEC_MEAN, .dst = pooled, .src = x->data,
+                            .src_rs = x->row_stride, .ih = h, .iw = w, .cin = cin,
+                            .prof_kind = "pool_gemv", .prof_h = 1, .prof_w = 1, .prof_c = a,
+                            .flops = (double)npix * cin + 2.0 * a * cin + 2.0 * a * a,
+                            .name = "seg.aspp.pool"};
+    ops[n++] = (mo_exec_op){.kind = MO_EXEC_GEMV, .dst = ws + l.pvec, .src = pooled, .cin = cin,
+                            .cout = a, .w = seg->pool_w, .b = seg->pool_b, .act = MO_ACT_RELU};
+    ops[n++] = (mo_exec_op){.kind = MO_EXEC_GEMV, .dst = pbias, .src = ws + l.pvec, .cin = a,
+                            .cout = a, .w = seg->projp_w, .b = seg->proj_b};
+    /* 1x1 branch into the concatenation, then the dilated 3x3 branches beside it */
+    ops[n++] = (mo_exec_op){.kind = MO_EXEC_PW, .dst = cat, .dst_ps = ldcat, .src = x->data,
+                            .src_rs = x->row_stride, .ih = h, .iw = w, .cin = cin, .cout = a,
+                            .w = seg->b0_w, .b = seg->b0_b, .name = "seg.aspp.b0"};
     for (int i = 0; i < seg->nr; i++) {
-        t0 = mo_prof_begin(s);
-        const double macs = (double)seg_conv3x3_macs(h, w, cin, a, seg->rates[i],
-                                                     clip ? SEG_TAPS_CLIP : SEG_TAPS_ALL);
-        job.op = OP_RATE;
-        job.rate_i = i;
-        mo_session_parallel(s, seg_share, &job, rows, macs);
-        if (t0)
-            mo_prof_end(s, t0, "seg", "conv3x3_dil", h, w, a, 2.0 * macs, "seg.aspp.rate%d",
-                        seg->rates[i]);
+        u[i] = (unclipped){seg, cat + (ptrdiff_t)(i + 1) * a, ldcat, x->row_stride, x->data,
+                           seg->r_w[i], seg->r_b[i], zeros, h, w, cin, a, seg->rates[i],
+                           MO_ACT_NONE};
+        ops[n++] = conv3x3_op(&u[i], clip,
+                              (double)seg_conv3x3_macs(h, w, cin, a, seg->rates[i], mode),
+                              "conv3x3_dil", "seg.aspp.rate%d", seg->rates[i]);
     }
-    t0 = mo_prof_begin(s);
-    job.op = OP_RELU;
-    mo_session_parallel(s, seg_share, &job, rows, (double)npix * ldcat);
-    if (t0)
-        mo_prof_end(s, t0, "seg", "relu", h, w, (int)ldcat, 0.0, "seg.aspp.relu");
-
-    /* projection (dropout: identity at inference) */
-    t0 = mo_prof_begin(s);
-    job.op = OP_PROJ;
-    mo_session_parallel(s, seg_share, &job, rows, (double)npix * ldcat * a);
-    if (t0)
-        mo_prof_end(s, t0, "seg", "pw", h, w, a, 2.0 * npix * ldcat * a, "seg.proj");
-
-    /* 3x3 conv */
-    t0 = mo_prof_begin(s);
-    const double hmacs = (double)seg_conv3x3_macs(h, w, a, seg->hc, 1,
-                                                  clip ? SEG_TAPS_CLIP : SEG_TAPS_ALL);
-    job.op = OP_HEAD;
-    mo_session_parallel(s, seg_share, &job, rows, hmacs);
-    if (t0)
-        mo_prof_end(s, t0, "seg", "conv3x3", h, w, seg->hc, 2.0 * hmacs, "seg.head");
-
-    /* classifier */
-    t0 = mo_prof_begin(s);
-    job.op = OP_CLS;
-    mo_session_parallel(s, seg_share, &job, rows, (double)npix * seg->hc * seg->k);
-    if (t0)
-        mo_prof_end(s, t0, "seg", "pw", h, w, seg->k, 2.0 * npix * seg->hc * seg->k,
-                    "seg.cls");
-    return job.logits;
+    ops[n++] = (mo_exec_op){.kind = MO_EXEC_ACT, .dst = cat, .ih = h, .iw = w, .cout = (int)ldcat,
+                            .act = MO_ACT_RELU, .name = "seg.aspp.relu"};
+    /* projection (dropout: identity at inference), its bias with the pooling branch */
+    ops[n++] = (mo_exec_op){.kind = MO_EXEC_PW, .dst = proj, .src = cat, .ih = h, .iw = w,
+                            .cin = (int)ldcat, .cout = a, .w = seg->proj_w, .b = pbias,
+                            .act = MO_ACT_RELU, .name = "seg.proj"};
+    /* 3x3 conv into the (now free) concatenation buffer, then the classifier */
+    u[seg->nr] = (unclipped){seg, cat, hc, (ptrdiff_t)w * a, proj, seg->head_w, seg->head_b,
+                             zeros, h, w, a, hc, 1, MO_ACT_RELU};
+    ops[n++] = conv3x3_op(&u[seg->nr], clip, (double)seg_conv3x3_macs(h, w, a, hc, 1, mode),
+                          "conv3x3", "seg.head", 0);
+    ops[n++] = (mo_exec_op){.kind = MO_EXEC_PW, .dst = logits, .src = cat, .ih = h, .iw = w,
+                            .cin = hc, .cout = k, .w = seg->cls_w, .b = seg->cls_b,
+                            .name = "seg.cls"};
+    mo_exec_run(mo_session_exec(s), &seg->dsp, "seg", ops, n);
+    return logits;
 }

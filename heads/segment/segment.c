@@ -11,6 +11,7 @@
 
 #include "mo_internal/backbone.h"
 #include "mo_internal/errors.h"
+#include "mo_internal/exec.h"
 #include "mo_internal/loader.h"
 #include "mo_internal/meta.h"
 #include "mo_internal/settings.h"
@@ -308,42 +309,19 @@ int mo_seg_logits(const mo_seg *seg, mo_session *s, const mo_features *f, mo_ten
     return MO_OK;
 }
 
-/* Output rows [y0, y1) of mo_seg_upsample_argmax() (arguments checked) on the kernel table
- * (mo_internal/ops.h): the labels from the fused upsample + argmax, the probabilities from
- * the upsampled logits and a softmax in place. Every row is computed alone and the kernels
- * give the same bits on every CPU, so rows can be split between threads. */
-static void upsample_rows(const mo_conv_dsp *dsp, const mo_tensor *logits, int out_h, int out_w,
-                          uint8_t *labels, ptrdiff_t label_stride, float *probs, int y0, int y1)
+/* mo_seg_upsample_argmax() (arguments checked) as one op (mo_internal/exec.h): the labels
+ * from the kernel table's fused upsample + argmax, the probabilities from the upsampled
+ * logits and a softmax in place (mo_internal/ops.h). Every output row is computed alone
+ * and the kernels give the same bits on every CPU, so rows can be split between threads. */
+static mo_exec_op upsample_op(const mo_tensor *logits, int out_h, int out_w, uint8_t *labels,
+                              ptrdiff_t label_stride, float *probs)
 {
-    const int k = logits->c;
-    dsp->upsample_argmax(labels, label_stride, logits->data, logits->row_stride, logits->h,
-                         logits->w, k, out_h, out_w, y0, y1);
-    if (probs && y1 > y0) {
-        const ptrdiff_t row = (ptrdiff_t)out_w * k;
-        dsp->upsample(probs, row, logits->data, logits->row_stride, logits->h, logits->w, k, out_h,
-                      out_w, y0, y1);
-        float *p = probs + (ptrdiff_t)y0 * row;
-        dsp->softmax(p, k, 1, p, k, (size_t)(y1 - y0) * (size_t)out_w, k);
-    }
-}
-
-typedef struct up_job {
-    const mo_conv_dsp *dsp;
-    const mo_tensor *logits;
-    int out_h, out_w;
-    uint8_t *labels;
-    ptrdiff_t label_stride;
-    float *probs;
-} up_job;
-
-static void up_share(void *ctx, int i, int n)
-{
-    const up_job *j = ctx;
-    size_t b, e;
-    mo_share((size_t)j->out_h, i, n, 1, &b, &e);
-    if (e > b)
-        upsample_rows(j->dsp, j->logits, j->out_h, j->out_w, j->labels, j->label_stride, j->probs, (int)b,
-                      (int)e);
+    /* bilinear: 6 multiplies and 3 adds per class and output pixel (argmax not counted) */
+    return (mo_exec_op){.kind = MO_EXEC_UPSAMPLE, .src = logits->data,
+                        .src_rs = logits->row_stride, .ih = logits->h, .iw = logits->w,
+                        .cin = logits->c, .oh = out_h, .ow = out_w, .labels = labels,
+                        .labels_rs = label_stride, .probs = probs,
+                        .name = "seg.upsample_argmax"};
 }
 
 /* The arguments of mo_seg_upsample_argmax(), checked. */
@@ -373,7 +351,8 @@ int mo_seg_upsample_argmax(const mo_tensor *logits, int out_h, int out_w, uint8_
     if (!ret) {
         mo_conv_dsp dsp; /* no head here: the kernels for this CPU (mo/cpu.h) */
         mo_conv_dsp_init(&dsp, mo_get_cpu_flags());
-        upsample_rows(&dsp, logits, out_h, out_w, labels, label_stride, probs, 0, out_h);
+        const mo_exec_op op = upsample_op(logits, out_h, out_w, labels, label_stride, probs);
+        mo_exec_run(NULL, &dsp, "seg", &op, 1); /* no session: on the caller */
     }
     return ret;
 }
@@ -385,16 +364,10 @@ int mo_seg_run(const mo_seg *seg, mo_session *s, const mo_features *f, int out_h
     int ret = mo_seg_logits(seg, s, f, &logits);
     if (ret)
         return ret;
-    const double t0 = mo_prof_begin(s);
     ret = upsample_check(&logits, out_h, out_w, labels, label_stride);
     if (!ret) { /* output rows on the session's pool */
-        up_job job = {&seg->dsp, &logits, out_h, out_w, labels, label_stride, probs};
-        mo_session_parallel(s, up_share, &job, (size_t)out_h,
-                            9.0 * out_h * out_w * logits.c);
+        const mo_exec_op op = upsample_op(&logits, out_h, out_w, labels, label_stride, probs);
+        mo_exec_run(mo_session_exec(s), &seg->dsp, "seg", &op, 1);
     }
-    /* bilinear: 6 multiplies and 3 adds per class and output pixel (argmax not counted) */
-    if (t0 && !ret)
-        mo_prof_end(s, t0, "seg", "upsample_argmax", out_h, out_w, 1,
-                    9.0 * out_h * out_w * logits.c, "seg.upsample_argmax");
     return ret;
 }

@@ -33,20 +33,10 @@ MO_API void mo_prof_end(mo_session *s, double t0, const char *model, const char 
 #endif
     ;
 
-/*
- * Splitting a head's layer over the session's threads (the backbone's pool,
- * mo_internal/pool.h): mo_session_parallel(s, fn, ctx, units, macs) calls fn(ctx, i, n)
- * for i in 0 .. n-1, n chunks of `units` work units (rows, pixels, channels), on the
- * caller and the pool's workers, and returns when all have returned. n is 1 (fn(ctx, 0, 1)
- * on the caller) when @p s is NULL, has one thread, or the layer has fewer than the
- * backbone's threshold of multiply-adds (`macs`); else min(units, CHUNKS_PER_THREAD *
- * threads). fn must give each element the same operations for any n (split along pixels
- * or output channels, never along a sum), so results do not depend on the thread count.
- * mo_share() gives chunk i of n: [*b, *e) of [0, total), inner boundaries rounded to
- * multiples of align.
- */
-MO_API void mo_session_parallel(mo_session *s, void (*fn)(void *ctx, int i, int n), void *ctx,
-                                size_t units, double macs);
-MO_API void mo_share(size_t total, int i, int n, size_t align, size_t *b, size_t *e);
+/* The session's executor (mo_internal/exec.h): its pool and profile. A head runs its ops
+ * with mo_exec_run(mo_session_exec(s), &dsp, "det", ops, n); NULL when s is NULL (the ops
+ * then run on the caller, unrecorded). */
+struct mo_exec;
+MO_API struct mo_exec *mo_session_exec(mo_session *s);
 
 #endif

@@ -218,6 +218,7 @@ typedef struct mo_conv_dsp {
     mo_upsample_fn *upsample;
     mo_upsample_argmax_fn *upsample_argmax;
     mo_softmax_fn *softmax;
+    mo_mean_fn *mean;
 } mo_conv_dsp;
 
 /* CPU feature bits for mo_conv_dsp_init(); none is used by the C reference yet. */
@@ -243,6 +244,7 @@ decl_gemv_fn(mo_gemv_c);
 decl_upsample_fn(mo_upsample_c);
 decl_upsample_argmax_fn(mo_upsample_argmax_c);
 decl_softmax_fn(mo_softmax_c);
+decl_mean_fn(mo_mean_c);
 /* Sets the head operators of @p dsp (core/dsp/ops.c); called by mo_conv_dsp_init(). */
 void mo_ops_dsp_init(mo_conv_dsp *dsp, unsigned cpu_flags);
 

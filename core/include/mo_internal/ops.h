@@ -1,6 +1,6 @@
 /*
  * Head operators of the kernel table (internal, included by mo_internal/conv.h): GEMV
- * (fully connected), bilinear upsampling (torch F.interpolate, mode='bilinear',
+ * (fully connected), a global mean in double, bilinear upsampling (torch F.interpolate, mode='bilinear',
  * align_corners=False) to floats or fused with an argmax to labels, and softmax over rows.
  *
  * Reached through ::mo_conv_dsp like the convolutions; C references in core/dsp/ops.c, SIMD
@@ -71,6 +71,18 @@ typedef decl_upsample_argmax_fn(mo_upsample_argmax_fn);
     void (name)(float *dst, ptrdiff_t dst_rs, ptrdiff_t dst_cs, const float *src, \
                 ptrdiff_t src_stride, size_t n, int k)
 typedef decl_softmax_fn(mo_softmax_fn);
+
+/**
+ * Global mean of an h x w map, channels [c0, c1) of c: dst[ch] = (float)(sum / (h * w)),
+ * the sum in double over the pixels in row-major order (so a large map loses nothing and
+ * every channel's sum is one fixed sequence, whatever [c0, c1)).
+ * @param src h rows of w pixels of c floats, row stride src_stride floats (>= w * c)
+ * C only: the segmentation head's pooling branch; its cost is one read of the map.
+ */
+#define decl_mean_fn(name) \
+    void (name)(float *dst, const float *src, ptrdiff_t src_stride, int h, int w, int c, \
+                int c0, int c1)
+typedef decl_mean_fn(mo_mean_fn);
 
 /* ------------------------------------------------ shared by every variant */
 
