@@ -18,12 +18,9 @@
 #endif
 #include "mobileone_internal.h"
 
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "mo_internal/backbone.h"
 #include "mo_internal/errors.h"
@@ -330,24 +327,6 @@ void mo_session_profile_reset(mo_session *s)
 struct mo_exec *mo_session_exec(mo_session *s)
 {
     return s ? &s->x : NULL;
-}
-
-double mo_prof_begin(const mo_session *s)
-{
-    return s ? mo_exec_prof_begin(&s->x) : 0.0;
-}
-
-void mo_prof_end(mo_session *s, double t0, const char *model, const char *kind, int h, int w,
-                 int c, double flops, const char *name_fmt, ...)
-{
-    if (!s || !s->x.prof_on || !t0)
-        return;
-    char name[sizeof(((mo_op_profile *)0)->name)];
-    va_list ap;
-    va_start(ap, name_fmt);
-    vsnprintf(name, sizeof(name), name_fmt, ap);
-    va_end(ap);
-    mo_exec_prof_end(&s->x, t0, model, kind, h, w, c, flops, "%s", name);
 }
 
 /* Modules first_mod.. of the backbone on `cur` (h x w, `nominal` input pixels per pixel):

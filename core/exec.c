@@ -459,8 +459,8 @@ void mo_exec_run(mo_exec *x, const mo_conv_dsp *dsp, const char *model, const mo
                  int n)
 {
     const int prof = x && x->prof_on;
-    mo_exec_op open_op; /* the op whose record is open, and its plan */
-    plan open_plan;
+    mo_exec_op open_op = {0}; /* the op whose record is open, and its plan */
+    plan open_plan = {0};
     double t0 = 0.0;
     for (int i = 0; i < n; i++) {
         const mo_exec_op o = resolve(&ops[i]);

@@ -671,7 +671,8 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
     mo_exec_run(mo_session_exec(s), &d->dsp, "det", &sm, 1);
 
     /* decode every box and clip it to the network input, as torchvision */
-    double t0 = mo_prof_begin(s);
+    mo_exec *x = mo_session_exec(s); /* its profile: the serial steps below */
+    double t0 = mo_exec_prof_begin(x);
     mo_box_decode(regression, d->anchors, N, d->box_weights, d->box_clip, boxes);
     const float fw = (float)d->in_w, fh = (float)d->in_h;
     for (int a = 0; a < N; a++) {
@@ -683,10 +684,10 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
     }
 
     if (t0)
-        mo_prof_end(s, t0, "det", "decode", N, 1, 4, 0.0, "det.decode");
+        mo_exec_prof_end(x, t0, "det", "decode", N, 1, 4, 0.0, "det.decode");
 
     /* per class: score > threshold (float32 compare, as torch), best topk, class order */
-    t0 = mo_prof_begin(s);
+    t0 = mo_exec_prof_begin(x);
     const float thr = (float)set->score_thresh;
     const int topk = set->topk_candidates;
     int m = 0;
@@ -705,9 +706,9 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
     }
 
     if (t0)
-        mo_prof_end(s, t0, "det", "select", m, 1, 4, 0.0, "det.topk");
+        mo_exec_prof_end(x, t0, "det", "select", m, 1, 4, 0.0, "det.topk");
 
-    t0 = mo_prof_begin(s);
+    t0 = mo_exec_prof_begin(x);
     int nk = 0;
     const int *labels = set->class_agnostic ? NULL : clabel;
     if (set->soft_nms_sigma > 0.0)
@@ -719,7 +720,7 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
     if (ret)
         return ret;
     if (t0)
-        mo_prof_end(s, t0, "det", "nms", nk, 1, 4, 0.0, "det.nms");
+        mo_exec_prof_end(x, t0, "det", "nms", nk, 1, 4, 0.0, "det.nms");
 
     /* rescale x and y separately to the original image (float32 ratios, as torchvision) */
     const float rw = (float)image_w / fw, rh = (float)image_h / fh;

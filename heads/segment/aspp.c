@@ -71,22 +71,22 @@ typedef struct unclipped {
     float *dst;
     ptrdiff_t ldd, src_rs;
     const float *src, *w, *b, *zeros;
-    int h, w_, cin, cout, rate, act;
+    int h, width, cin, cout, rate, act;
 } unclipped;
 
 static void unclipped_rows(void *ctx, size_t b, size_t e)
 {
     const unclipped *u = ctx;
     for (size_t y = b; y < e; y++)
-        for (int x = 0; x < u->w_; x++)
-            memcpy(u->dst + ((ptrdiff_t)y * u->w_ + x) * u->ldd, u->b,
+        for (int x = 0; x < u->width; x++)
+            memcpy(u->dst + ((ptrdiff_t)y * u->width + x) * u->ldd, u->b,
                    (size_t)u->cout * sizeof(float));
-    seg_conv3x3_acc_rows(u->seg->dsp.pw_acc, u->dst, u->ldd, u->src, u->src_rs, u->h, u->w_,
+    seg_conv3x3_acc_rows(u->seg->dsp.pw_acc, u->dst, u->ldd, u->src, u->src_rs, u->h, u->width,
                          u->cin, u->cout, u->rate, u->w, 0, u->zeros, (int)b, (int)e);
     if (u->act)
         for (size_t y = b; y < e; y++)
-            for (int x = 0; x < u->w_; x++) {
-                float *r = u->dst + ((ptrdiff_t)y * u->w_ + x) * u->ldd;
+            for (int x = 0; x < u->width; x++) {
+                float *r = u->dst + ((ptrdiff_t)y * u->width + x) * u->ldd;
                 for (int j = 0; j < u->cout; j++)
                     r[j] = r[j] > 0.0f ? r[j] : 0.0f;
             }
@@ -98,13 +98,13 @@ static mo_exec_op conv3x3_op(const unclipped *u, int clip, double macs, const ch
 {
     if (clip)
         return (mo_exec_op){.kind = MO_EXEC_CONV3X3, .dst = u->dst,
-                            .dst_rs = (ptrdiff_t)u->w_ * u->ldd, .dst_ps = u->ldd, .src = u->src,
-                            .src_rs = u->src_rs, .ih = u->h, .iw = u->w_, .cin = u->cin,
+                            .dst_rs = (ptrdiff_t)u->width * u->ldd, .dst_ps = u->ldd, .src = u->src,
+                            .src_rs = u->src_rs, .ih = u->h, .iw = u->width, .cin = u->cin,
                             .cout = u->cout, .dil = u->rate, .w = u->w, .b = u->b, .act = u->act,
                             .prof_kind = kind, .flops = 2.0 * macs, .name = name, .arg = {arg}};
     return (mo_exec_op){.kind = MO_EXEC_CALL, .fn = unclipped_rows, .ctx = (void *)u,
                         .units = (size_t)u->h, .macs = macs, .prof_kind = kind,
-                        .flops = 2.0 * macs, .prof_h = u->h, .prof_w = u->w_,
+                        .flops = 2.0 * macs, .prof_h = u->h, .prof_w = u->width,
                         .prof_c = u->cout, .name = name, .arg = {arg}};
 }
 

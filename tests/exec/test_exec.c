@@ -4,6 +4,7 @@
  * with no pool, a pool of 2 and a pool of 3 threads; sizes are chosen so that every op is
  * cut into several chunks. Also: the chunks of MO_EXEC_CALL cover every unit once on
  * aligned boundaries, and the profile records (names, grouping, the dropped count).
+ * The bit-identity cases run on this CPU's kernels and again on the C kernels.
  *
  * `test_exec threads` runs the bit-identity cases only (suite threads, ThreadSanitizer).
  */
@@ -22,7 +23,8 @@
 #include "mo_internal/exec.h"
 
 static mo_conv_dsp dsp;
-static mo_pool *pools[4]; /* [t]: t threads; [1] NULL */
+static unsigned cpu_flags; /* of the kernels under test: this CPU's, then 0 (C only) */
+static mo_pool *pools[4];  /* [t]: t threads; [1] NULL */
 
 static uint32_t rng = 12345;
 static float frnd(void) /* [-1, 1) */
@@ -522,7 +524,7 @@ static void test_profile(void **st)
 static int setup(void **st)
 {
     (void)st;
-    mo_conv_dsp_init(&dsp, mo_get_cpu_flags());
+    mo_conv_dsp_init(&dsp, cpu_flags);
     return mo_pool_create(&pools[2], 2) || mo_pool_create(&pools[3], 3);
 }
 
@@ -545,7 +547,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_softmax), cmocka_unit_test(test_call)};
     const struct CMUnitTest rest[] = {cmocka_unit_test(test_gap_se),
                                       cmocka_unit_test(test_profile)};
+    cpu_flags = mo_get_cpu_flags();
     int fails = cmocka_run_group_tests_name("exec, 1/2/3 threads", threads, setup, teardown);
+    cpu_flags = 0;
+    fails += cmocka_run_group_tests_name("exec, C kernels, 1/2/3 threads", threads, setup,
+                                         teardown);
+    cpu_flags = mo_get_cpu_flags();
     if (argc < 2 || strcmp(argv[1], "threads"))
         fails += cmocka_run_group_tests_name("exec", rest, setup, teardown);
     return fails;

@@ -22,20 +22,10 @@ MO_API int mo_session_bytes(const mo_backbone *bb, int h, int w, int os, size_t 
 MO_API int mo_meta_check_memory(const mo_backbone *bb, int h, int w, int os, size_t head_bytes,
                                 const char *field);
 
-/* Profiling hooks for the heads (mo_session_set_profile()): `t0 = mo_prof_begin(s)` before
- * an operation, 0 when @p s is NULL or does not profile; after it, `if (t0)
- * mo_prof_end(s, t0, model, kind, h, w, c, flops, name_fmt, ...)` records it. */
-MO_API double mo_prof_begin(const mo_session *s);
-MO_API void mo_prof_end(mo_session *s, double t0, const char *model, const char *kind, int h,
-                        int w, int c, double flops, const char *name_fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 9, 10)))
-#endif
-    ;
-
-/* The session's executor (mo_internal/exec.h): its pool and profile. A head runs its ops
- * with mo_exec_run(mo_session_exec(s), &dsp, "det", ops, n); NULL when s is NULL (the ops
- * then run on the caller, unrecorded). */
+/* The session's executor (mo_internal/exec.h): its pool and its profile
+ * (mo_session_set_profile()). A head runs its ops with mo_exec_run(mo_session_exec(s),
+ * &dsp, "det", ops, n), and times serial code (NMS, ...) with mo_exec_prof_begin/end; NULL
+ * when s is NULL (ops then run on the caller, unrecorded). */
 struct mo_exec;
 MO_API struct mo_exec *mo_session_exec(mo_session *s);
 
