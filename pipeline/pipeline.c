@@ -15,6 +15,7 @@
 
 #include "mo_internal/backbone.h"
 #include "mo_internal/errors.h"
+#include "mo_internal/exec.h"
 #include "mo_internal/loader.h"
 #include "mo_internal/meta.h"
 #include "mo_internal/settings.h"
@@ -464,21 +465,27 @@ typedef struct {
     int rows;
 } band_job;
 
-static void convert_band(void *ctx, int i, int n)
+static void convert_band(void *ctx, size_t b, size_t e)
 {
     const band_job *j = ctx;
-    size_t b, e;
-    mo_share((size_t)j->rows, i, n, 1, &b, &e);
     mo_frame_rgb_rows(j->frame, j->rgb, (ptrdiff_t)j->frame->width * 3, (int)b, (int)e);
 }
 
-static void resize_band(void *ctx, int i, int n)
+static void resize_band(void *ctx, size_t b, size_t e)
 {
     const band_job *j = ctx;
-    size_t b, e;
-    mo_share((size_t)j->rows, i, n, 1, &b, &e);
     /* arguments checked by the caller's whole-tensor check: cannot fail here */
     (void)mo_preprocess_resize_rows(j->img, j->mean, j->std, j->t, (int)b, (int)e);
+}
+
+/* One MO_EXEC_CALL op over `rows` rows on the session's executor (not profiled: the
+ * pipeline times these steps itself). */
+static void run_bands(mo_session *s, void (*fn)(void *, size_t, size_t), band_job *j,
+                      double macs)
+{
+    const mo_exec_op op = {.kind = MO_EXEC_CALL, .fn = fn, .ctx = j, .units = (size_t)j->rows,
+                           .align = 1, .macs = macs};
+    mo_exec_run(mo_session_exec(s), NULL, "pipeline", &op, 1);
 }
 
 /* The caller's result struct; one of older headers (a smaller size) gets the run into a
@@ -549,7 +556,7 @@ static int run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_resul
     if (!in_place) {
         band_job cj = {.frame = frame, .rgb = ps->rgb, .rows = frame->height};
         /* ~10 operations a pixel, in multiply-add units for the pool's threshold */
-        mo_session_parallel(s, convert_band, &cj, (size_t)frame->height, 5.0 * need);
+        run_bands(s, convert_band, &cj, 5.0 * need);
     }
     const mo_image img = {.data = in_place ? (uint8_t *)frame->data[0] : ps->rgb,
                           .w = frame->width, .h = frame->height};
@@ -572,8 +579,7 @@ static int run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_resul
             if (!r) {
                 band_job rj = {.img = &img, .mean = p->mean, .std = p->std, .t = &t,
                                .rows = t.h};
-                mo_session_parallel(s, resize_band, &rj, (size_t)t.h,
-                                    12.0 * (double)t.w * t.h * 3);
+                run_bands(s, resize_band, &rj, 12.0 * (double)t.w * t.h * 3);
             }
         }
         if (r)
