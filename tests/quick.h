@@ -29,7 +29,7 @@ static inline int mo_test_quick(void)
 static inline void mo_quick_note(const char *test, const char *skipped)
 {
     printf("MO_TEST_QUICK: %s: %s; the full set: run without MO_TEST_QUICK "
-           "(meson test -C build %s)\n",
+           "(meson test -C BUILD %s)\n",
            test, skipped, test);
     fflush(stdout);
 }
