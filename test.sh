@@ -4,7 +4,8 @@
 # suites again under AddressSanitizer + UndefinedBehaviorSanitizer; a clang build (unit, dsp,
 # headers), a build with the C kernels only (-Dsimd=disabled: unit, dsp, and the kernels
 # against PyTorch), an AArch64 cross-build tested under qemu-aarch64 (unit, dsp, golden
-# vectors, ImageNet parity on 25 images), the threads suite under ThreadSanitizer; fuzzing; then installs the SDK
+# vectors, ImageNet parity on 10 images; MO_TEST_QUICK=1), the threads suite under
+# ThreadSanitizer (MO_TEST_QUICK=1); fuzzing; then installs the SDK
 # to a temporary prefix and builds and runs programs against it with pkg-config alone.
 # Each extra build runs only what it adds (see the comments); the whole run stays well
 # under 25 minutes on 2 cores.
@@ -91,8 +92,14 @@ log "AArch64: cross-build (cross/aarch64-linux-gnu.ini), tests under qemu-aarch6
 # for 4 thread counts: over 5 minutes emulated; and qemu on x86 gives the guest x86's
 # stronger memory order, so it adds nothing to x86 + ThreadSanitizer), the backbone
 # against the PyTorch vectors (build/golden), the shipped heads on a few images, and the
-# real S0 on 25 images of imagenet-samples with a top-1 agreement of 100% (all 200 by hand:
-# the same command with --limit 200; CI time is the bound).
+# real S0 on 10 images of imagenet-samples with a top-1 agreement of 100%.
+# All in one `meson test` call (2 processes overlap) with MO_TEST_QUICK=1 (tests/quick.h,
+# tests/quick.py): each test that reduces itself prints one "MO_TEST_QUICK:" line naming
+# what it skipped. Here: golden runs 5 of the 13 cases (train-time loading s0_unfused, a
+# 224 input, the widest variant with SE blocks s4_fused, an F16 file, the real S0; x86 runs
+# all 13), seg-parity-shipped the 3 VOC samples resized to 256, coco-parity-shipped 2 COCO
+# images (the same tolerances), imagenet-parity 10 images (all 200 by hand: README,
+# "Building for ARM"; CI time is the bound), and the unit tests their quick sets.
 tools/install-cross-deps.sh
 arm_t0=$(date +%s)
 [ -d build-arm ] || meson setup build-arm --cross-file cross/aarch64-linux-gnu.ini \
@@ -100,27 +107,13 @@ arm_t0=$(date +%s)
 ninja -C build-arm
 # Not the `backbone` unit test either: naive vs dispatched network on s0..s4 shapes (2.5 min
 # emulated); checkdsp compares every NEON kernel with C on the edge-case shapes, and the
-# golden vectors below check the whole network against PyTorch.
+# golden vectors check the whole network against PyTorch. Timeouts x3: emulated.
 arm_unit=$(meson test -C build-arm --list --suite unit --suite dsp --no-suite threads 2>/dev/null |
     grep ' / ' | sed 's|.* / ||' | grep -vx backbone)
-meson test -C build-arm --print-errorlogs --timeout-multiplier 3 --num-processes 2 $arm_unit
+MO_TEST_QUICK=1 meson test -C build-arm --print-errorlogs --timeout-multiplier 3 --num-processes 2 \
+    $arm_unit golden seg-parity-shipped coco-parity-shipped imagenet-parity
 no_skips build-arm
-# Five of the 13 golden cases: train-time loading (s0_unfused), a 224 input, the widest
-# variant with SE blocks (s4_fused), an F16 file and the real S0; the other eight are
-# the same kernels at other widths (x86 runs all 13).
-meson test -C build-arm --print-errorlogs --timeout-multiplier 3 golden \
-    --test-args "s0_unfused s0_fused_224 s4_fused s1_fused_f16 s0_real_tabby"
-no_skips build-arm
-# The shipped heads against PyTorch on fewer images than x86 (the same tolerances): the 3 VOC
-# samples resized to 256 (segmentation, output stride 16), 2 COCO images (detection).
-# Timeouts x3: emulated.
-meson test -C build-arm --print-errorlogs --timeout-multiplier 3 seg-parity-shipped --test-args "--limit-coco 0 --resize 256"
-no_skips build-arm
-meson test -C build-arm --print-errorlogs --timeout-multiplier 3 coco-parity-shipped --test-args "--images 2"
-no_skips build-arm
-meson test -C build-arm --print-errorlogs --timeout-multiplier 3 imagenet-parity \
-    --test-args "--sets imagenet-samples --limit 25 --min-agreement 1 --jobs 2"
-no_skips build-arm
+grep -h '^MO_TEST_QUICK:' build-arm/meson-logs/testlog.txt | sort -u || true
 cat build-arm/tests/classify/parity/report.json
 echo "AArch64 step: $(( $(date +%s) - arm_t0 )) s after the packages"
 
@@ -128,12 +121,16 @@ log "ThreadSanitizer: one model and one pipeline shared by 8 threads (suite thre
 # GCC's TSan, only the thread tests: backbone sessions with worker threads (threads) and
 # the backbone, every head and the pipeline shared by 8 threads (threads-shared), the op
 # executor's ops on 2 and 3 threads (exec-threads).
+# MO_TEST_QUICK=1 (tests/quick.h): `threads` checks s0 and s4 (not s1..s3) with 3 and 0
+# threads (not 2) and 224x224 on s0 only, and says so in its output; the release run above
+# and `meson test -C build-tsan --suite threads` by hand run the full set.
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 [ -d build-tsan ] || meson setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
     -Dapps=false -Dgolden_tests=false
 ninja -C build-tsan tests/backbone/test_threads tests/pipeline/test_shared_threads tests/exec/test_exec
-meson test -C build-tsan --no-rebuild --print-errorlogs --num-processes 2 --suite threads
+MO_TEST_QUICK=1 meson test -C build-tsan --no-rebuild --print-errorlogs --num-processes 2 --suite threads
 no_skips build-tsan
+grep -h '^MO_TEST_QUICK:' build-tsan/meson-logs/testlog.txt | sort -u || true
 
 log "fuzzing: libFuzzer + ASan/UBSan, 6 s per target (fuzz/run_long.sh: longer runs)"
 [ -d build-fuzz ] || CC=clang meson setup build-fuzz --buildtype=debugoptimized -Dtests=disabled \

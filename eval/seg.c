@@ -250,9 +250,11 @@ static int read_state(const uint8_t *data, size_t size, const char *path, seg_st
             mo_rbuf_fail(&r, "trailing bytes");
         if (!ret)
             ret = r.err;
-        st->k = (int)kk;
-        st->ignore = (int)ig - 1;
-        st->num_images = (int)ni;
+        if (!ret) { /* checked above: kk <= 255, ig <= 256, ni <= INT32_MAX - 7 */
+            st->k = (int)kk;
+            st->ignore = (int)ig - 1;
+            st->num_images = (int)ni;
+        }
     }
     if (ret)
         state_free(st);

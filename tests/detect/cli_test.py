@@ -50,6 +50,9 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--eval", help="mo-eval: also score mo-detect's JSON on coco-mini")
     ap.add_argument("--shared", help="shared data folder (for --eval)")
+    ap.add_argument("--eval-images", type=int, default=0,
+                    help="score only the first N coco-mini val2017 images (0: all 79; the "
+                    "sanitizer build: 8)")
     a = ap.parse_args()
     try:
         import torch
@@ -212,6 +215,26 @@ def main():
     gt = os.path.join(coco, "annotations", "instances_val2017.json")
     if a.eval and os.path.exists(gt):
         val = os.path.join(coco, "val2017")
+        if a.eval_images > 0:  # a ground truth and a folder of the first N images only
+            with open(gt) as f:
+                full = json.load(f)
+            imgs = sorted(full["images"], key=lambda im: im["file_name"])[:a.eval_images]
+            ids = {im["id"] for im in imgs}
+            sub = dict(full, images=imgs,
+                       annotations=[x for x in full["annotations"] if x["image_id"] in ids])
+            gt = os.path.join(w, "instances_first%d.json" % a.eval_images)
+            with open(gt, "w") as f:
+                json.dump(sub, f)
+            sval = os.path.join(w, "val_first%d" % a.eval_images)
+            shutil.rmtree(sval, ignore_errors=True)
+            os.makedirs(sval)
+            for im in imgs:
+                shutil.copyfile(os.path.join(val, im["file_name"]),
+                                os.path.join(sval, im["file_name"]))
+            val = sval
+            print("scoring on the first %d of %d coco-mini val2017 images (sanitizer build; "
+                  "the release build's mo-detect-cli scores all of them)"
+                  % (len(imgs), len(full["images"])))
         res = os.path.join(w, "coco_results.json")
         run([a.detect, "--model", bfile, "--head", hfile, "--no-images", "--quiet",
              "--annotations", gt, "--json", res, val], expect=0)

@@ -17,6 +17,7 @@
 
 #include "mo_internal/conv.h"
 #include "detgen.h"
+#include "quick.h"
 #include "mo/detect.h"
 #include "mo/image.h"
 
@@ -827,7 +828,8 @@ static void test_threads(void **state)
 
 /* The head's convolutions run on the session's pool (output rows): raw outputs and
  * detections of a real-size head (320x320, SSDLite's extra widths) must be the same bits
- * for 1, 2, 3 and 4 threads of one session. */
+ * for 1, 2, 3 and 4 threads of one session (MO_TEST_QUICK, e.g. under qemu: 1 and 3, the
+ * uneven split). */
 static void test_pool_identical(void **state)
 {
     (void)state;
@@ -851,7 +853,12 @@ static void test_pool_identical(void **state)
     static mo_detection det1[300], det[300];
     int n1 = 0;
     assert_true(lg1 && rg1);
+    const int quick = mo_test_quick();
+    if (quick)
+        mo_quick_note("det_head", "test_pool_identical: 1 and 3 threads (2 and 4 skipped)");
     for (int t = 1; t <= 4; t++) {
+        if (quick && (t == 2 || t == 4))
+            continue;
         mo_session_settings ss;
         mo_session_default_settings(&ss);
         ss.max_width = ss.max_height = S;
@@ -882,8 +889,8 @@ static void test_pool_identical(void **state)
         }
         mo_session_close(&s);
     }
-    printf("  320x320: %zu logits, %zu box values, %d detections equal for 1..4 threads\n", nl,
-           nr, n1);
+    printf("  320x320: %zu logits, %zu box values, %d detections equal for %s threads\n", nl,
+           nr, n1, quick ? "1 and 3" : "1..4");
     free(lg1);
     free(rg1);
     free(x);

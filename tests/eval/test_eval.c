@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "mo/eval.h"
 #include "mo/limits.h"
@@ -715,6 +716,32 @@ static void seg_basic(void **state)
     mo_seg_eval_open(&b, 4, 255);
     expect_error(mo_seg_eval_load_state(b, tmp_path("seg1")), MO_EMISMATCH, "3 classes");
     mo_seg_eval_close(&b);
+    /* an ignore field of 2^31 is refused (it was also stored as (int)2^31 - 1: signed
+     * overflow, found by fuzz_eval_state under UBSan) */
+    {
+        FILE *f = fopen(tmp_path("seg1"), "rb");
+        assert_non_null(f);
+        uint8_t buf[4096];
+        const size_t n = fread(buf, 1, sizeof(buf), f);
+        fclose(f);
+        const uint8_t k_ig[8] = { 3, 0, 0, 0, 0, 1, 0, 0 }; /* k = 3, ignore 255 + 1 */
+        size_t at = 0;
+        while (at + 8 <= n && memcmp(buf + at, k_ig, 8))
+            at++;
+        assert_true(at + 8 <= n);
+        buf[at + 4] = buf[at + 5] = buf[at + 6] = 0;
+        buf[at + 7] = 0x80;
+        uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), buf, (uInt)(n - 4)); /* trailer */
+        for (int i = 0; i < 4; i++)
+            buf[n - 4 + i] = (uint8_t)(crc >> (8 * i));
+        f = fopen(tmp_path("seg_bad"), "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(buf, 1, n, f), n);
+        fclose(f);
+        expect_error(mo_seg_eval_open_state(&b, tmp_path("seg_bad")), MO_EFORMAT,
+                     "ignore label");
+        assert_null(b);
+    }
     expect_error(mo_seg_eval_add_files(ev, tmp_path("nope.png"), tmp_path("nope2.png")), MO_EIO,
                  "nope.png");
     mo_seg_eval_close(&ev);

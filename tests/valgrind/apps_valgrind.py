@@ -10,9 +10,19 @@ Models: the random S0 backbone and heads of tests/apps/appmodels.py with the inp
 minute of CPU on an idle machine). valgrind's own error exit code is 99, apart from the
 apps' 1 (some input failed) and 2 (usage or model error).
 
-  apps_valgrind.py --apps BUILD/apps --work DIR
+The runs are independent (each its own output; the sharded coco states before the merge):
+--jobs of them at a time (default 2). CI (meson test, ./test.sh) runs memcheck without
+--track-origins, which about doubles the time and only adds where an uninitialised value
+came from; the full check, with origins (what to run when this test reports an error):
+
+  /usr/bin/python3 tests/valgrind/apps_valgrind.py --apps build/apps \
+      --work build/tests/valgrind/work --track-origins
+
+  apps_valgrind.py --apps BUILD/apps --work DIR [--jobs N] [--track-origins]
 Exits 77 (skip) without valgrind or torch.
 """
+import concurrent.futures
+import threading
 import argparse
 import json
 import os
@@ -25,22 +35,35 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 VALGRIND = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
             "--errors-for-leak-kinds=definite,indirect", "--show-leak-kinds=definite,indirect",
-            "--num-callers=30", "--track-origins=yes"]
+            "--num-callers=30"]
 FAILS = []
+RUNS = []  # futures of the runs started
+POOL = None  # --jobs runs at a time
+LOCK = threading.Lock()
 
 
-def vrun(name, cmd, code=0):
+def vrun_now(name, cmd, code):
     t0 = time.monotonic()
     p = subprocess.run(VALGRIND + cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True, timeout=600)
     dt = time.monotonic() - t0
     ok = p.returncode == code
-    print("%s: %s (exit %d, expected %d, %.1f s)" % ("ok" if ok else "FAIL", name,
-                                                     p.returncode, code, dt))
-    if not ok:
-        FAILS.append(name)
-        print("  command: %s\n%s%s" % (" ".join(cmd), p.stdout[-2000:], p.stderr[-20000:]))
+    with LOCK:  # one run's lines together
+        print("%s: %s (exit %d, expected %d, %.1f s)" % ("ok" if ok else "FAIL", name,
+                                                         p.returncode, code, dt))
+        if not ok:
+            FAILS.append(name)
+            print("  command: %s\n%s%s" % (" ".join(cmd), p.stdout[-2000:],
+                                            p.stderr[-20000:]))
+        sys.stdout.flush()
     return p.stdout
+
+
+def vrun(name, cmd, code=0):
+    """Starts one app under memcheck; returns its future (.result(): its stdout)."""
+    f = POOL.submit(vrun_now, name, cmd, code)
+    RUNS.append(f)
+    return f
 
 
 def voc_xml(objects, w, h):
@@ -55,7 +78,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--apps", required=True, help="the build's apps folder")
     ap.add_argument("--work", required=True)
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
+    ap.add_argument("--track-origins", action="store_true",
+                    help="memcheck --track-origins=yes (about twice the time; CI runs without)")
     a = ap.parse_args()
+    if a.jobs < 1:
+        ap.error("--jobs must be positive")
+    global POOL
+    if a.track_origins:
+        VALGRIND.append("--track-origins=yes")
+    POOL = concurrent.futures.ThreadPoolExecutor(a.jobs)
+    print("valgrind %s, %d run(s) at a time%s" % (" ".join(VALGRIND[1:]), a.jobs,
+          "" if a.track_origins else " (without --track-origins: the full check is "
+          "tests/valgrind/apps_valgrind.py --track-origins, see its docstring)"))
     if not shutil.which("valgrind"):
         print("SKIP: valgrind not found (apt-get install valgrind)")
         return 77
@@ -145,13 +180,17 @@ def main():
                           "--plot", os.path.join(w, "coco.png")])
     vrun("mo-eval coco --model", [ev, "coco", "--gt", gt_path, "--model", m["backbone"],
                                   "--head", m["det"], "--images", imgs])
-    states = []
+    states, shards = [], []
     for s in range(2):
         states.append(os.path.join(w, "coco%d.state" % s))
-        vrun("mo-eval coco --shard %d/2" % s, [ev, "coco", "--gt", gt_path, "--results",
-                                               res_path, "--shard", "%d/2" % s, "--state",
-                                               states[-1]])
-    vrun("mo-eval merge", [ev, "merge"] + states + ["--per-category"])
+        shards.append(vrun("mo-eval coco --shard %d/2" % s,
+                           [ev, "coco", "--gt", gt_path, "--results", res_path, "--shard",
+                            "%d/2" % s, "--state", states[-1]]))
+    # the merge reads the states: it waits for both shards (queued before it, so they have
+    # a worker by the time it has one)
+    merge = [ev, "merge"] + states + ["--per-category"]
+    RUNS.append(POOL.submit(lambda: (concurrent.futures.wait(shards),
+                                     vrun_now("mo-eval merge", merge, 0))))
 
     # mo-eval voc: a devkit of two images
     dev = os.path.join(w, "VOC2007")
@@ -204,6 +243,9 @@ def main():
                                   m["backbone"], "--json", os.path.join(w, "top1.json")])
     vrun("mo-eval top1 --pred", [ev, "top1", "--list", lst, "--pred", pred])
 
+    for f in RUNS:
+        f.result()  # re-raises what a run raised (e.g. its timeout)
+    POOL.shutdown()
     if FAILS:
         print("%d run(s) failed under valgrind: %s" % (len(FAILS), ", ".join(FAILS)))
         return 1
