@@ -472,6 +472,15 @@ static void check_pw(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char 
     check_pw_case(ref, dut, isa, 49, 2048, 64, 1, DATA_LARGE, st);
     check_pw_case(ref, dut, isa, 196, 256, 256, 1, DATA_UNIFORM, st);
     check_pw_case(ref, dut, isa, 784, 128, 128, 1, DATA_SPARSE, st);
+    /* the pixels after the last full tile with it as two tiles (12 + 1 at 49, 12 + 4 at
+     * 196, 12 + 11 ...); 7x7 with 5 MB of weights (s2 stage4.1: weight prefetch), an odd
+     * panel count (the lone last panel prefetches too) */
+    check_pw_case(ref, dut, isa, 49, 640, 2048, 1, DATA_UNIFORM, st);
+    check_pw_case(ref, dut, isa, 196, 640, 640, 1, DATA_LARGE, st);
+    check_pw_case(ref, dut, isa, 49, 300, 1040, act_modes - 1, DATA_UNIFORM, st);
+    check_pw_case(ref, dut, isa, 25, 257, 100, 1, DATA_SPARSE, st);
+    check_pw_case(ref, dut, isa, 23, 64, 48, 0, DATA_UNIFORM, st);
+    check_pw_case(ref, dut, isa, 18, 513, 33, 1, DATA_UNIFORM, st);
 }
 
 /*
@@ -1148,6 +1157,7 @@ static const bench_case bench_cases[] = {
     {"pw", "49px 256->1024", 49, 256, 1024, 0, 0},
     {"pw", "49px 512->1280 (s1)", 49, 512, 1280, 0, 0},
     {"pw", "196px 640->640 (s2)", 196, 640, 640, 0, 0},
+    {"pw", "49px 640->2048 (s2)", 49, 640, 2048, 0, 0},
     {"pw_acc", "1024px 1024->256 (seg)", 1024, 1024, 256, 0, 0},
     {"conv3x3", "32x32 1024->256 d6 (seg)", 32, 1024, 256, 6, 1},
     {"conv3x3", "32x32 1024->256 d18 (seg)", 32, 1024, 256, 18, 1},

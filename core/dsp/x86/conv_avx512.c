@@ -15,7 +15,10 @@
  * at most PW_KC-wide slices of equal width (partial sums go through dst, exactly),
  * whatever its tile, block or pixel range: splitting a layer over threads gives the same
  * bits. Pixel blocks are of equal size, whole tiles (as in conv_avx2.c: no short last
- * block streaming the whole weight matrix for a few pixels).
+ * block streaming the whole weight matrix for a few pixels). The first full tile of a
+ * panel pair prefetches the next pair's rows of the slice into L2 (at 7x7 a pair has only
+ * 4-5 tiles to hide its weights' misses behind: s2 stage4.1, 640 -> 2048, 0.88 ms from
+ * 1.10), and the pixels after the last full tile go with it as two register tiles.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -52,7 +55,8 @@ static ALWAYS_INLINE void pw_tile(float *restrict dst, size_t cout, const float 
                                   size_t cin, int k0, int k1, const float *restrict wp0,
                                   const float *restrict wp1, const float *restrict bias,
                                   int nc0, int nc1, int last, int relu, const int m,
-                                  const int np)
+                                  const int np, const float *restrict pf0,
+                                  const float *restrict pf1, const int pf)
 {
     const __mmask16 m0 = lanes(nc0), m1 = np > 1 ? lanes(nc1) : 0;
     __m512 acc[PW_MR][2];
@@ -76,6 +80,10 @@ static ALWAYS_INLINE void pw_tile(float *restrict dst, size_t cout, const float 
     const float *restrict w0 = wp0 + (size_t)k0 * MO_PW_NR;
     const float *restrict w1 = np > 1 ? wp1 + (size_t)k0 * MO_PW_NR : w0;
     for (int k = k0; k < k1; k++, a++, w0 += MO_PW_NR, w1 += MO_PW_NR) {
+        if (pf) { /* the next panels' rows, into L2 */
+            _mm_prefetch((const char *)(pf0 + (size_t)(k - k0) * MO_PW_NR), _MM_HINT_T1);
+            _mm_prefetch((const char *)(pf1 + (size_t)(k - k0) * MO_PW_NR), _MM_HINT_T1);
+        }
         const __m512 v0 = _mm512_loadu_ps(w0);
         const __m512 v1 = np > 1 ? _mm512_loadu_ps(w1) : v0;
 #pragma GCC unroll 12
@@ -129,18 +137,57 @@ pw_tile_rest(float *restrict dst, size_t cout, const float *restrict src, size_t
                                   last ? activate(acc[i][v], relu) : acc[i][v]);
 }
 
-/* Pixels [p, pend) of one panel pair (np = 2) or one panel: full tiles, then the rest. */
+/*
+ * A tile of PW_MR / 2 <= m < PW_MR pixels, still in registers: the pixels left over after
+ * the full tiles, with the last full tile, are cut into two such tiles. Left to the rest
+ * loop, 1 pixel (49 = 4 x 12 + 1 at 7x7) took about as long as a full tile, its
+ * accumulators on the stack (store-forward latency per FMA), and 4 (196 = 16 x 12 + 4 at
+ * 14x14) longer. Same FMA sequence per element as pw_tile.
+ */
+static void __attribute__((noinline))
+pw_tile_mid(float *restrict dst, size_t cout, const float *restrict src, size_t cin, int k0,
+            int k1, const float *restrict wp0, const float *restrict wp1,
+            const float *restrict bias, int nc0, int nc1, int last, int relu, int m, int np)
+{
+#define PW_MID(M, NP)                                                                      \
+    case (NP) * 16 + (M):                                                                  \
+        pw_tile(dst, cout, src, cin, k0, k1, wp0, wp1, bias, nc0, nc1, last, relu, M, NP, \
+                NULL, NULL, 0);                                                            \
+        return;
+    switch (np * 16 + m) {
+        PW_MID(6, 1) PW_MID(7, 1) PW_MID(8, 1) PW_MID(9, 1) PW_MID(10, 1) PW_MID(11, 1)
+        PW_MID(6, 2) PW_MID(7, 2) PW_MID(8, 2) PW_MID(9, 2) PW_MID(10, 2) PW_MID(11, 2)
+    default:
+        pw_tile_rest(dst, cout, src, cin, k0, k1, wp0, wp1, bias, nc0, nc1, last, relu, m, np);
+    }
+#undef PW_MID
+}
+
+/* Pixels [p, pend) of one panel pair (np = 2) or one panel: full tiles, then the rest
+ * (with the last full tile, as two register tiles when there is one, see pw_tile_mid). */
 static ALWAYS_INLINE void pw_panels(float *dst, size_t cout, const float *src, size_t cin,
                                     size_t p, size_t pend, int k0, int k1, const float *wp0,
                                     const float *wp1, const float *b, int nc0, int nc1,
-                                    int last, int relu, const int np)
+                                    int last, int relu, const int np, const float *pf0,
+                                    const float *pf1)
 {
-    for (; p + PW_MR <= pend; p += PW_MR)
+    const size_t r = (pend - p) % PW_MR;
+    const size_t full_end = r && pend - p > PW_MR ? pend - PW_MR - r : pend - r;
+    if (p < full_end) { /* the first tile prefetches the next panels' rows k0..k1 */
         pw_tile(dst + p * cout, cout, src + p * cin, cin, k0, k1, wp0, wp1, b, nc0, nc1, last,
-                relu, PW_MR, np);
-    if (p < pend)
-        pw_tile_rest(dst + p * cout, cout, src + p * cin, cin, k0, k1, wp0, wp1, b, nc0, nc1,
-                     last, relu, (int)(pend - p), np);
+                relu, PW_MR, np, pf0, pf1, 1);
+        p += PW_MR;
+    }
+    for (; p < full_end; p += PW_MR)
+        pw_tile(dst + p * cout, cout, src + p * cin, cin, k0, k1, wp0, wp1, b, nc0, nc1, last,
+                relu, PW_MR, np, NULL, NULL, 0);
+    while (p < pend) {
+        const size_t left = pend - p;
+        const int m = left > PW_MR ? (int)(left + 1) / 2 : (int)left;
+        pw_tile_mid(dst + p * cout, cout, src + p * cin, cin, k0, k1, wp0, wp1, b, nc0, nc1,
+                    last, relu, m, np);
+        p += (size_t)m;
+    }
 }
 
 /* mo_pw_avx512 and mo_pw_acc_avx512: rows ldd / lds floats apart; bias NULL accumulates. */
@@ -163,14 +210,20 @@ pw_run(float *dst, size_t ldd, const float *src, size_t lds, size_t n, int cin,
             for (; pj + 2 <= np; pj += 2) {
                 const int co = pj * MO_PW_NR;
                 const int nc1 = cout - co - 16 < 16 ? cout - co - 16 : 16;
+                /* next panels (rows k0.. of panels pj + 2, pj + 3; or the current ones) */
+                const size_t row0 = (size_t)k0 * MO_PW_NR;
+                const float *pf0 = weight + (pj + 2 < np ? pj + 2 : pj) * panel + row0;
+                const float *pf1 = weight + (pj + 3 < np ? pj + 3 : pj + 1) * panel + row0;
                 pw_panels(dst + co, ldd, src, lds, p0, pend, k0, k1, weight + pj * panel,
                           weight + (pj + 1) * panel, first && bias ? bias + co : NULL, 16, nc1,
-                          last, relu, 2);
+                          last, relu, 2, pf0, pf1);
             }
             if (pj < np) {
                 const int co = pj * MO_PW_NR;
+                const float *pf0 = weight + pj * panel + (size_t)k0 * MO_PW_NR;
                 pw_panels(dst + co, ldd, src, lds, p0, pend, k0, k1, weight + pj * panel, NULL,
-                          first && bias ? bias + co : NULL, cout - co, 0, last, relu, 1);
+                          first && bias ? bias + co : NULL, cout - co, 0, last, relu, 1, pf0,
+                          pf0);
             }
         }
     }
