@@ -138,7 +138,7 @@ pw_tile_rest(float *restrict dst, size_t cout, const float *restrict src, size_t
 }
 
 /*
- * A tile of PW_MR / 2 <= m < PW_MR pixels, still in registers: the pixels left over after
+ * A tile of PW_MR / 2 <= m <= PW_MR pixels, still in registers: the pixels left over after
  * the full tiles, with the last full tile, are cut into two such tiles. Left to the rest
  * loop, 1 pixel (49 = 4 x 12 + 1 at 7x7) took about as long as a full tile, its
  * accumulators on the stack (store-forward latency per FMA), and 4 (196 = 16 x 12 + 4 at
@@ -156,7 +156,9 @@ pw_tile_mid(float *restrict dst, size_t cout, const float *restrict src, size_t 
         return;
     switch (np * 16 + m) {
         PW_MID(6, 1) PW_MID(7, 1) PW_MID(8, 1) PW_MID(9, 1) PW_MID(10, 1) PW_MID(11, 1)
+        PW_MID(12, 1) /* 23 left: 12 + 11 */
         PW_MID(6, 2) PW_MID(7, 2) PW_MID(8, 2) PW_MID(9, 2) PW_MID(10, 2) PW_MID(11, 2)
+        PW_MID(12, 2)
     default:
         pw_tile_rest(dst, cout, src, cin, k0, k1, wp0, wp1, bias, nc0, nc1, last, relu, m, np);
     }
