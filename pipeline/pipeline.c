@@ -532,11 +532,10 @@ static int run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_resul
     out->num_top = out->num_detections = out->has_labels = 0;
     out->ms_convert = out->ms_preprocess = out->ms_backbone = out->ms_heads = 0;
 
-    /* 1. frame to RGB8, in a buffer that only grows */
-    if (frame->width < 1 || frame->height < 1 || frame->width > MO_MAX_INPUT_SIDE ||
-        frame->height > MO_MAX_INPUT_SIDE)
-        return mo_fail(MO_EINVAL, "mo_pipeline_run: frame %dx%d outside 1x1..%dx%d",
-                       frame->width, frame->height, MO_MAX_INPUT_SIDE, MO_MAX_INPUT_SIDE);
+    /* 1. frame to RGB8, in a buffer that only grows; the frame checked before any of it */
+    int r = mo_frame_check(frame, (ptrdiff_t)frame->width * 3, "mo_pipeline_run");
+    if (r)
+        return r;
     /* A packed RGB frame is read in place: a copy would double the memory of a large
      * picture (192 MiB more for 8192 x 8192). The preprocessing only reads it. */
     const int in_place = frame->format == MO_FRAME_RGB && frame->data[0] &&
@@ -550,9 +549,6 @@ static int run(mo_pipeline_session *ps, const mo_frame *frame, mo_pipeline_resul
         ps->rgb = b;
         ps->rgb_bytes = need;
     }
-    int r = mo_frame_check(frame, (ptrdiff_t)frame->width * 3, "mo_pipeline_run");
-    if (r)
-        return r;
     if (!in_place) {
         band_job cj = {.frame = frame, .rgb = ps->rgb, .rows = frame->height};
         /* ~10 operations a pixel, in multiply-add units for the pool's threshold */
