@@ -30,7 +30,11 @@
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
 #define PW_MR 12
-#define PW_KC 256
+/* Input channels per slice: up to 1024 in one, so a tile's accumulators stay in registers
+ * for the whole sum (with 256, each slice edge stored and reloaded 24 accumulators per
+ * tile, from L3 once a layer's output outgrows L2: s3 at 224, 1 thread, whole run 21.9 ->
+ * 21.3 ms, s1 9.7 -> 9.5 ms, medians of 3 alternated rounds). */
+#define PW_KC 1024
 #define PW_BLOCK_BYTES (256 * 1024)
 
 static ALWAYS_INLINE __m512 activate(__m512 v, int relu)
@@ -294,6 +298,60 @@ static ALWAYS_INLINE void dw_interior(float *restrict orow, const float *const r
     const float *r1 = rows[1] + (ptrdiff_t)x0 * sc + ch;
     const float *r2 = rows[2] + (ptrdiff_t)x0 * sc + ch;
     float *o = orow + (ptrdiff_t)x0 * c + ch;
+    if (stride == 1) {
+        /* Sliding window: the 3 x 3 inputs of a pixel stay in registers, and the next
+         * pixel of the same phase (x + d) loads one new column: 3 loads per output instead
+         * of 9 (1.3-1.7x faster at s0-s4 shapes). Dilated maps go phase by phase (x = x0 +
+         * r, x0 + r + d, ...). Same FMA order. */
+        for (int r = 0; r < d && x0 + r < x1; r++) {
+            const float *u0 = r0 + (ptrdiff_t)r * c, *u1 = r1 + (ptrdiff_t)r * c;
+            const float *u2 = r2 + (ptrdiff_t)r * c;
+            float *ou = o + (ptrdiff_t)r * c;
+            __m512 p0 = _mm512_maskz_loadu_ps(m, u0 - dc), p1 = _mm512_maskz_loadu_ps(m, u0);
+            __m512 q0 = _mm512_maskz_loadu_ps(m, u1 - dc), q1 = _mm512_maskz_loadu_ps(m, u1);
+            __m512 s0 = _mm512_maskz_loadu_ps(m, u2 - dc), s1 = _mm512_maskz_loadu_ps(m, u2);
+            for (int x = x0 + r; x < x1; x += (int)d, u0 += dc, u1 += dc, u2 += dc, ou += dc) {
+                const __m512 p2 = _mm512_maskz_loadu_ps(m, u0 + dc);
+                const __m512 q2 = _mm512_maskz_loadu_ps(m, u1 + dc);
+                const __m512 s2 = _mm512_maskz_loadu_ps(m, u2 + dc);
+                __m512 a = b;
+                a = _mm512_fmadd_ps(wv[0], p0, a);
+                a = _mm512_fmadd_ps(wv[1], p1, a);
+                a = _mm512_fmadd_ps(wv[2], p2, a);
+                a = _mm512_fmadd_ps(wv[3], q0, a);
+                a = _mm512_fmadd_ps(wv[4], q1, a);
+                a = _mm512_fmadd_ps(wv[5], q2, a);
+                a = _mm512_fmadd_ps(wv[6], s0, a);
+                a = _mm512_fmadd_ps(wv[7], s1, a);
+                a = _mm512_fmadd_ps(wv[8], s2, a);
+                _mm512_mask_storeu_ps(ou, m, activate(a, relu));
+                p0 = p1, p1 = p2, q0 = q1, q1 = q2, s0 = s1, s1 = s2;
+            }
+        }
+        return;
+    }
+    if (stride == 2 && d == 1 && x1 > x0) { /* window of 3 columns, steps of 2: one kept */
+        __m512 p0 = _mm512_maskz_loadu_ps(m, r0 - c), q0 = _mm512_maskz_loadu_ps(m, r1 - c);
+        __m512 s0 = _mm512_maskz_loadu_ps(m, r2 - c);
+        for (int x = x0; x < x1; x++, r0 += sc, r1 += sc, r2 += sc, o += c) {
+            const __m512 p1 = _mm512_maskz_loadu_ps(m, r0), p2 = _mm512_maskz_loadu_ps(m, r0 + c);
+            const __m512 q1 = _mm512_maskz_loadu_ps(m, r1), q2 = _mm512_maskz_loadu_ps(m, r1 + c);
+            const __m512 s1 = _mm512_maskz_loadu_ps(m, r2), s2 = _mm512_maskz_loadu_ps(m, r2 + c);
+            __m512 a = b;
+            a = _mm512_fmadd_ps(wv[0], p0, a);
+            a = _mm512_fmadd_ps(wv[1], p1, a);
+            a = _mm512_fmadd_ps(wv[2], p2, a);
+            a = _mm512_fmadd_ps(wv[3], q0, a);
+            a = _mm512_fmadd_ps(wv[4], q1, a);
+            a = _mm512_fmadd_ps(wv[5], q2, a);
+            a = _mm512_fmadd_ps(wv[6], s0, a);
+            a = _mm512_fmadd_ps(wv[7], s1, a);
+            a = _mm512_fmadd_ps(wv[8], s2, a);
+            _mm512_mask_storeu_ps(o, m, activate(a, relu));
+            p0 = p2, q0 = q2, s0 = s2;
+        }
+        return;
+    }
     for (int x = x0; x < x1; x++, r0 += sc, r1 += sc, r2 += sc, o += c) {
         __m512 a = b;
         a = _mm512_fmadd_ps(wv[0], _mm512_maskz_loadu_ps(m, r0 - dc), a);
