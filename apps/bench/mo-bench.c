@@ -1,8 +1,9 @@
 /*
  * mo-bench: where the time goes, operation by operation (issue 11).
  *
- * Usage: mo-bench --model BACKBONE [--cls] [--det HEAD] [--seg HEAD] [--size HxW]
- *                 [--image FILE] [--threads N] [--runs N] [--warmup N] [--json] [--no-peak]
+ * Usage: mo-bench --model BACKBONE [--cls] [--det HEAD] [--seg HEAD] [--os 8|16|32]
+ *                 [--size HxW] [--image FILE] [--threads N] [--runs N] [--warmup N] [--json]
+ *                 [--no-peak]
  *
  * Runs the backbone and the chosen heads on one input (a fixed pseudo-random one, or
  * --image resized to the input size and normalized with the ImageNet statistics) --runs
@@ -19,6 +20,7 @@
  * then shows each model's GFLOP/s as a share of that peak times the threads used. It is a
  * measurement, not the datasheet number: on a loaded machine it is lower.
  *
+ * --os: the segmentation head's output stride (default: the one its file names).
  * --json prints one JSON object instead of the table (for scripts).
  */
 #include <math.h>
@@ -126,7 +128,8 @@ static int die(const char *what, int ret, int code)
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s --model BACKBONE [--cls] [--det HEAD] [--seg HEAD] [--size HxW] "
+    fprintf(stderr, "usage: %s --model BACKBONE [--cls] [--det HEAD] [--seg HEAD] [--os 8|16|32] "
+                    "[--size HxW] "
                     "[--image FILE] [--threads N] [--runs N] [--warmup N] [--json] "
                     "[--no-peak]\n", argv0);
 }
@@ -147,6 +150,7 @@ int main(int argc, char **argv)
 {
     const char *model = NULL, *det_path = NULL, *seg_path = NULL, *image = NULL;
     int h = 0, w = 0, threads = 1, runs = 20, warmup = 3, use_cls = 0, json = 0, peak = 1;
+    int os_arg = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
@@ -154,6 +158,8 @@ int main(int argc, char **argv)
             det_path = argv[++i];
         else if (!strcmp(argv[i], "--seg") && i + 1 < argc)
             seg_path = argv[++i];
+        else if (!strcmp(argv[i], "--os") && i + 1 < argc)
+            os_arg = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--image") && i + 1 < argc)
             image = argv[++i];
         else if (!strcmp(argv[i], "--cls"))
@@ -179,7 +185,7 @@ int main(int argc, char **argv)
         }
     }
     if (!model || runs < 1 || runs > 100000 || warmup < 0 || threads < 0 ||
-        threads > MO_MAX_THREADS) {
+        threads > MO_MAX_THREADS || (os_arg && os_arg != 8 && os_arg != 16 && os_arg != 32)) {
         usage(argv[0]);
         return 2;
     }
@@ -240,7 +246,7 @@ int main(int argc, char **argv)
     mo_seg_info si = {0};
     if (seg)
         mo_seg_get_info(seg, &si);
-    const int seg_os = seg ? si.output_stride : 32;
+    const int seg_os = !seg ? 32 : os_arg ? os_arg : si.output_stride;
     /* the classifier and detection want stride 32; segmentation alone runs at its stride,
      * with them it recomputes the dilated stages (mo_backbone_run_from), as the pipeline */
     const int bb_os = cls || det ? 32 : seg_os;
