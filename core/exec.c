@@ -389,10 +389,10 @@ static void run_chunks(const job *j, int c0, int c1)
               chunk_start(p->units, c1, p->n, p->align));
 }
 
-static void chunk_fn(void *ctx, int i, int n)
+static void chunk_fn(void *ctx, int first, int count, int n)
 {
     (void)n;
-    run_chunks(ctx, i, i + 1);
+    run_chunks(ctx, first, first + count);
 }
 
 static const char *const kind_names[] = {

@@ -92,7 +92,11 @@ static unsigned spin_gen(atomic_uint *gen, unsigned seen)
     }
 }
 
-/* Claim and run chunks of job g from range r until it is empty or the job is over. */
+/* Claim and run chunks of job g from range r until it is empty or the job is over. Each
+ * claim takes half of what is left (at least one chunk), run as one call: consecutive
+ * chunks in one call stream a layer's weights once, not once per chunk (s1 at 2 threads:
+ * 5.3 -> 5.05 ms), while a thread that stalls still leaves the other half of its range
+ * to the others. */
 static void work_range(mo_pool *p, unsigned g, int r)
 {
     atomic_uint_fast64_t *claim = &p->ranges[r].claim;
@@ -102,11 +106,13 @@ static void work_range(mo_pool *p, unsigned g, int r)
                        i = (unsigned)c & 0xffff;
         if (cg != g || i >= end)
             return;
-        if (!atomic_compare_exchange_weak(claim, &c, c + 1))
+        const unsigned k = (end - i + 1) / 2;
+        if (!atomic_compare_exchange_weak(claim, &c, c + k))
             continue; /* c now holds the current value */
         const int n = p->nchunks; /* job g's: it cannot end while chunk i is held */
-        p->fn(p->ctx, (int)i, n);
-        if (atomic_fetch_add(&p->done, 1) + 1 == n && atomic_load(&p->caller_waiting)) {
+        p->fn(p->ctx, (int)i, (int)k, n);
+        if (atomic_fetch_add(&p->done, (int)k) + (int)k == n &&
+            atomic_load(&p->caller_waiting)) {
             pthread_mutex_lock(&p->lock);
             pthread_cond_signal(&p->done_cv);
             pthread_mutex_unlock(&p->lock);
