@@ -14,8 +14,9 @@
  * (its kind, sizes and multiply-adds; never of the threads), every kernel gives each
  * element the same operations whatever range of rows, pixels or channels it is asked
  * for, and no op splits a sum. A thread count only decides which thread runs a chunk;
- * with one thread (no pool) the executor runs consecutive chunks as one call, whose
- * range is still a union of chunks of that partition.
+ * consecutive chunks may run as one call (one thread, no pool: all of them; on a pool,
+ * the chunks a thread claims at once), whose range is still a union of chunks of that
+ * partition.
  *
  * Adding a layer to a head is adding an op to its array: no job struct, no pool call, no
  * profiling code. An op needs only the fields its kind reads (listed per kind below);
