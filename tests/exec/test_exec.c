@@ -3,7 +3,8 @@
  * (float tolerance: the SIMD kernels fuse multiply-adds), and each output bit-identical
  * with no pool, a pool of 2 and a pool of 3 threads; sizes are chosen so that every op is
  * cut into several chunks. Also: the chunks of MO_EXEC_CALL cover every unit once on
- * aligned boundaries, and the profile records (names, grouping, the dropped count).
+ * aligned boundaries, the pool runs every chunk of a job once (in runs of consecutive
+ * chunks), and the profile records (names, grouping, the dropped count).
  * The bit-identity cases run on this CPU's kernels and again on the C kernels.
  *
  * `test_exec threads` runs the bit-identity cases only (suite threads, ThreadSanitizer).
@@ -487,6 +488,48 @@ static void test_call(void **st)
     free(hits), free(y);
 }
 
+/* ------------------------------------------------------------------ pool */
+
+typedef struct pool_ctx {
+    int *hits;
+    int bad; /* a call outside [0, n) or with count < 1: written only as 1, read after */
+} pool_ctx;
+
+static void pool_fn(void *ctx, int first, int count, int n)
+{
+    pool_ctx *c = ctx;
+    if (first < 0 || count < 1 || first + count > n) {
+        c->bad = 1;
+        return;
+    }
+    for (int i = first; i < first + count; i++)
+        c->hits[i]++; /* chunks are disjoint: no two threads touch one element */
+}
+
+/* mo_pool_run: every chunk exactly once, in runs of consecutive chunks, for counts that
+ * do not divide evenly among the threads, a single chunk and the most a job may have. */
+static void test_pool(void **st)
+{
+    (void)st;
+    static const int counts[] = {1, 2, 3, 7, 24, 100, 1001, MO_POOL_MAX_CHUNKS};
+    int *hits = malloc(MO_POOL_MAX_CHUNKS * sizeof(int));
+    assert_non_null(hits);
+    for (int t = 2; t <= 3; t++)
+        for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++)
+            for (int rep = 0; rep < 3; rep++) {
+                const int n = counts[k];
+                memset(hits, 0, (size_t)n * sizeof(int));
+                pool_ctx c = {hits, 0};
+                mo_pool_run(pools[t], pool_fn, &c, n);
+                assert_int_equal(c.bad, 0);
+                for (int i = 0; i < n; i++)
+                    if (hits[i] != 1)
+                        fail_msg("%d threads, %d chunks: chunk %d ran %d times", t, n, i,
+                                 hits[i]);
+            }
+    free(hits);
+}
+
 /* ------------------------------------------------------------------ profile */
 
 static void test_profile(void **st)
@@ -544,7 +587,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stem), cmocka_unit_test(test_conv3x3),
         cmocka_unit_test(test_gemv), cmocka_unit_test(test_mean),
         cmocka_unit_test(test_act), cmocka_unit_test(test_upsample),
-        cmocka_unit_test(test_softmax), cmocka_unit_test(test_call)};
+        cmocka_unit_test(test_softmax), cmocka_unit_test(test_call),
+        cmocka_unit_test(test_pool)};
     const struct CMUnitTest rest[] = {cmocka_unit_test(test_gap_se),
                                       cmocka_unit_test(test_profile)};
     cpu_flags = mo_get_cpu_flags();
