@@ -447,7 +447,7 @@ typedef struct ws_layout {
     size_t mid, dwb, extra[MAX_EXTRAS];      /* extra blocks and head intermediates */
     size_t logits, reg;                      /* raw outputs */
     size_t probs, boxes, softmax, gather;    /* post-processing */
-    size_t cand_box, cand_score, cand_label, keep;
+    size_t cand_box, cand_score, cand_label, keep, class_start, class_kept, class_state, sort;
     size_t total;
     int max_cand;
 } ws_layout;
@@ -498,6 +498,10 @@ static void ws_layout_of(const mo_det *d, ws_layout *L)
     L->cand_score = take(&at, sizeof(float) * cand);
     L->cand_label = take(&at, sizeof(int) * cand);
     L->keep = take(&at, sizeof(int) * cand);
+    L->class_start = take(&at, sizeof(int) * (k + 1));
+    L->class_kept = take(&at, sizeof(int) * cand);
+    L->class_state = take(&at, sizeof(int) * 3 * k);
+    L->sort = take(&at, sizeof(int) * 3 * n);
     L->total = at;
     L->max_cand = (int)cand;
 }
@@ -657,6 +661,9 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
     int *gather = (int *)(ws + L.gather);
     float *cbox = (float *)(ws + L.cand_box), *cscore = (float *)(ws + L.cand_score);
     int *clabel = (int *)(ws + L.cand_label), *keep = (int *)(ws + L.keep);
+    int *class_start = (int *)(ws + L.class_start), *class_kept = (int *)(ws + L.class_kept);
+    int *class_state = (int *)(ws + L.class_state), *sort_idx = (int *)(ws + L.sort);
+    uint32_t *sort_keys = (uint32_t *)(sort_idx + N);
 
     /* softmax per default box (class-major: probs[c * N + a]), optionally only its best
      * max_classes_per_box classes; exp, sum and scale per value counted (max, sort not) */
@@ -691,19 +698,23 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
     const float thr = (float)set->score_thresh;
     const int topk = set->topk_candidates;
     int m = 0;
+    class_start[0] = class_start[1] = 0;
     for (int c = 1; c < K; c++) {
+        class_start[c] = m;
         const float *p = probs + (size_t)c * N;
         int g = 0;
         for (int a = 0; a < N; a++)
             if (p[a] > thr)
                 gather[g++] = a;
-        const int k = mo_det_sort_desc(gather, g, p, topk);
+        mo_det_sort_desc_nonneg(gather, g, p, sort_keys, sort_idx); /* probabilities: >= 0 */
+        const int k = topk > 0 && topk < g ? topk : g;
         for (int i = 0; i < k && m < L.max_cand; i++, m++) {
             memcpy(cbox + 4 * (size_t)m, boxes + 4 * (size_t)gather[i], 4 * sizeof(float));
             cscore[m] = p[gather[i]];
             clabel[m] = c;
         }
     }
+    class_start[K] = m;
 
     if (t0)
         mo_exec_prof_end(x, t0, "det", "select", m, 1, 4, 0.0, "det.topk");
@@ -714,6 +725,9 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
     if (set->soft_nms_sigma > 0.0)
         ret = mo_soft_nms(cbox, cscore, labels, m, set->soft_nms_sigma, set->score_thresh,
                           set->detections_per_img, keep, &nk);
+    else if (labels)
+        nk = mo_det_nms_by_class(cbox, cscore, class_start, K, set->nms_thresh,
+                                 set->detections_per_img, keep, class_kept, class_state);
     else
         ret = mo_nms(cbox, cscore, labels, m, set->nms_thresh, set->detections_per_img, keep,
                      &nk);

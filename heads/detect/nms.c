@@ -8,6 +8,8 @@
  * fate of a box depends only on higher-scoring ones.
  */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "mo_internal/errors.h"
 #include "detect_internal.h"
@@ -76,6 +78,49 @@ int mo_det_sort_desc(int *idx, int n, const float *key, int k)
     return k;
 }
 
+/*
+ * The order of mo_det_sort_desc (higher key first, then lower index) when idx increases on
+ * entry and every key is >= +0 (probabilities), by a stable LSD radix sort on the float bits,
+ * which order such floats as unsigned integers: 4 passes of 8 bits over n, where the heap
+ * sort's branchy compares took 1.1 ms for SSDLite320's ~12 000 candidates at score 0.001.
+ * idx[0 .. n) is sorted in place (positions keep their order among equal keys); tk and ti
+ * hold n values each.
+ */
+void mo_det_sort_desc_nonneg(int *idx, int n, const float *key, uint32_t *tk, int *ti)
+{
+    if (n <= 1)
+        return;
+    uint32_t *kb = tk;
+    for (int i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &key[idx[i]], sizeof(u));
+        kb[i] = ~u; /* ascending ~bits = descending key */
+    }
+    /* each pass moves keys with their indices from one buffer pair to the other */
+    uint32_t *k0 = kb, *k1 = kb + n;
+    int *i0 = idx, *i1 = ti;
+    for (int shift = 0; shift < 32; shift += 8) {
+        int count[257] = {0};
+        for (int i = 0; i < n; i++)
+            count[((k0[i] >> shift) & 255u) + 1]++;
+        if (count[((k0[0] >> shift) & 255u) + 1] == n)
+            continue; /* one digit value: the pass would not move anything */
+        for (int d = 0; d < 256; d++)
+            count[d + 1] += count[d];
+        for (int i = 0; i < n; i++) {
+            const int at = count[(k0[i] >> shift) & 255u]++;
+            k1[at] = k0[i];
+            i1[at] = i0[i];
+        }
+        uint32_t *kt = k0;
+        k0 = k1, k1 = kt;
+        int *it = i0;
+        i0 = i1, i1 = it;
+    }
+    if (i0 != idx)
+        memcpy(idx, i0, (size_t)n * sizeof(int));
+}
+
 /* IoU as torchvision's CPU kernel computes it, in float. */
 static inline float iou_tv(const float *a, float area_a, const float *b, float area_b)
 {
@@ -131,6 +176,76 @@ MO_API int mo_nms(const float *boxes, const float *scores, const int *labels, in
     }
     *n_keep = m;
     return MO_OK;
+}
+
+/* Min-heap of classes by their next candidate (pos[c]) in before() order. */
+static void class_sift(int *h, int n, int i, const int *pos, const float *key)
+{
+    const int v = h[i];
+    for (;;) {
+        int ch = 2 * i + 1;
+        if (ch >= n)
+            break;
+        if (ch + 1 < n && before(key, pos[h[ch + 1]], pos[h[ch]]))
+            ch++;
+        if (!before(key, pos[h[ch]], pos[v]))
+            break;
+        h[i] = h[ch];
+        i = ch;
+    }
+    h[i] = v;
+}
+
+/*
+ * Hard NMS of candidates grouped by class (class c in 1 .. K-1: [start[c], start[c + 1]),
+ * each group in (score desc, index) order), with mo_nms()'s result for those labels: the
+ * same greedy pass over all candidates in (score, index) order, stopped at max_keep kept,
+ * but the classes' next candidates are merged by a heap and each one is tested only
+ * against the kept boxes of its own class, the only ones that can suppress it (mo_nms
+ * scans every kept box: 1.2 ms of 2.7 at score 0.001 on SSDLite320). The kept boxes of
+ * class c collect in kept[start[c] ..]; keep gets the answer, best first; state holds 3K
+ * ints. Returns the number kept.
+ */
+int mo_det_nms_by_class(const float *boxes, const float *scores, const int *start, int K,
+                        double iou_thresh, int max_keep, int *keep, int *kept, int *state)
+{
+    int *pos = state, *nk = state + K, *heap = state + 2 * K;
+    int nh = 0;
+    for (int c = 1; c < K; c++) {
+        pos[c] = start[c];
+        nk[c] = 0;
+        if (start[c] < start[c + 1])
+            heap[nh++] = c;
+    }
+    for (int i = nh / 2 - 1; i >= 0; i--)
+        class_sift(heap, nh, i, pos, scores);
+    if (max_keep <= 0)
+        max_keep = start[K];
+    int out = 0;
+    while (nh > 0 && out < max_keep) {
+        const int c = heap[0], j = pos[c];
+        const float *bj = boxes + 4 * (size_t)j;
+        const float aj = area_tv(bj);
+        const int *kc = kept + start[c];
+        int suppressed = 0;
+        for (int q = 0; q < nk[c]; q++) {
+            const float *bi = boxes + 4 * (size_t)kc[q];
+            /* torchvision: ovr = inter / (iarea + areas[j] - inter), i the kept box */
+            if ((double)iou_tv(bi, area_tv(bi), bj, aj) > iou_thresh) {
+                suppressed = 1;
+                break;
+            }
+        }
+        if (!suppressed) {
+            kept[start[c] + nk[c]++] = j;
+            keep[out++] = j;
+        }
+        if (++pos[c] == start[c + 1])
+            heap[0] = heap[--nh];
+        if (nh > 0)
+            class_sift(heap, nh, 0, pos, scores);
+    }
+    return out;
 }
 
 MO_API int mo_soft_nms(const float *boxes, float *scores, const int *labels, int n,

@@ -449,6 +449,79 @@ static void test_postprocess_settings(void **state)
     mg_free(&hm);
 }
 
+/*
+ * Class-wise hard NMS of the post-processing against mo_nms() (the global greedy pass over
+ * all candidates with labels) on random raw outputs: many overlapping candidates of a few
+ * classes. The candidates are what the post-processing keeps with nothing suppressed
+ * (nms_thresh 1, every detection), in its order; mo_nms on them must keep exactly the
+ * detections the post-processing returns at each nms_thresh and detections_per_img.
+ */
+static void test_postprocess_nms_vs_global(void **state)
+{
+    (void)state;
+    mg_model hm = { 0 };
+    const dg_head h = small_head();
+    dg_build(&hm, &h);
+    json_object *meta = head_meta();
+    mo_det *d = NULL;
+    assert_int_equal(open_head(&hm, meta, &d, NULL), MO_OK);
+    mo_session *s = open_session(d, 1);
+    const int N = mo_det_num_anchors(d);
+    float *lg = malloc(sizeof(float) * (size_t)N * K), *rg = malloc(sizeof(float) * (size_t)N * 4);
+    const int cap = N * (K - 1);
+    mo_detection *all = malloc(sizeof(*all) * (size_t)cap), *got = malloc(sizeof(*got) * (size_t)cap);
+    float *box = malloc(sizeof(float) * 4 * (size_t)cap), *score = malloc(sizeof(float) * (size_t)cap);
+    int *label = malloc(sizeof(int) * (size_t)cap), *keep = malloc(sizeof(int) * (size_t)cap);
+    assert_true(lg && rg && all && got && box && score && label && keep);
+    uint32_t r = 99;
+    for (int trial = 0; trial < 6; trial++) {
+        for (int i = 0; i < N * K; i++) {
+            r = r * 1664525u + 1013904223u;
+            lg[i] = (float)(r >> 8) / 16777216.0f * 6.0f - 3.0f;
+        }
+        for (int i = 0; i < N * 4; i++) {
+            r = r * 1664525u + 1013904223u;
+            rg[i] = (float)(r >> 8) / 16777216.0f - 0.5f;
+        }
+        mo_det_settings set;
+        mo_det_default_settings(&set);
+        set.score_thresh = 0.05;
+        set.nms_thresh = 1.0;
+        set.detections_per_img = cap; /* every candidate */
+        int m;
+        assert_int_equal(mo_det_postprocess(d, s, lg, rg, &set, IN, IN, all, cap, &m), MO_OK);
+        assert_true(m > 50);
+        for (int i = 0; i < m; i++) {
+            memcpy(box + 4 * i, &all[i].x1, 4 * sizeof(float)); /* x1 y1 x2 y2 in order */
+            score[i] = all[i].score;
+            label[i] = all[i].label;
+        }
+        static const double thr[] = {0.3, 0.55};
+        static const int dpi[] = {1, 7, 40, 300};
+        for (int t = 0; t < 2; t++)
+            for (int k = 0; k < 4; k++) {
+                set.nms_thresh = thr[t];
+                set.detections_per_img = dpi[k];
+                int n, nk;
+                assert_int_equal(mo_det_postprocess(d, s, lg, rg, &set, IN, IN, got, cap, &n),
+                                 MO_OK);
+                assert_int_equal(mo_nms(box, score, label, m, thr[t], dpi[k], keep, &nk), MO_OK);
+                if (n != nk)
+                    fail_msg("trial %d, nms %.2f, max %d: %d detections, mo_nms keeps %d", trial,
+                             thr[t], dpi[k], n, nk);
+                for (int i = 0; i < n; i++)
+                    if (memcmp(&got[i], &all[keep[i]], sizeof(got[i])))
+                        fail_msg("trial %d, nms %.2f, max %d: detection %d differs", trial, thr[t],
+                                 dpi[k], i);
+            }
+    }
+    free(lg), free(rg), free(all), free(got), free(box), free(score), free(label), free(keep);
+    mo_session_close(&s);
+    mo_det_close(&d);
+    json_object_put(meta);
+    mg_free(&hm);
+}
+
 /* Expect mo_det_open to fail with `code` and a message containing each of the words. */
 static void expect_refused(mg_model *hm, json_object *meta, int code, const char *w1,
                            const char *w2)
@@ -904,6 +977,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_vs_naive),
         cmocka_unit_test(test_postprocess_settings),
+        cmocka_unit_test(test_postprocess_nms_vs_global),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_combined_file),
         cmocka_unit_test(test_run_errors),
