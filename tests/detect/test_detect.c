@@ -200,15 +200,24 @@ static void random_input(float *x, int n)
 
 /* ------------------------------------------------------------------ tests */
 
+/* The small head built into hm and opened with the default settings (meta: its JSON). */
+static mo_det *open_small(mg_model *hm, json_object **meta)
+{
+    const dg_head h = small_head();
+    dg_build(hm, &h);
+    *meta = head_meta();
+    mo_det *d = NULL;
+    assert_int_equal(open_head(hm, *meta, &d, NULL), MO_OK);
+    return d;
+}
+
 static void test_forward_vs_naive(void **state)
 {
     (void)state;
     mg_model hm = { 0 };
+    json_object *meta;
+    mo_det *d = open_small(&hm, &meta);
     const dg_head h = small_head();
-    dg_build(&hm, &h);
-    json_object *meta = head_meta();
-    mo_det *d = NULL;
-    assert_int_equal(open_head(&hm, meta, &d, NULL), MO_OK);
     assert_int_equal(mo_det_num_classes(d), K);
     assert_string_equal(mo_det_class_name(d, 2), "dog");
     assert_null(mo_det_class_name(d, K));
@@ -460,11 +469,8 @@ static void test_postprocess_nms_vs_global(void **state)
 {
     (void)state;
     mg_model hm = { 0 };
-    const dg_head h = small_head();
-    dg_build(&hm, &h);
-    json_object *meta = head_meta();
-    mo_det *d = NULL;
-    assert_int_equal(open_head(&hm, meta, &d, NULL), MO_OK);
+    json_object *meta;
+    mo_det *d = open_small(&hm, &meta);
     mo_session *s = open_session(d, 1);
     const int N = mo_det_num_anchors(d);
     float *lg = malloc(sizeof(float) * (size_t)N * K), *rg = malloc(sizeof(float) * (size_t)N * 4);

@@ -277,6 +277,22 @@ static void dw_px(float *restrict o, const float *const rows[3], ptrdiff_t ix, p
     }
 }
 
+/* bias + the 9 taps (rows p, q, s; columns 0, 1, 2) in (ky, kx) order, as dw_px */
+static ALWAYS_INLINE __m512 dw_taps(__m512 a, const __m512 wv[9], __m512 p0, __m512 p1,
+                                    __m512 p2, __m512 q0, __m512 q1, __m512 q2, __m512 s0,
+                                    __m512 s1, __m512 s2)
+{
+    a = _mm512_fmadd_ps(wv[0], p0, a);
+    a = _mm512_fmadd_ps(wv[1], p1, a);
+    a = _mm512_fmadd_ps(wv[2], p2, a);
+    a = _mm512_fmadd_ps(wv[3], q0, a);
+    a = _mm512_fmadd_ps(wv[4], q1, a);
+    a = _mm512_fmadd_ps(wv[5], q2, a);
+    a = _mm512_fmadd_ps(wv[6], s0, a);
+    a = _mm512_fmadd_ps(wv[7], s1, a);
+    return _mm512_fmadd_ps(wv[8], s2, a);
+}
+
 /*
  * Interior columns [x0, x1) of a row whose three tap rows exist, for the 16 channels at
  * ch (mask m): the 9 weights and the bias stay in registers while the columns pass. A
@@ -314,16 +330,7 @@ static ALWAYS_INLINE void dw_interior(float *restrict orow, const float *const r
                 const __m512 p2 = _mm512_maskz_loadu_ps(m, u0 + dc);
                 const __m512 q2 = _mm512_maskz_loadu_ps(m, u1 + dc);
                 const __m512 s2 = _mm512_maskz_loadu_ps(m, u2 + dc);
-                __m512 a = b;
-                a = _mm512_fmadd_ps(wv[0], p0, a);
-                a = _mm512_fmadd_ps(wv[1], p1, a);
-                a = _mm512_fmadd_ps(wv[2], p2, a);
-                a = _mm512_fmadd_ps(wv[3], q0, a);
-                a = _mm512_fmadd_ps(wv[4], q1, a);
-                a = _mm512_fmadd_ps(wv[5], q2, a);
-                a = _mm512_fmadd_ps(wv[6], s0, a);
-                a = _mm512_fmadd_ps(wv[7], s1, a);
-                a = _mm512_fmadd_ps(wv[8], s2, a);
+                const __m512 a = dw_taps(b, wv, p0, p1, p2, q0, q1, q2, s0, s1, s2);
                 _mm512_mask_storeu_ps(ou, m, activate(a, relu));
                 p0 = p1, p1 = p2, q0 = q1, q1 = q2, s0 = s1, s1 = s2;
             }
@@ -337,16 +344,7 @@ static ALWAYS_INLINE void dw_interior(float *restrict orow, const float *const r
             const __m512 p1 = _mm512_maskz_loadu_ps(m, r0), p2 = _mm512_maskz_loadu_ps(m, r0 + c);
             const __m512 q1 = _mm512_maskz_loadu_ps(m, r1), q2 = _mm512_maskz_loadu_ps(m, r1 + c);
             const __m512 s1 = _mm512_maskz_loadu_ps(m, r2), s2 = _mm512_maskz_loadu_ps(m, r2 + c);
-            __m512 a = b;
-            a = _mm512_fmadd_ps(wv[0], p0, a);
-            a = _mm512_fmadd_ps(wv[1], p1, a);
-            a = _mm512_fmadd_ps(wv[2], p2, a);
-            a = _mm512_fmadd_ps(wv[3], q0, a);
-            a = _mm512_fmadd_ps(wv[4], q1, a);
-            a = _mm512_fmadd_ps(wv[5], q2, a);
-            a = _mm512_fmadd_ps(wv[6], s0, a);
-            a = _mm512_fmadd_ps(wv[7], s1, a);
-            a = _mm512_fmadd_ps(wv[8], s2, a);
+            const __m512 a = dw_taps(b, wv, p0, p1, p2, q0, q1, q2, s0, s1, s2);
             _mm512_mask_storeu_ps(o, m, activate(a, relu));
             p0 = p2, q0 = q2, s0 = s2;
         }
