@@ -698,7 +698,7 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
     const float thr = (float)set->score_thresh;
     const int topk = set->topk_candidates;
     int m = 0;
-    class_start[0] = class_start[1] = 0;
+    class_start[0] = 0; /* class 0 (background) has no candidates */
     for (int c = 1; c < K; c++) {
         class_start[c] = m;
         const float *p = probs + (size_t)c * N;
@@ -707,7 +707,7 @@ MO_API int mo_det_postprocess(const mo_det *d, mo_session *s, const float *logit
             if (p[a] > thr)
                 gather[g++] = a;
         mo_det_sort_desc_nonneg(gather, g, p, sort_keys, sort_idx); /* probabilities: >= 0 */
-        const int k = topk > 0 && topk < g ? topk : g;
+        const int k = topk < g ? topk : g; /* topk >= 1 (check_settings) */
         for (int i = 0; i < k && m < L.max_cand; i++, m++) {
             memcpy(cbox + 4 * (size_t)m, boxes + 4 * (size_t)gather[i], 4 * sizeof(float));
             cscore[m] = p[gather[i]];

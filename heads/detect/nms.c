@@ -83,8 +83,8 @@ int mo_det_sort_desc(int *idx, int n, const float *key, int k)
  * entry and every key is >= +0 (probabilities), by a stable LSD radix sort on the float bits,
  * which order such floats as unsigned integers: 4 passes of 8 bits over n, where the heap
  * sort's branchy compares took 1.1 ms for SSDLite320's ~12 000 candidates at score 0.001.
- * idx[0 .. n) is sorted in place (positions keep their order among equal keys); tk and ti
- * hold n values each.
+ * idx[0 .. n) is sorted in place (positions keep their order among equal keys); tk holds
+ * 2n values (the keys of two buffers), ti n.
  */
 void mo_det_sort_desc_nonneg(int *idx, int n, const float *key, uint32_t *tk, int *ti)
 {

@@ -80,9 +80,8 @@ static void c3_row(float *dst, size_t ldd, const float *src, size_t lds, int n, 
         switch (m) {
             C3_CASE(12) C3_CASE(11) C3_CASE(10) C3_CASE(9) C3_CASE(8) C3_CASE(7)
             C3_CASE(6) C3_CASE(5) C3_CASE(4) C3_CASE(3) C3_CASE(2)
-        default:
-            c3_tile(dst, ldd, src, lds, k0, k1, wp0, wp1, nc0, nc1, 1, np > 1 ? 2 : 1);
-            break;
+        default: /* 1 */
+            C3_CASE(1)
         }
         dst += (size_t)m * ldd;
         src += (size_t)m * lds;

@@ -351,16 +351,12 @@ static ALWAYS_INLINE void dw_interior(float *restrict orow, const float *const r
         return;
     }
     for (int x = x0; x < x1; x++, r0 += sc, r1 += sc, r2 += sc, o += c) {
-        __m512 a = b;
-        a = _mm512_fmadd_ps(wv[0], _mm512_maskz_loadu_ps(m, r0 - dc), a);
-        a = _mm512_fmadd_ps(wv[1], _mm512_maskz_loadu_ps(m, r0), a);
-        a = _mm512_fmadd_ps(wv[2], _mm512_maskz_loadu_ps(m, r0 + dc), a);
-        a = _mm512_fmadd_ps(wv[3], _mm512_maskz_loadu_ps(m, r1 - dc), a);
-        a = _mm512_fmadd_ps(wv[4], _mm512_maskz_loadu_ps(m, r1), a);
-        a = _mm512_fmadd_ps(wv[5], _mm512_maskz_loadu_ps(m, r1 + dc), a);
-        a = _mm512_fmadd_ps(wv[6], _mm512_maskz_loadu_ps(m, r2 - dc), a);
-        a = _mm512_fmadd_ps(wv[7], _mm512_maskz_loadu_ps(m, r2), a);
-        a = _mm512_fmadd_ps(wv[8], _mm512_maskz_loadu_ps(m, r2 + dc), a);
+        const __m512 a = dw_taps(b, wv, _mm512_maskz_loadu_ps(m, r0 - dc),
+                                 _mm512_maskz_loadu_ps(m, r0), _mm512_maskz_loadu_ps(m, r0 + dc),
+                                 _mm512_maskz_loadu_ps(m, r1 - dc), _mm512_maskz_loadu_ps(m, r1),
+                                 _mm512_maskz_loadu_ps(m, r1 + dc),
+                                 _mm512_maskz_loadu_ps(m, r2 - dc), _mm512_maskz_loadu_ps(m, r2),
+                                 _mm512_maskz_loadu_ps(m, r2 + dc));
         _mm512_mask_storeu_ps(o, m, activate(a, relu));
     }
 }
