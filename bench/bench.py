@@ -40,7 +40,12 @@ Steps, all under bench/out/ (not tracked):
   6. timing: C (bench/mo_bench, public API) and ONNX Runtime (bench/ort_bench.js) run
      alternately, each round in a fresh process of each (the first engine alternating),
      --rounds rounds of --runs timed forwards after --warmup; min and median over all
-     runs, the C/ORT ratio of the medians (< 1: C is faster);
+     runs, the C/ORT ratio of the medians (< 1: C is faster). Each process of either
+     engine is pinned to the first THREADS CPUs this script may use (sched_setaffinity,
+     inherited by every thread; --no-pin leaves it to the scheduler): unpinned, a
+     1-thread run that the scheduler moves to the other core loses its L2 contents, and
+     medians on this 2-core machine swung between two levels (s2 at 1 thread: 13.3 or
+     16 ms, alternating from one process to the next; pinned 13.1-13.6 ms);
   7. GFLOP/s: the analytic FLOPs of the SDK's profile (mo_session_profile: 2 x multiply-
      adds per op) over the median, for both engines; % of peak: over the fp32 FMA peak
      that apps/bench/mo-bench measures here per thread, times the threads;
@@ -359,8 +364,21 @@ def build_c(build_dir):
         os.path.join(build_dir, "apps", "bench", "mo-bench")
 
 
-def _json_line(cmd, env=None):
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+PIN = True  # --no-pin: False
+
+
+def pin_cpus(threads):
+    """The CPUs an engine running `threads` threads is pinned to (None: not pinned)."""
+    if not PIN or not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    return allowed[:threads] if threads <= len(allowed) else None
+
+
+def _json_line(cmd, env=None, threads=0):
+    cpus = pin_cpus(threads) if threads else None
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                       preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     if p.returncode:
         raise RuntimeError("%s failed (%d): %s" % (os.path.basename(cmd[0]) if cmd[0] != "node"
                                                    else cmd[1], p.returncode,
@@ -377,7 +395,7 @@ class CRun:
     def __call__(self, threads, runs, warmup, out):
         return _json_line([self.exe] + self.args + ["--threads", str(threads), "--runs",
                                                     str(runs), "--warmup", str(warmup),
-                                                    "--out", out])
+                                                    "--out", out], threads=threads)
 
 
 class OrtRun:
@@ -388,7 +406,7 @@ class OrtRun:
         env = dict(os.environ, NODE_PATH=os.path.join(HERE, "node_modules"))
         return _json_line(["node", os.path.join(HERE, "ort_bench.js"), self.onnx, self.nchw,
                            str(self.h), str(self.w), str(threads), str(runs), str(warmup),
-                           out], env=env)
+                           out], env=env, threads=threads)
 
 
 def fma_peak(mo_bench_app, model):
@@ -690,9 +708,10 @@ def report(rows, args, threads, peak, meta):
     print()
     print("%s, %d CPUs; load average before %s, after %s; fp32 FMA peak measured %.1f "
           "GFLOP/s per thread (apps/bench/mo-bench); %d rounds x %d runs per engine and row "
-          "(+%d warm-up per round), engines alternated; C: bench/mo_bench%s"
+          "(+%d warm-up per round), engines alternated, %s; C: bench/mo_bench%s"
           % (meta["cpu"], os.cpu_count() or 0, meta["load_before"], meta["load_after"], peak,
              args.rounds, args.runs, args.warmup,
+             "each process pinned to the first N CPUs for N threads" if PIN else "not pinned",
              " (C reference kernels)" if args.c_kernels else ""))
     print()
     print("| row | thr | C ms min / med | ORT ms min / med | C/ORT | paired C/ORT | MFLOP | "
@@ -782,9 +801,13 @@ def main(argv=None):
                     help="C reference kernels only (mo_set_cpu_flags_mask(0))")
     ap.add_argument("--tol", type=float, default=REL_TOL,
                     help="relative tolerance of the output checks (see above)")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="leave both engines' processes to the scheduler (see step 6)")
     ap.add_argument("--json", default=os.path.join(OUT, "bench.json"))
     args = ap.parse_args(argv)
     set_tolerance(args.tol)
+    global PIN
+    PIN = not args.no_pin
     threads = [int(t) for t in args.threads.split(",") if t]
     t_start = time.time()
 
@@ -809,6 +832,7 @@ def main(argv=None):
            "cpus": os.cpu_count(), "load_before": load_before, "load_after": meta["load_after"],
            "fma_peak_gflops_per_thread": peaks, "rounds": args.rounds, "runs": args.runs,
            "warmup": args.warmup, "c_kernels": args.c_kernels, "tolerance_rel": REL_TOL,
+           "pinned": PIN,
            "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
            "seconds": round(time.time() - t_start, 1),
            "rows": [{"key": r.key, "title": r.title, "checked": r.check_ok, "notes": r.notes,

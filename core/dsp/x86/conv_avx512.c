@@ -15,10 +15,10 @@
  * at most PW_KC-wide slices of equal width (partial sums go through dst, exactly),
  * whatever its tile, block or pixel range: splitting a layer over threads gives the same
  * bits. Pixel blocks are of equal size, whole tiles (as in conv_avx2.c: no short last
- * block streaming the whole weight matrix for a few pixels). The first full tile of a
- * panel pair prefetches the next pair's rows of the slice into L2 (at 7x7 a pair has only
- * 4-5 tiles to hide its weights' misses behind: s2 stage4.1, 640 -> 2048, 0.88 ms from
- * 1.10), and the pixels after the last full tile go with it as two register tiles.
+ * block streaming the whole weight matrix for a few pixels). The full tiles of a panel
+ * pair prefetch the next pair's rows of the slice into L2 (at 7x7 a pair has only 4-5
+ * tiles to hide its weights' misses behind: s2 stage4.1, 640 -> 2048, 0.88 ms from 1.10),
+ * and the pixels after the last full tile go with it as two register tiles.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -36,6 +36,9 @@
  * 21.3 ms, s1 9.7 -> 9.5 ms, medians of 3 alternated rounds). */
 #define PW_KC 1024
 #define PW_BLOCK_BYTES (256 * 1024)
+/* The next panels' rows of a slice are prefetched by the first PW_PF_TILES full tiles of a
+ * panel pair, tile t taking every PW_PF_TILES-th row from row t (see pw_panels). */
+#define PW_PF_TILES 16
 
 static ALWAYS_INLINE __m512 activate(__m512 v, int relu)
 {
@@ -60,7 +63,7 @@ static ALWAYS_INLINE void pw_tile(float *restrict dst, size_t cout, const float 
                                   const float *restrict wp1, const float *restrict bias,
                                   int nc0, int nc1, int last, int relu, const int m,
                                   const int np, const float *restrict pf0,
-                                  const float *restrict pf1, const int pf)
+                                  const float *restrict pf1, int pf_first, int pf_every)
 {
     const __mmask16 m0 = lanes(nc0), m1 = np > 1 ? lanes(nc1) : 0;
     __m512 acc[PW_MR][2];
@@ -83,8 +86,10 @@ static ALWAYS_INLINE void pw_tile(float *restrict dst, size_t cout, const float 
     const float *restrict a = src + k0;
     const float *restrict w0 = wp0 + (size_t)k0 * MO_PW_NR;
     const float *restrict w1 = np > 1 ? wp1 + (size_t)k0 * MO_PW_NR : w0;
+    int pf_in = pf_first + 1;
     for (int k = k0; k < k1; k++, a++, w0 += MO_PW_NR, w1 += MO_PW_NR) {
-        if (pf) { /* the next panels' rows, into L2 */
+        if (pf_every && --pf_in == 0) { /* a row of the next panels, into L2 */
+            pf_in = pf_every;
             _mm_prefetch((const char *)(pf0 + (size_t)(k - k0) * MO_PW_NR), _MM_HINT_T1);
             _mm_prefetch((const char *)(pf1 + (size_t)(k - k0) * MO_PW_NR), _MM_HINT_T1);
         }
@@ -155,8 +160,8 @@ pw_tile_mid(float *restrict dst, size_t cout, const float *restrict src, size_t 
 {
 #define PW_MID(M, NP)                                                                      \
     case (NP) * 16 + (M):                                                                  \
-        pw_tile(dst, cout, src, cin, k0, k1, wp0, wp1, bias, nc0, nc1, last, relu, M, NP, \
-                NULL, NULL, 0);                                                            \
+        pw_tile(dst, cout, src, cin, k0, k1, wp0, wp1, bias, nc0, nc1, last, relu, M, NP,  \
+                NULL, NULL, 0, 0);                                                         \
         return;
     switch (np * 16 + m) {
         PW_MID(6, 1) PW_MID(7, 1) PW_MID(8, 1) PW_MID(9, 1) PW_MID(10, 1) PW_MID(11, 1)
@@ -179,14 +184,15 @@ static ALWAYS_INLINE void pw_panels(float *dst, size_t cout, const float *src, s
 {
     const size_t r = (pend - p) % PW_MR;
     const size_t full_end = r && pend - p > PW_MR ? pend - PW_MR - r : pend - r;
-    if (p < full_end) { /* the first tile prefetches the next panels' rows k0..k1 */
+    /* The full tiles share the prefetch of the next panels' rows k0..k1: tile t of T (at
+     * most PW_PF_TILES) takes rows t, t + T, ... Before, the first tile took them all:
+     * in-network, the weights come from DRAM, and s2's pointwise layers (1 thread, sum of
+     * mo-bench medians) took 12.8 ms that way, 12.6 this way. */
+    const int ntiles = p < full_end ? (int)((full_end - p) / PW_MR) : 0;
+    const int every = ntiles < PW_PF_TILES ? ntiles : PW_PF_TILES;
+    for (int t = 0; p < full_end; p += PW_MR, t++)
         pw_tile(dst + p * cout, cout, src + p * cin, cin, k0, k1, wp0, wp1, b, nc0, nc1, last,
-                relu, PW_MR, np, pf0, pf1, 1);
-        p += PW_MR;
-    }
-    for (; p < full_end; p += PW_MR)
-        pw_tile(dst + p * cout, cout, src + p * cin, cin, k0, k1, wp0, wp1, b, nc0, nc1, last,
-                relu, PW_MR, np, NULL, NULL, 0);
+                relu, PW_MR, np, pf0, pf1, t, t < every ? every : 0);
     while (p < pend) {
         const size_t left = pend - p;
         const int m = left > PW_MR ? (int)(left + 1) / 2 : (int)left;
@@ -362,11 +368,18 @@ static ALWAYS_INLINE void dw_interior(float *restrict orow, const float *const r
 }
 
 /*
- * The same columns pixel by pixel, weights read from L1, for channel counts that are a
- * multiple of 1024: pixels 4 KiB apart (or 8, 12 KiB...) map onto one L1 set, and a pass
- * of dw_interior over a row evicts the lines its next columns reuse (measured: 1.3x
- * slower than this at 14x14x1024; at 512 channels the tiles still win). Here every line is
- * used right after it is loaded. Same FMA order per element as dw_interior and dw_px.
+ * The same columns pixel by pixel, weights read from L1, every line used right after it is
+ * loaded. Two cases:
+ * - channel counts that are a multiple of 1024: pixels 4 KiB apart (or 8, 12 KiB...) map
+ *   onto one L1 set, and a pass of dw_interior over a row evicts the lines its next columns
+ *   reuse (measured: 1.3x slower than this at 14x14x1024; at 512 channels the tiles win);
+ * - stride 2 over more than 64 channels: its input was just written by a layer that did not
+ *   leave it in L1, and dw_interior's passes (one per 16 channels) each read one line of
+ *   every input pixel, a stride of 8c bytes; here the rows are read in order (in-network,
+ *   s2 at 224, 1 thread, mo-bench medians: stage1.0 0.129 -> 0.100 ms, stage2.0 0.056 ->
+ *   0.045, stage3.0 0.044 -> 0.033; at 48 channels, s0's stage2.0, the passes win:
+ *   0.010 against 0.015 ms).
+ * Same FMA order per element as dw_interior and dw_px.
  */
 static void dw_interior_px(float *restrict orow, const float *const rows[3], int x0, int x1,
                            int stride, ptrdiff_t d, int c, const float *restrict w,
@@ -380,7 +393,8 @@ static void dw_interior_px(float *restrict orow, const float *const rows[3], int
         const float *const p[9] = {r0 - dc, r0, r0 + dc, r1 - dc, r1, r1 + dc,
                                    r2 - dc, r2, r2 + dc};
         float *o = orow + (ptrdiff_t)x * c;
-        for (int ch = 0; ch < c; ch += 32) { /* c is a multiple of 1024 */
+        int ch = 0;
+        for (; ch + 32 <= c; ch += 32) {
             __m512 a0 = _mm512_loadu_ps(bias + ch), a1 = _mm512_loadu_ps(bias + ch + 16);
 #pragma GCC unroll 9
             for (int t = 0; t < 9; t++) {
@@ -391,6 +405,15 @@ static void dw_interior_px(float *restrict orow, const float *const rows[3], int
             }
             _mm512_storeu_ps(o + ch, activate(a0, relu));
             _mm512_storeu_ps(o + ch + 16, activate(a1, relu));
+        }
+        for (; ch < c; ch += 16) { /* the last 16 or fewer channels */
+            const __mmask16 m = lanes(c - ch);
+            __m512 a = _mm512_maskz_loadu_ps(m, bias + ch);
+#pragma GCC unroll 9
+            for (int t = 0; t < 9; t++)
+                a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + t * cs + ch),
+                                    _mm512_maskz_loadu_ps(m, p[t] + ch), a);
+            _mm512_mask_storeu_ps(o + ch, m, activate(a, relu));
         }
     }
 }
@@ -413,7 +436,7 @@ decl_dw3x3_fn(mo_dw3x3_avx512)
             dw_px(orow + (size_t)x * c, rows, ix, dil, 1, ix + dil > iw - 1 ? 2 : 3, c, weight,
                   bias, relu);
         }
-        if (rows[0] && rows[2] && c % 1024 == 0) {
+        if (rows[0] && rows[2] && (c % 1024 == 0 || (stride == 2 && dil == 1 && c > 64))) {
             dw_interior_px(orow, rows, x_lo, x_hi, stride, dil, c, weight, bias, relu);
         } else if (rows[0] && rows[2]) {
             for (int ch = 0; ch < c; ch += 16)

@@ -44,7 +44,16 @@ decl_gemv_fn(mo_gemv_avx512)
     for (; j + 4 <= n; j += 4) {
         const float *w0 = w + (size_t)j * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        /* The rows 8 ahead, into L1: a classifier's weights come from DRAM (s2's 1000 x 2048:
+         * 0.29 -> 0.27 ms in-network) */
+        const float *pf = j + 12 <= n ? w0 + (size_t)8 * k : NULL;
         for (int i = 0; i < kend; i += 16) {
+            if (pf) {
+                _mm_prefetch((const char *)(pf + i), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + k + i), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + 2 * k + i), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + 3 * k + i), _MM_HINT_T0);
+            }
             const __m512 xv = _mm512_loadu_ps(x + i);
             a0 = _mm512_add_ps(a0, _mm512_mul_ps(_mm512_loadu_ps(w0 + i), xv));
             a1 = _mm512_add_ps(a1, _mm512_mul_ps(_mm512_loadu_ps(w1 + i), xv));
