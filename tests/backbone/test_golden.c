@@ -259,9 +259,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: not a golden manifest\n", path);
         return 1;
     }
-    int nsel = argc - 2;
+    int nsel = argc - 2, quick = 0;
     const char *const *sel = (const char *const *)argv + 2;
     if (nsel == 0 && mo_test_quick()) {
+        quick = 1;
         nsel = (int)(sizeof(quick_cases) / sizeof(quick_cases[0]));
         sel = quick_cases;
         mo_quick_note("golden", "5 of the 13 cases (s0_unfused s0_fused_224 s4_fused "
@@ -302,7 +303,11 @@ int main(int argc, char **argv)
         int found = 0;
         for (size_t i = 0; i < nt; i++)
             found |= strcmp(cases[i].name, sel[a]) == 0;
-        if (!found) {
+        if (!found && quick && strcmp(sel[a], "s0_real_tabby") == 0) {
+            /* make_golden.py writes it only when ../shared has the real checkpoint */
+            printf("golden: %s has no case s0_real_tabby (no ../shared when it was made): "
+                   "not run\n", path);
+        } else if (!found) {
             fprintf(stderr, "%s: no case named %s\n", path, sel[a]);
             return 1;
         }
