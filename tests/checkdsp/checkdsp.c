@@ -410,9 +410,9 @@ static void check_dw(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char 
     check_dw_case(ref, dut, isa, 9, 11, 512, 1, 1, 0, 0, 1, DATA_UNIFORM, st);
     check_dw_case(ref, dut, isa, 12, 10, 2048, 2, 1, 0, 0, 0, DATA_LARGE, st);
     check_dw_case(ref, dut, isa, 9, 9, 1024, 1, 2, 0, 0, 1, DATA_SPARSE, st);
-    /* stride 2 over more than 64 channels (pixel order in the AVX-512 variant): channel
+    /* stride 2 over 64 or more channels (pixel order in the AVX-512 variant): channel
      * counts with every kind of tail after the 32-channel steps */
-    static const int s2_chans[] = {65, 80, 96, 100, 127, 128, 200, 640};
+    static const int s2_chans[] = {64, 65, 80, 96, 100, 127, 200, 640};
     for (int i = 0; i < 8; i++)
         check_dw_case(ref, dut, isa, irand(3, 29), irand(3, 29), s2_chans[i], 2, 1,
                       irand(0, 1) * irand(1, 9), irand(0, 1) * irand(1, 9),
