@@ -167,10 +167,13 @@ def main(argv=None):
         w.case("s1_fused_f16", "s1_fused_f16.mo.safetensors", digest, "s1", "fused", x,
                vectors(model, x), {"vec.seed": str(seed), "vec.dtype": "F16"})
 
-    if not args.no_real:
+    skipped = {}  # in the manifest, so a test can tell a case not made from a lost one
+    if args.no_real:
+        skipped["real"] = "--no-real"
+    else:
         if not (os.path.exists(args.checkpoint) and os.path.exists(args.image)):
-            print("skipping the real-checkpoint case: %s or %s is absent"
-                  % (args.checkpoint, args.image))
+            skipped["real"] = "%s or %s is absent" % (args.checkpoint, args.image)
+            print("skipping the real-checkpoint case: %s" % skipped["real"])
         else:
             sd = ref.load_checkpoint(args.checkpoint)
             v, form = conv.resolve_variant(sd)
@@ -193,7 +196,8 @@ def main(argv=None):
             print("  real %s: top1 %d prob %.4f" % (os.path.basename(args.image), top, float(p[top])))
 
     with open(os.path.join(args.out, "golden.json"), "w") as f:
-        f.write(json.dumps({"cases": w.cases}, indent=1, sort_keys=True) + "\n")
+        f.write(json.dumps({"cases": w.cases, "skipped": skipped}, indent=1, sort_keys=True)
+                + "\n")
     print("%d cases, %.1f MiB in %s, %.1f s" % (len(w.cases), w.total / 2.0**20, args.out,
                                               time.time() - t0))
     return 0

@@ -413,7 +413,7 @@ static void check_dw(const mo_conv_dsp *ref, const mo_conv_dsp *dut, const char 
     /* stride 2 over 64 or more channels (pixel order in the AVX-512 variant): channel
      * counts with every kind of tail after the 32-channel steps */
     static const int s2_chans[] = {64, 65, 80, 96, 100, 127, 200, 640};
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < (int)(sizeof(s2_chans) / sizeof(s2_chans[0])); i++)
         check_dw_case(ref, dut, isa, irand(3, 29), irand(3, 29), s2_chans[i], 2, 1,
                       irand(0, 1) * irand(1, 9), irand(0, 1) * irand(1, 9),
                       irand(0, act_modes - 1), i % DATA_KINDS, st);
