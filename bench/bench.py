@@ -40,7 +40,9 @@ Steps, all under bench/out/ (not tracked):
   6. timing: C (bench/mo_bench, public API) and ONNX Runtime (bench/ort_bench.js) run
      alternately, each round in a fresh process of each (the first engine alternating),
      --rounds rounds of --runs timed forwards after --warmup; min and median over all
-     runs, the C/ORT ratio of the medians (< 1: C is faster). Each process of either
+     runs, the C/ORT ratio of the medians (< 1: C is faster), and per round the ratio of
+     the two medians (their median, range, the rounds C won and a sign-test p in the
+     JSON; bench/pool_runs.py pools the rounds of several runs). Each process of either
      engine is pinned to the first THREADS CPUs this script may use (sched_setaffinity,
      inherited by every thread; --no-pin leaves it to the scheduler): unpinned, a
      1-thread run that the scheduler moves to the other core loses its L2 contents, and
@@ -68,7 +70,6 @@ The machine may be shared: the load average is printed with the results.
 import argparse
 import hashlib
 import json
-import math
 import os
 import platform
 import shutil
@@ -82,8 +83,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 OUT = os.path.join(HERE, "out")
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, HERE)  # pool_runs
 
 import mofile  # noqa: E402
+from pool_runs import sign_test_p  # noqa: E402  (bench/: the pooling of several runs)
 
 with open(os.path.join(HERE, "package.json")) as _f:
     ORT_VERSION = json.load(_f)["dependencies"]["onnxruntime-node"]
@@ -698,12 +701,6 @@ def git_commit():
         return head + ("+" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return None
-
-
-def sign_test_p(wins, n):
-    """One-sided sign test: the chance of at least `wins` C-faster rounds out of n if
-    either engine were equally likely to win a round (engines equally fast)."""
-    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2.0 ** n if n else 1.0
 
 
 def loadavg():
