@@ -167,33 +167,14 @@ def cls_module(path):
 
 def det_model(bb_path, head_path):
     """torchvision SSD of tools/ssdlite_ref.py with the file's backbone and head."""
-    import torch
     import ssdlite_ref
     tensors, meta = mofile.read(head_path)
-    cfg = {"classes": json.loads(meta["det.classes"]),
-           "num_classes": int(meta["det.num_classes"]),
-           "input_size": json.loads(meta["det.input_size"]),
-           "aspect_ratios": json.loads(meta["det.aspect_ratios"]),
-           "min_ratio": float(meta["det.min_ratio"]), "max_ratio": float(meta["det.max_ratio"]),
-           "extra_channels": json.loads(meta["det.extra_channels"]),
-           "bn_eps": float(meta["det.bn_eps"]),
-           "mean": json.loads(meta["mo.mean"]), "std": json.loads(meta["mo.std"])}
+    cfg = ssdlite_ref.config_from_meta(meta)
     bb = backbone_ref(bb_path)
     model = ssdlite_ref.build(bb.variant, True, cfg, score_thresh=DET_SCORE)
     body_sd = {k: v for k, v in bb.state_dict().items() if not k.startswith("linear.")}
     model.backbone.body.load_state_dict(body_sd)
-    sd = {}
-    for k, v in tensors.items():
-        if k.startswith("det.extra."):
-            sd["backbone." + k[len("det."):]] = torch.from_numpy(v.astype(np.float32))
-        elif k.startswith("det.head."):
-            sd[k[len("det."):]] = torch.from_numpy(v.astype(np.float32))
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    missing = [k for k in missing if not k.startswith("backbone.body.")
-               and not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise ValueError("%s: missing %s, unexpected %s" % (head_path, missing[:3],
-                                                           unexpected[:3]))
+    ssdlite_ref.load_head_(model, tensors, head_path)
     return model.eval(), cfg
 
 

@@ -70,6 +70,8 @@ static const field fields[] = {
     {"det.clip_anchors", NUM, F_INT, 1, 1, 0, 1, 1, {1}},
     {"det.extra_channels", LIST, F_INT | F_EVEN, 1, MO_DET_MAX_LEVELS - 2, 2, 65536, 4,
      {512, 256, 256, 128}},
+    /* inner widths of the stride-1 blocks on stage3 / stage4 before the head, 0 = none */
+    {"det.neck_channels", LIST, F_INT, 2, 2, 0, 65536, 2, {0, 0}},
     {"det.bn_eps", NUM, 0, 1, 1, 0, 1, 1, {1e-3}},
     {"det.box_weights", LIST, 0, 4, 4, 1e-3, 1e3, 4, {10, 10, 5, 5}},
     {"det.box_clip", NUM, 0, 1, 1, 1e-3, 20, 1, {4.135166556742356}}, /* log(1000 / 16) */

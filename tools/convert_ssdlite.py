@@ -75,14 +75,15 @@ def split(sd):
             k = k[len("module."):]
         if k.startswith("backbone.body."):
             body[k[len("backbone.body."):]] = v
-        elif k.startswith("backbone.extra."):
+        elif k.startswith(("backbone.extra.", "backbone.neck.")):
             det["det." + k[len("backbone."):]] = v
         elif k.startswith("head."):
             det["det." + k] = v
         else:
             other.append(k)
     if other:
-        raise ConvertError("unexpected keys (not backbone.body.*, backbone.extra.*, head.*): %s"
+        raise ConvertError("unexpected keys (not backbone.body.*, backbone.extra.*, "
+                           "backbone.neck.*, head.*): %s"
                            % other[:10])
     return body, det
 
@@ -141,6 +142,8 @@ def det_metadata(config):
         "det.min_ratio": repr(float(cfg["min_ratio"])),
         "det.max_ratio": repr(float(cfg["max_ratio"])),
         "det.extra_channels": list(cfg["extra_channels"]),
+        **({"det.neck_channels": list(cfg["neck_channels"])} if any(cfg["neck_channels"])
+           else {}),
         "det.bn_eps": repr(float(cfg["bn_eps"])),
         "det.box_weights": [10.0, 10.0, 5.0, 5.0],
         "det.box_clip": repr(math.log(1000.0 / 16)),

@@ -8,8 +8,11 @@ project's MobileOne (tools/mobileone_ref.py), so everything after the backbone i
 torchvision 0.14 code, not a re-implementation:
   - transform: `GeneralizedRCNNTransform` with fixed_size (normalize, then bilinear
     interpolate to 320x320, align_corners=False; boxes rescaled back per axis),
-  - features: MobileOne stage3 (/16) and stage4 (/32), then four torchvision SSDLite
-    extra blocks (`ssdlite._extra_block`: 1x1 + dw 3x3 s2 + 1x1, BN + ReLU6),
+  - features: MobileOne stage3 (/16) and stage4 (/32), each optionally through a "neck"
+    block (the project's addition, config `neck_channels`: 1x1 to that width + dw 3x3
+    stride 1 + 1x1 back, BN + ReLU6 each; torchvision's SSDLite has none), then four
+    torchvision SSDLite extra blocks (`ssdlite._extra_block`: 1x1 + dw 3x3 s2 + 1x1,
+    BN + ReLU6) from the (neck's) stage4 map,
   - head: `SSDLiteHead` (dw 3x3 + BN + ReLU6, then 1x1 with bias; BN eps 0.001 as
     torchvision's SSDLite norm_layer),
   - default boxes: `DefaultBoxGenerator([[2, 3]] * 6, min_ratio=0.2, max_ratio=0.95)`,
@@ -18,6 +21,7 @@ torchvision 0.14 code, not a re-implementation:
 
 State dict keys (what convert_ssdlite.py maps into a model file):
   backbone.body.<Apple MobileOne name>            -> backbone.<name>
+  backbone.neck.{t}.{j}.{0: conv, 1: bn}.*        -> det.neck.{t}.{j}.{0,1}.* (when present)
   backbone.extra.{i}.{j}.{0: conv, 1: bn}.*       -> det.extra.{i}.{j}.{0,1}.*
   head.{classification,regression}_head.module_list.{l}.{0.0 dw conv, 0.1 bn, 1 1x1}.*
                                                   -> det.head.<same>
@@ -59,6 +63,9 @@ DEFAULT_CONFIG = {
     "min_ratio": 0.2,
     "max_ratio": 0.95,
     "extra_channels": [512, 256, 256, 128],
+    # per backbone tap (stage3, stage4): inner width of a stride-1 block before the head,
+    # 0 = none (torchvision's SSDLite has none; a frozen backbone needs it, issue 12)
+    "neck_channels": [0, 0],
     "bn_eps": 0.001,
     "mean": list(ref.IMAGENET_MEAN),
     "std": list(ref.IMAGENET_STD),
@@ -71,12 +78,16 @@ class MobileOneSSDFeatures(nn.Module):
     """MobileOne stage3 and stage4 outputs, then the extra blocks: 6 maps for 320x320
     (20, 10, 5, 3, 2, 1). The MobileOne classifier is not part of the detector."""
 
-    def __init__(self, variant, fused, extra_channels, bn_eps):
+    def __init__(self, variant, fused, extra_channels, bn_eps, neck_channels=(0, 0)):
         super().__init__()
         self.body = ref.MobileOne(variant, fused=fused)
         del self.body.linear
         norm = partial(nn.BatchNorm2d, eps=bn_eps, momentum=0.03)
         wd = ref.widths(variant)
+        # neck: 1x1 c->m, dw 3x3 stride 1, 1x1 m->c (BN + ReLU6 each, as an extra block
+        # without the stride); nn.Identity where the width is 0
+        self.neck = nn.ModuleList(_neck_block(c, m, norm) if m else nn.Identity()
+                                  for c, m in zip((wd[3], wd[4]), neck_channels))
         ins = [wd[4]] + list(extra_channels[:-1])
         self.extra = nn.ModuleList(_extra_block(i, o, norm) for i, o in zip(ins, extra_channels))
         self.out_channels = [wd[3], wd[4]] + list(extra_channels)
@@ -87,18 +98,28 @@ class MobileOneSSDFeatures(nn.Module):
         for i, st in enumerate(self.body.stages()):
             x = st(x)
             if i >= 3:
-                out.append(x)
+                out.append(self.neck[i - 3](x))
+        x = out[-1]
         for block in self.extra:
             x = block(x)
             out.append(x)
         return OrderedDict((str(i), v) for i, v in enumerate(out))
 
 
+def _neck_block(c, m, norm):
+    act = nn.ReLU6
+    return nn.Sequential(
+        nn.Sequential(nn.Conv2d(c, m, 1, bias=False), norm(m), act()),
+        nn.Sequential(nn.Conv2d(m, m, 3, padding=1, groups=m, bias=False), norm(m), act()),
+        nn.Sequential(nn.Conv2d(m, c, 1, bias=False), norm(c), act()))
+
+
 def build(variant="s0", fused=True, config=None, **postprocess):
     """A torchvision `SSD` with the MobileOne features and an SSDLite head (eval mode)."""
     cfg = dict(DEFAULT_CONFIG, **(config or {}))
     pp = dict(DEFAULT_POSTPROCESS, **postprocess)
-    feats = MobileOneSSDFeatures(variant, fused, cfg["extra_channels"], cfg["bn_eps"])
+    feats = MobileOneSSDFeatures(variant, fused, cfg["extra_channels"], cfg["bn_eps"],
+                                 cfg.get("neck_channels", [0, 0]))
     anchors = DefaultBoxGenerator([list(a) for a in cfg["aspect_ratios"]],
                                   min_ratio=cfg["min_ratio"], max_ratio=cfg["max_ratio"])
     if len(feats.out_channels) != len(anchors.aspect_ratios):
@@ -144,7 +165,7 @@ def randomize_(model, seed, logit_std=2.0, reg_std=1.5, calib_input=None):
     def N(shape, std):
         return torch.randn(shape, generator=g) * std
 
-    parts = [model.backbone.extra, model.head]
+    parts = [model.backbone.neck, model.backbone.extra, model.head]
     with torch.no_grad():
         for part in parts:
             for m in part.modules():
@@ -180,6 +201,19 @@ def _calibrate_(model, x, logit_std, reg_std):
             y = st(y)
             if i >= 3:
                 taps.append(y)
+        for t, block in enumerate(feats_mod.neck):
+            if isinstance(block, nn.Identity):
+                continue
+            y = taps[t]
+            for layer in block:
+                conv, bn = layer[0], layer[1]
+                pre = bn(conv(y))
+                s = _pow2(pre.pow(2).mean().sqrt().item())
+                bn.weight.div_(s)
+                bn.bias.div_(s)
+                y = layer(y)
+            taps[t] = y
+        y = taps[-1]
         for block in feats_mod.extra:
             for layer in block:
                 conv, bn = layer[0], layer[1]
@@ -227,33 +261,25 @@ def random_model(backbone, seed, variant=None, config=None, calib_images=None,
     return randomize_(model, seed, logit_std, reg_std, calib_input=x)
 
 
-def from_files(backbone, head_path, **postprocess):
-    """The reference detector of an SDK head file (`det.` tensors and `det.*` metadata,
-    e.g. weights/ssdlite_s0.mo.safetensors) on `backbone`, an Apple checkpoint path.
-    F16 tensors are widened to float32, as the C loader does."""
-    import mofile
-    tensors, meta = mofile.read(head_path)
-    if "det.arch" not in meta:
-        raise ValueError("%s holds no detection head" % head_path)
-    cfg = {"classes": json.loads(meta["det.classes"]),
-           "num_classes": int(meta["det.num_classes"]),
-           "input_size": json.loads(meta["det.input_size"]),
-           "aspect_ratios": json.loads(meta["det.aspect_ratios"]),
-           "min_ratio": float(meta["det.min_ratio"]), "max_ratio": float(meta["det.max_ratio"]),
-           "extra_channels": json.loads(meta["det.extra_channels"]),
-           "bn_eps": float(meta["det.bn_eps"]),
-           "mean": json.loads(meta["mo.mean"]), "std": json.loads(meta["mo.std"])}
-    sd = ref.load_checkpoint(backbone)
-    variant = ref.infer_variant(sd)
-    if meta.get("mo.variant") != variant:
-        raise ValueError("%s is for MobileOne-%s, the backbone is %s"
-                         % (head_path, meta.get("mo.variant"), variant))
-    sd = {k: v for k, v in sd.items() if not k.startswith("linear.")}
-    model = build(variant, ref.state_dict_form(sd) == "fused", cfg, **postprocess)
-    model.backbone.body.load_state_dict(sd)
+def config_from_meta(meta):
+    """The build() configuration a head file's `det.*` metadata describes."""
+    return {"classes": json.loads(meta["det.classes"]),
+            "num_classes": int(meta["det.num_classes"]),
+            "input_size": json.loads(meta["det.input_size"]),
+            "aspect_ratios": json.loads(meta["det.aspect_ratios"]),
+            "min_ratio": float(meta["det.min_ratio"]), "max_ratio": float(meta["det.max_ratio"]),
+            "extra_channels": json.loads(meta["det.extra_channels"]),
+            "neck_channels": json.loads(meta.get("det.neck_channels", "[0, 0]")),
+            "bn_eps": float(meta["det.bn_eps"]),
+            "mean": json.loads(meta["mo.mean"]), "std": json.loads(meta["mo.std"])}
+
+
+def load_head_(model, tensors, what):
+    """Put a head file's `det.` tensors (numpy; F16 widened to float32, as the C loader
+    does) into `model`; every head tensor must be there and none else."""
     head_sd = {}
     for k, v in tensors.items():
-        if k.startswith("det.extra."):
+        if k.startswith(("det.extra.", "det.neck.")):
             head_sd["backbone." + k[len("det."):]] = torch.from_numpy(v.astype("float32"))
         elif k.startswith("det.head."):
             head_sd[k[len("det."):]] = torch.from_numpy(v.astype("float32"))
@@ -262,8 +288,27 @@ def from_files(backbone, head_path, **postprocess):
                and not k.endswith("num_batches_tracked")]
     if missing or unexpected:
         raise ValueError("%s: head tensors missing %s, unexpected %s"
-                         % (head_path, missing[:5], unexpected[:5]))
-    return model.eval()
+                         % (what, missing[:5], unexpected[:5]))
+    return model
+
+
+def from_files(backbone, head_path, **postprocess):
+    """The reference detector of an SDK head file (`det.` tensors and `det.*` metadata,
+    e.g. weights/ssdlite_s0.mo.safetensors) on `backbone`, an Apple checkpoint path."""
+    import mofile
+    tensors, meta = mofile.read(head_path)
+    if "det.arch" not in meta:
+        raise ValueError("%s holds no detection head" % head_path)
+    cfg = config_from_meta(meta)
+    sd = ref.load_checkpoint(backbone)
+    variant = ref.infer_variant(sd)
+    if meta.get("mo.variant") != variant:
+        raise ValueError("%s is for MobileOne-%s, the backbone is %s"
+                         % (head_path, meta.get("mo.variant"), variant))
+    sd = {k: v for k, v in sd.items() if not k.startswith("linear.")}
+    model = build(variant, ref.state_dict_form(sd) == "fused", cfg, **postprocess)
+    model.backbone.body.load_state_dict(sd)
+    return load_head_(model, tensors, head_path).eval()
 
 
 def load_image(path):

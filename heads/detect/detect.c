@@ -44,7 +44,7 @@ typedef struct det_conv {
 } det_conv;
 
 typedef struct det_extra {
-    det_conv conv[3]; /* 1x1 to mid, dw 3x3 stride 2, 1x1 to out */
+    det_conv conv[3]; /* 1x1 to mid, dw 3x3 stride 2 (neck: 1), 1x1 to out */
 } det_extra;
 
 typedef struct det_level {
@@ -62,6 +62,8 @@ struct mo_det {
     float mean[3], std[3];
     int num_levels, num_extras;
     det_level level[MO_DET_MAX_LEVELS];
+    int neck_mid[NUM_TAPS];  /* det.neck_channels: 0 = the tap goes to the head as it is */
+    det_extra neck[NUM_TAPS];
     det_extra extra[MAX_EXTRAS];
     mo_anchor_config acfg;
     int n;                 /* default boxes */
@@ -157,6 +159,11 @@ static int read_config(mo_det *d, const mo_file *f, const mo_backbone *bb, int *
     for (int i = 0; i < n; i++)
         extra_ch[i] = (int)v[i];
     d->num_levels = NUM_TAPS + d->num_extras;
+    /* optional stride-1 blocks on the taps (a frozen backbone's features need them) */
+    if ((ret = mo_meta_list(f, "det.neck_channels", v, NUM_TAPS, &n)))
+        return ret;
+    for (int t = 0; t < NUM_TAPS; t++)
+        d->neck_mid[t] = (int)v[t];
 
     /* default boxes */
     mo_anchor_config_default(&d->acfg);
@@ -268,10 +275,23 @@ static int load_weights(mo_det *d, const mo_file *f, const mo_backbone *bb,
     mo_loader_init(&Ld, f, "detection head", "det.", d->bn_eps);
     char conv[128], bn[128], why[256], lv[96];
     int ret = MO_OK;
+    static const char *const what[3] = { "1x1", "depthwise 3x3", "1x1" };
+    for (int t = 0; t < NUM_TAPS && !ret; t++) {
+        const int c = d->level[t].c, mid = d->neck_mid[t];
+        for (int j = 0; j < 3 && mid && !ret; j++) {
+            const int ci = j == 0 ? c : mid, co = j == 2 ? c : mid;
+            snprintf(why, sizeof(why), "neck block %d %s on backbone MobileOne-%s stage%d: "
+                     "%d -> %d channels (det.neck_channels)", t, what[j],
+                     mo_backbone_variant(bb), TAP_FIRST + t + 1, ci, co);
+            snprintf(conv, sizeof(conv), "det.neck.%d.%d.0", t, j);
+            snprintf(bn, sizeof(bn), "det.neck.%d.%d.1", t, j);
+            ret = load_conv(&Ld, &d->neck[t].conv[j], conv, bn, ci, co, j == 1, 1,
+                            MO_ACT_RELU6, why);
+        }
+    }
     for (int i = 0; i < d->num_extras && !ret; i++) {
         const int cin = i == 0 ? d->level[NUM_TAPS - 1].c : extra_ch[i - 1];
         const int mid = extra_ch[i] / 2, cout = extra_ch[i];
-        static const char *const what[3] = { "1x1", "depthwise 3x3", "1x1" };
         for (int j = 0; j < 3 && !ret; j++) {
             const int ci = j == 0 ? cin : mid, co = j == 2 ? cout : mid;
             if (i == 0 && j == 0)
@@ -313,8 +333,9 @@ static int load_weights(mo_det *d, const mo_file *f, const mo_backbone *bb,
     /* any other det.* tensor means the file describes another head */
     if (!ret) {
         snprintf(why, sizeof(why), "the head has %d maps (backbone stage3, stage4 and %d extra "
-                 "blocks from det.extra_channels; det.aspect_ratios) and no such tensor",
-                 d->num_levels, d->num_extras);
+                 "blocks from det.extra_channels; det.aspect_ratios), neck widths [%d,%d] "
+                 "(det.neck_channels) and no such tensor", d->num_levels, d->num_extras,
+                 d->neck_mid[0], d->neck_mid[1]);
         ret = mo_loader_check_all(&Ld, MO_EMISMATCH, why);
     }
     mo_loader_release(&Ld);
@@ -333,6 +354,9 @@ MO_API void mo_det_close(mo_det **pd)
     for (int i = 0; i < MAX_EXTRAS; i++)
         for (int j = 0; j < 3; j++)
             conv_free(&d->extra[i].conv[j]);
+    for (int t = 0; t < NUM_TAPS; t++)
+        for (int j = 0; j < 3; j++)
+            conv_free(&d->neck[t].conv[j]);
     for (int l = 0; l < MO_DET_MAX_LEVELS; l++) {
         conv_free(&d->level[l].cls_dw);
         conv_free(&d->level[l].cls_pw);
@@ -444,7 +468,7 @@ MO_API const float *mo_det_anchors(const mo_det *d)
 
 /* Offsets (bytes) of every scratch array in the session workspace. */
 typedef struct ws_layout {
-    size_t mid, dwb, extra[MAX_EXTRAS];      /* extra blocks and head intermediates */
+    size_t mid, dwb, neck[NUM_TAPS], extra[MAX_EXTRAS]; /* blocks and head intermediates */
     size_t logits, reg;                      /* raw outputs */
     size_t probs, boxes, softmax, gather;    /* post-processing */
     size_t cand_box, cand_score, cand_label, keep, class_start, class_kept, class_state, sort;
@@ -463,6 +487,11 @@ static void ws_layout_of(const mo_det *d, ws_layout *L)
 {
     memset(L, 0, sizeof(*L));
     size_t mid = 0, dwb = 0;
+    for (int t = 0; t < NUM_TAPS; t++) {
+        const size_t s = (size_t)d->level[t].h * d->level[t].w * d->neck_mid[t];
+        mid = s > mid ? s : mid;
+        dwb = s > dwb ? s : dwb;
+    }
     int h = d->level[NUM_TAPS - 1].h, w = d->level[NUM_TAPS - 1].w;
     for (int i = 0; i < d->num_extras; i++) {
         const det_conv *c = d->extra[i].conv;
@@ -484,6 +513,10 @@ static void ws_layout_of(const mo_det *d, ws_layout *L)
     size_t at = 0;
     L->mid = take(&at, sizeof(float) * mid);
     L->dwb = take(&at, sizeof(float) * dwb);
+    for (int t = 0; t < NUM_TAPS; t++)
+        if (d->neck_mid[t])
+            L->neck[t] = take(&at, sizeof(float) * (size_t)d->level[t].h * d->level[t].w *
+                                   d->level[t].c);
     for (int i = 0; i < d->num_extras; i++) {
         const det_level *o = &d->level[NUM_TAPS + i];
         L->extra[i] = take(&at, sizeof(float) * (size_t)o->h * o->w * o->c);
@@ -570,8 +603,21 @@ MO_API int mo_det_run_raw(const mo_det *d, mo_session *s, const mo_features *f,
         maps[t] = *m;
     }
     float *mid = (float *)(ws + L.mid), *dwb = (float *)(ws + L.dwb);
-    mo_exec_op ops[3 * MAX_EXTRAS + 4 * MO_DET_MAX_LEVELS];
+    mo_exec_op ops[3 * NUM_TAPS + 3 * MAX_EXTRAS + 4 * MO_DET_MAX_LEVELS];
     int n = 0;
+    for (int t = 0; t < NUM_TAPS; t++) {
+        if (!d->neck_mid[t])
+            continue;
+        const det_conv *c = d->neck[t].conv;
+        const mo_tensor in = maps[t];
+        const mo_tensor m1 = view(mid, in.h, in.w, c[0].cout);
+        const mo_tensor m2 = view(dwb, in.h, in.w, c[1].cout);
+        float *e = (float *)(ws + L.neck[t]);
+        ops[n++] = conv_op(&c[0], &in, mid, "det.neck%d.pw1", t);
+        ops[n++] = conv_op(&c[1], &m1, dwb, "det.neck%d.dw", t);
+        ops[n++] = conv_op(&c[2], &m2, e, "det.neck%d.pw2", t);
+        maps[t] = view(e, in.h, in.w, c[2].cout);
+    }
     for (int i = 0; i < d->num_extras; i++) {
         const det_conv *c = d->extra[i].conv;
         const mo_tensor *in = &maps[NUM_TAPS + i - 1];

@@ -101,11 +101,14 @@ def main():
     ap.add_argument("--images", type=int, default=0, help="only the first N images (0: all)")
     ap.add_argument("--head", help="compare this head file (e.g. the shipped "
                     "weights/ssdlite_s0.mo.safetensors) instead of a seeded random head")
+    ap.add_argument("--neck", type=int, nargs=2, metavar=("M3", "M4"),
+                    help="the random head with neck blocks of these widths on stage3 / "
+                         "stage4 (det.neck_channels)")
     ap.add_argument("--report")
     a = ap.parse_args()
     if quick.on():  # ./test.sh's AArch64 step under qemu
         a.images = min(a.images or 2, 2)
-        quick.note("coco-parity" + ("-shipped" if a.head else ""),
+        quick.note("coco-parity" + ("-shipped" if a.head else "-neck" if a.neck else ""),
                    "the first 2 coco-mini val2017 images only, same tolerances")
     ckpt = os.path.join(a.shared, "models", "mobileone_s0.pth.tar")
     coco = os.path.join(a.shared, "data", "coco-mini")
@@ -147,6 +150,7 @@ def main():
         hfile = a.head
     else:
         model = sref.random_model(ckpt, SEED, calib_images=calib, logit_std=LOGIT_STD,
+                                  config={"neck_channels": a.neck} if a.neck else None,
                                   score_thresh=a.score)
         files = conv_det.build_files(model.state_dict(), model.config, model.variant,
                                      backbone_file=bfile, source="coco_parity.py seed %d" % SEED)

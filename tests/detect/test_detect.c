@@ -594,6 +594,25 @@ static void test_bad_files(void **state)
     expect_refused(&hm, meta, MO_EMISMATCH, "6 feature maps", "has 5");
     dg_meta(meta, "det.extra_channels", "[64,32,32,16]");
 
+    /* neck blocks: metadata asks for one the file lacks; the file has one the metadata
+     * does not name (its tensors are then unknown); a neck whose inner width is not the
+     * metadata's */
+    dg_meta(meta, "det.neck_channels", "[8,0]");
+    expect_refused(&hm, meta, MO_EFORMAT, "det.neck.0.0.0.weight is missing", NULL);
+    dg_meta(meta, "det.neck_channels", NULL);
+    h1 = h;
+    dg_build(&other, &h1);
+    dg_conv_bn(&other, "det.neck.1.0", h.c4, 16, 0);
+    dg_conv_bn(&other, "det.neck.1.1", 16, 16, 1);
+    dg_conv_bn(&other, "det.neck.1.2", 16, h.c4, 0);
+    expect_refused(&other, meta, MO_EMISMATCH, "det.neck.1", "neck widths [0,0]");
+    dg_meta(meta, "det.neck_channels", "[0,24]");
+    expect_refused(&other, meta, MO_EMISMATCH, "neck block 1 1x1", "1024 -> 24");
+    dg_meta(meta, "det.neck_channels", "[0,16]");
+    assert_int_equal(open_head(&other, meta, NULL, NULL), MO_OK);
+    dg_meta(meta, "det.neck_channels", NULL);
+    mg_free(&other);
+
     /* anchors: ratios [2] only = 4 boxes per location, but the weights predict 6 */
     dg_meta(meta, "det.aspect_ratios", "[[2],[2,3],[2,3],[2,3],[2,3],[2,3]]");
     expect_refused(&hm, meta, MO_EMISMATCH, "4 default boxes per location", "[30,256,1,1]");

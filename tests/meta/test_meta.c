@@ -202,6 +202,11 @@ static const bad_case cases[] = {
     {DET, "det.num_classes", "5.5", MO_EFORMAT, "det.num_classes = 5.5 must be an integer"},
     {DET, "det.extra_channels", "[63,32,32,16]", MO_EFORMAT, "det.extra_channels[0] = 63 must "
                                                             "be an even integer"},
+    {DET, "det.neck_channels", "[32]", MO_EFORMAT, "det.neck_channels = [32] is not"},
+    {DET, "det.neck_channels", "[32,-1]", MO_EFORMAT, "det.neck_channels[1] = -1"},
+    {DET, "det.neck_channels", "[32,7.5]", MO_EFORMAT, "det.neck_channels[1] = 7.5 must be an "
+                                                      "integer"},
+    {DET, "det.neck_channels", "[32,65537]", MO_EFORMAT, "det.neck_channels[1] = 65537"},
     {DET, "det.input_size", "[64,0]", MO_EFORMAT, "det.input_size[1] = 0 must be positive"},
     {DET, "det.input_size", "[64.5,64]", MO_EFORMAT, "det.input_size[0] = 64.5"},
     {DET, "det.input_size", "[4096,4096]", MO_EUNSUPPORTED, "det.input_size: a 4096x4096 "

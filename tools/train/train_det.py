@@ -109,8 +109,9 @@ class Caches:
 
 def heads_forward(model, stage3, stage4):
     """SSD's feature list (stage3, stage4, extras) and head outputs, from cached maps."""
-    feats = [stage3, stage4]
-    x = stage4
+    neck = model.backbone.neck
+    feats = [neck[0](stage3), neck[1](stage4)]
+    x = feats[1]
     for block in model.backbone.extra:
         x = block(x)
         feats.append(x)
@@ -180,6 +181,7 @@ def build_model(backbone_path, seed, config=None):
     if missing or unexpected:
         raise ValueError("backbone: missing %s, unexpected %s" % (missing[:5], unexpected[:5]))
     _normal_init(model.backbone.extra)
+    _normal_init(model.backbone.neck)
     _normal_init(model.head)
     for p in model.backbone.body.parameters():
         p.requires_grad_(False)
@@ -237,7 +239,11 @@ def train(a):
     cache = Caches(a.feat, imagenet_veto(a) if a.imagenet_veto else None, a.repeat)
     if a.imagenet_veto:
         print("imagenet veto: %s" % json.dumps(a.veto_counts), flush=True)
-    config = {"min_ratio": a.min_ratio} if a.min_ratio is not None else None
+    config = {}
+    if a.min_ratio is not None:
+        config["min_ratio"] = a.min_ratio
+    if a.neck:
+        config["neck_channels"] = a.neck
     model = build_model(a.backbone, a.seed, config)
     init_sha = init_from(model, a.init, a.backbone) if a.init else None
     model.train()
@@ -330,6 +336,9 @@ def main(argv=None):
                     help="per --feat cache: how many times each record comes in one pass (default 1)")
     ap.add_argument("--min-ratio", type=float,
                     help="smallest default-box scale (det.min_ratio; default ssdlite_ref's 0.2)")
+    ap.add_argument("--neck", type=int, nargs=2, metavar=("M3", "M4"),
+                    help="inner widths of the stride-1 blocks on stage3 / stage4 before the "
+                         "head (det.neck_channels; default none)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--save-every", type=int, default=0,
