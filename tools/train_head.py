@@ -29,7 +29,7 @@ inference view, the other views flip, zoom / crop, aspect and colour jitter. Rec
        cross-entropy (ignore 255) at 1/4 of the crop; SGD momentum 0.9, lr 0.01 poly 0.9,
        weight decay 1e-4, batch 16.
 Start (--init): by default the shipped head of the task (weights/ssdlite_s0 or deeplab_s0):
-every tensor of the same shape, and the rows of the class-specific last layer for the classes
+its layout (det: the neck blocks its det.neck_channels names), every tensor of the same shape, and the rows of the class-specific last layer for the classes
 both files name; the other classes (and everything with --init none) start fresh.
 A --val-fraction of the images (seeded choice) is held out: its loss on the plain views is
 printed, and for det --val-json / --train-json write the two splits as COCO files (for
@@ -323,6 +323,7 @@ def det_model(sd, variant, config, seed):
     torch.manual_seed(seed)
     model = sref.build(variant, ref.state_dict_form(sd) == "fused", config)
     model.backbone.body.load_state_dict(sd)
+    _normal_init(model.backbone.neck)
     _normal_init(model.backbone.extra)
     _normal_init(model.head)
     for p in model.backbone.body.parameters():
@@ -365,6 +366,9 @@ def train_det(a):
     bb, sd, variant, model_file = load_backbone(a.backbone)
     size = [a.input_size, a.input_size]
     config = {"classes": classes, "num_classes": len(classes), "input_size": size}
+    if a.init != "none":  # the same neck blocks as the head it starts from (det.neck_channels)
+        config["neck_channels"] = json.loads(
+            mofile.read(a.init)[1].get("det.neck_channels", "[0, 0]"))
     model = det_model(sd, variant, config, a.seed)
     init = None
     if a.init != "none":
@@ -372,9 +376,10 @@ def train_det(a):
             mofile.digest({"backbone." + k: v.float().numpy() for k, v in sd.items()},
                           "backbone.")
         msd = model.state_dict()
-        target = {("det." + k[len("backbone."):] if k.startswith("backbone.extra.")
+        necked = ("backbone.extra.", "backbone.neck.")
+        target = {("det." + k[len("backbone."):] if k.startswith(necked)
                    else "det." + k): v for k, v in msd.items()
-                  if (k.startswith("backbone.extra.") or k.startswith("head."))
+                  if (k.startswith(necked) or k.startswith("head."))
                   and not k.endswith("num_batches_tracked")}
         cls_keys = {k for k in target if k.startswith("det.head.classification_head.")
                     and k.endswith((".1.weight", ".1.bias"))

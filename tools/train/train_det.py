@@ -302,7 +302,9 @@ def train(a):
                      "imagenet_veto": getattr(a, "veto_counts", None), "warmup": a.warmup,
                      "weight_decay": a.wd, "threads": a.threads, "seconds": round(seconds, 1),
                      "cache_meta_sha256": cache.meta_sha256, "repeat": cache.repeat,
-                     "config": {k: model.config[k] for k in ("min_ratio", "max_ratio")}, "log": log,
+                     "config": {k: model.config[k]
+                                for k in ("min_ratio", "max_ratio", "neck_channels")},
+                     "log": log,
                      "init": a.init and {"file": os.path.basename(a.init), "sha256": init_sha},
                      "torch": torch.__version__}}
     torch.save(obj, a.out)
