@@ -190,10 +190,22 @@ def _pow2(x):
     return 2.0 ** round(math.log2(x))
 
 
+def _calibrate_block_(block, y):
+    """Scale each conv + BN of a neck or extra block to an output RMS in [0.7, 1.4]; returns
+    the block's output."""
+    for layer in block:
+        conv, bn = layer[0], layer[1]
+        s = _pow2(bn(conv(y)).pow(2).mean().sqrt().item())
+        bn.weight.div_(s)
+        bn.bias.div_(s)
+        y = layer(y)
+    return y
+
+
 def _calibrate_(model, x, logit_std, reg_std):
     feats_mod = model.backbone
     with torch.no_grad():
-        # extras, block by block
+        # neck and extras, block by block
         feats_mod.body.set_output_stride(32)
         y = x
         taps = []
@@ -201,27 +213,11 @@ def _calibrate_(model, x, logit_std, reg_std):
             y = st(y)
             if i >= 3:
                 taps.append(y)
-        for t, block in enumerate(feats_mod.neck):
-            if isinstance(block, nn.Identity):
-                continue
-            y = taps[t]
-            for layer in block:
-                conv, bn = layer[0], layer[1]
-                pre = bn(conv(y))
-                s = _pow2(pre.pow(2).mean().sqrt().item())
-                bn.weight.div_(s)
-                bn.bias.div_(s)
-                y = layer(y)
-            taps[t] = y
+        taps = [t if isinstance(block, nn.Identity) else _calibrate_block_(block, t)
+                for t, block in zip(taps, feats_mod.neck)]
         y = taps[-1]
         for block in feats_mod.extra:
-            for layer in block:
-                conv, bn = layer[0], layer[1]
-                pre = bn(conv(y))
-                s = _pow2(pre.pow(2).mean().sqrt().item())
-                bn.weight.div_(s)
-                bn.bias.div_(s)
-                y = layer(y)
+            y = _calibrate_block_(block, y)
             taps.append(y)
         for head, target in ((model.head.classification_head, logit_std),
                              (model.head.regression_head, reg_std)):
