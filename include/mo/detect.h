@@ -4,8 +4,11 @@
  *        default boxes, box decoding, NMS, and the whole head (torchvision 0.14 semantics).
  *
  * What a run computes (docs REFERENCE.md section 2, torchvision's `SSD` with an
- * `SSDLiteHead`): four extra blocks on the stride-32 map (1x1 conv to out/2, depthwise
- * 3x3 stride 2, 1x1 conv to out, each with BatchNorm and ReLU6), then on each of the six
+ * `SSDLiteHead`): where the file names them (`det.neck_channels`, weights/FORMAT.md), a
+ * neck block on the stride-16 and / or stride-32 map (1x1 conv to m, depthwise 3x3 stride
+ * 1, 1x1 conv back, each with BatchNorm and ReLU6); four extra blocks on the stride-32 map
+ * (1x1 conv to out/2, depthwise 3x3 stride 2, 1x1 conv to out, each with BatchNorm and
+ * ReLU6), then on each of the six
  * maps a classification and a regression block (depthwise 3x3 + BatchNorm + ReLU6, then
  * a 1x1 conv with bias), default boxes, decoding with weights (10, 10, 5, 5), softmax,
  * per-class score threshold and top-k, clipping, class-wise NMS, the best
