@@ -94,16 +94,22 @@ class MobileOneSSDFeatures(nn.Module):
 
     def forward(self, x):
         self.body.set_output_stride(32)
-        out = []
+        taps = []
         for i, st in enumerate(self.body.stages()):
             x = st(x)
             if i >= 3:
-                out.append(self.neck[i - 3](x))
+                taps.append(x)
+        return OrderedDict((str(i), v) for i, v in enumerate(self.maps(taps)))
+
+    def maps(self, taps):
+        """The head's maps from the backbone's [stage3, stage4]: necks, then the extras
+        from the stage4 neck (also what training on cached taps runs)."""
+        out = [neck(t) for neck, t in zip(self.neck, taps)]
         x = out[-1]
         for block in self.extra:
             x = block(x)
             out.append(x)
-        return OrderedDict((str(i), v) for i, v in enumerate(out))
+        return out
 
 
 def _neck_block(c, m, norm):
@@ -119,7 +125,7 @@ def build(variant="s0", fused=True, config=None, **postprocess):
     cfg = dict(DEFAULT_CONFIG, **(config or {}))
     pp = dict(DEFAULT_POSTPROCESS, **postprocess)
     feats = MobileOneSSDFeatures(variant, fused, cfg["extra_channels"], cfg["bn_eps"],
-                                 cfg.get("neck_channels", [0, 0]))
+                                 cfg["neck_channels"])
     anchors = DefaultBoxGenerator([list(a) for a in cfg["aspect_ratios"]],
                                   min_ratio=cfg["min_ratio"], max_ratio=cfg["max_ratio"])
     if len(feats.out_channels) != len(anchors.aspect_ratios):

@@ -29,8 +29,9 @@ inference view, the other views flip, zoom / crop, aspect and colour jitter. Rec
        cross-entropy (ignore 255) at 1/4 of the crop; SGD momentum 0.9, lr 0.01 poly 0.9,
        weight decay 1e-4, batch 16.
 Start (--init): by default the shipped head of the task (weights/ssdlite_s0 or deeplab_s0):
-its layout (det: the neck blocks its det.neck_channels names), every tensor of the same shape, and the rows of the class-specific last layer for the classes
-both files name; the other classes (and everything with --init none) start fresh.
+its layout (det: the neck blocks its det.neck_channels names), every tensor of the same
+shape, and the rows of the class-specific last layer for the classes both files name; the
+other classes (and everything with --init none) start fresh.
 A --val-fraction of the images (seeded choice) is held out: its loss on the plain views is
 printed, and for det --val-json / --train-json write the two splits as COCO files (for
 `mo-eval coco`); for seg --val-list writes the held-out stems (for `mo-eval seg --list`).
@@ -375,12 +376,7 @@ def train_det(a):
         digest = mofile.digest(mofile.read(model_file)[0], "backbone.") if model_file else \
             mofile.digest({"backbone." + k: v.float().numpy() for k, v in sd.items()},
                           "backbone.")
-        msd = model.state_dict()
-        necked = ("backbone.extra.", "backbone.neck.")
-        target = {("det." + k[len("backbone."):] if k.startswith(necked)
-                   else "det." + k): v for k, v in msd.items()
-                  if (k.startswith(necked) or k.startswith("head."))
-                  and not k.endswith("num_batches_tracked")}
+        _, target = conv.split(model.state_dict())  # the head file's det.* names
         cls_keys = {k for k in target if k.startswith("det.head.classification_head.")
                     and k.endswith((".1.weight", ".1.bias"))
                     and k.count(".") == 6}

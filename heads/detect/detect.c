@@ -578,6 +578,22 @@ static mo_tensor view(float *data, int h, int w, int c)
     return (mo_tensor){ .data = data, .h = h, .w = w, .c = c, .row_stride = (ptrdiff_t)w * c };
 }
 
+/* The three ops of a neck or extra block b (1x1, depthwise 3x3, 1x1) from `in` to an
+ * oh x ow map in `out`, through the scratch `mid` and `dwb`; names[j] holds a %d for i.
+ * Returns the view of the block's output. */
+static mo_tensor block_ops(mo_exec_op *ops, int *n, const det_extra *b, const mo_tensor *in,
+                           int oh, int ow, float *mid, float *dwb, float *out,
+                           const char *const names[3], int i)
+{
+    const det_conv *c = b->conv;
+    const mo_tensor m1 = view(mid, in->h, in->w, c[0].cout);
+    const mo_tensor m2 = view(dwb, oh, ow, c[1].cout);
+    ops[(*n)++] = conv_op(&c[0], in, mid, names[0], i);
+    ops[(*n)++] = conv_op(&c[1], &m1, dwb, names[1], i);
+    ops[(*n)++] = conv_op(&c[2], &m2, out, names[2], i);
+    return view(out, oh, ow, c[2].cout);
+}
+
 MO_API int mo_det_run_raw(const mo_det *d, mo_session *s, const mo_features *f,
                           mo_det_raw *out)
 {
@@ -605,30 +621,21 @@ MO_API int mo_det_run_raw(const mo_det *d, mo_session *s, const mo_features *f,
     float *mid = (float *)(ws + L.mid), *dwb = (float *)(ws + L.dwb);
     mo_exec_op ops[3 * NUM_TAPS + 3 * MAX_EXTRAS + 4 * MO_DET_MAX_LEVELS];
     int n = 0;
-    for (int t = 0; t < NUM_TAPS; t++) {
-        if (!d->neck_mid[t])
-            continue;
-        const det_conv *c = d->neck[t].conv;
-        const mo_tensor in = maps[t];
-        const mo_tensor m1 = view(mid, in.h, in.w, c[0].cout);
-        const mo_tensor m2 = view(dwb, in.h, in.w, c[1].cout);
-        float *e = (float *)(ws + L.neck[t]);
-        ops[n++] = conv_op(&c[0], &in, mid, "det.neck%d.pw1", t);
-        ops[n++] = conv_op(&c[1], &m1, dwb, "det.neck%d.dw", t);
-        ops[n++] = conv_op(&c[2], &m2, e, "det.neck%d.pw2", t);
-        maps[t] = view(e, in.h, in.w, c[2].cout);
-    }
+    static const char *const neck_names[3] = { "det.neck%d.pw1", "det.neck%d.dw",
+                                               "det.neck%d.pw2" };
+    static const char *const extra_names[3] = { "det.extra%d.pw1", "det.extra%d.dw",
+                                                "det.extra%d.pw2" };
+    for (int t = 0; t < NUM_TAPS; t++)
+        if (d->neck_mid[t]) {
+            const mo_tensor in = maps[t];
+            maps[t] = block_ops(ops, &n, &d->neck[t], &in, in.h, in.w, mid, dwb,
+                                (float *)(ws + L.neck[t]), neck_names, t);
+        }
     for (int i = 0; i < d->num_extras; i++) {
-        const det_conv *c = d->extra[i].conv;
-        const mo_tensor *in = &maps[NUM_TAPS + i - 1];
         const det_level *o = &d->level[NUM_TAPS + i];
-        const mo_tensor m1 = view(mid, in->h, in->w, c[0].cout);
-        const mo_tensor m2 = view(dwb, o->h, o->w, c[1].cout);
-        float *e = (float *)(ws + L.extra[i]);
-        ops[n++] = conv_op(&c[0], in, mid, "det.extra%d.pw1", i);
-        ops[n++] = conv_op(&c[1], &m1, dwb, "det.extra%d.dw", i);
-        ops[n++] = conv_op(&c[2], &m2, e, "det.extra%d.pw2", i);
-        maps[NUM_TAPS + i] = view(e, o->h, o->w, c[2].cout);
+        maps[NUM_TAPS + i] = block_ops(ops, &n, &d->extra[i], &maps[NUM_TAPS + i - 1], o->h,
+                                       o->w, mid, dwb, (float *)(ws + L.extra[i]),
+                                       extra_names, i);
     }
     float *logits = (float *)(ws + L.logits), *reg = (float *)(ws + L.reg);
     for (int l = 0; l < d->num_levels; l++) {

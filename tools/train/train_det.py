@@ -108,13 +108,8 @@ class Caches:
 
 
 def heads_forward(model, stage3, stage4):
-    """SSD's feature list (stage3, stage4, extras) and head outputs, from cached maps."""
-    neck = model.backbone.neck
-    feats = [neck[0](stage3), neck[1](stage4)]
-    x = feats[1]
-    for block in model.backbone.extra:
-        x = block(x)
-        feats.append(x)
+    """SSD's feature list (necks, extras) and head outputs, from cached maps."""
+    feats = model.backbone.maps([stage3, stage4])
     return feats, model.head(feats)
 
 
